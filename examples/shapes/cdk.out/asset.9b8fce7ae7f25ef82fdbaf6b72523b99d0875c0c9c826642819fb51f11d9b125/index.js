@@ -1,0 +1,1 @@
+truncated by examples/synth.sh: asset payload not needed by the tests

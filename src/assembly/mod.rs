@@ -1,0 +1,191 @@
+//! The cloud assembly: what `cdk synth` writes to `cdk.out`, read, rewritten and re-hashed.
+//!
+//! This module owns the model ([`Assembly`], [`Stack`]), reading it from disk ([`read`]),
+//! keeping asset ids consistent when templates change ([`rehash`]) and writing the result
+//! atomically ([`write`]). It knows nothing of transforms: it is handed new template values
+//! and turns them into a set of file writes.
+//!
+//! Everything that is not a template we change is kept byte for byte: manifests and asset
+//! manifests are only ever edited by replacing an asset id string, so their formatting and
+//! every field cdk-harden does not understand survive untouched.
+
+pub mod format;
+pub mod paths;
+pub mod read;
+pub mod rehash;
+pub mod write;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use paths::RelPath;
+pub use write::WritePlan;
+
+/// The cloud assembly schema major versions this build reads. Older CDK v2 versions wrote the
+/// same structure; a newer major may not, so it is refused rather than guessed at.
+pub const SCHEMA_MAJOR_MIN: u64 = 13;
+pub const SCHEMA_MAJOR_MAX: u64 = 55;
+
+/// The marker written at the root while `apply` rewrites files in place.
+pub const INCOMPLETE_MARKER: &str = ".cdk-harden-incomplete";
+
+/// A loaded cloud assembly: the top-level assembly and every nested one (Stages), with all
+/// stack templates, nested stack templates and asset manifests.
+#[derive(Debug)]
+pub struct Assembly {
+    /// The directory the assembly was read from.
+    pub root: PathBuf,
+    /// The schema version of the top-level manifest, e.g. `55.0.0`.
+    pub version: String,
+    /// The top-level assembly first, then nested assemblies depth-first in manifest order.
+    pub dirs: Vec<AssemblyDir>,
+    /// Every template: top-level stacks in manifest order, each followed by its nested stacks.
+    pub stacks: Vec<Stack>,
+    /// Every `*.assets.json`, in manifest order.
+    pub asset_manifests: Vec<AssetManifest>,
+    /// Other JSON files that may name a template's asset id (the construct tree).
+    pub reference_files: Vec<RelPath>,
+}
+
+/// One cloud assembly directory: the root, or a nested `assembly-*` one written for a Stage.
+#[derive(Debug)]
+pub struct AssemblyDir {
+    pub path: RelPath,
+    pub manifest_path: RelPath,
+    /// The manifest as read, byte for byte.
+    pub manifest_text: String,
+    /// The Stage's construct path, e.g. `PipelineStack/Prod`; `None` for the root.
+    pub display_name: Option<String>,
+    pub parent: Option<usize>,
+}
+
+/// The account and region a stack deploys to, from `aws://ACCOUNT/REGION`.
+/// `unknown-account` and `unknown-region` (environment-agnostic stacks) become `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Environment {
+    pub account: Option<String>,
+    pub region: Option<String>,
+}
+
+impl Environment {
+    pub fn parse(text: &str) -> Option<Environment> {
+        let rest = text.strip_prefix("aws://")?;
+        let (account, region) = rest.split_once('/')?;
+        let known = |s: &str, unknown: &str| (s != unknown && !s.is_empty()).then(|| s.to_string());
+        Some(Environment {
+            account: known(account, "unknown-account"),
+            region: known(region, "unknown-region"),
+        })
+    }
+
+    /// `ACCOUNT/REGION`, with `unknown-account`/`unknown-region` for agnostic parts.
+    pub fn key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.account.as_deref().unwrap_or("unknown-account"),
+            self.region.as_deref().unwrap_or("unknown-region")
+        )
+    }
+}
+
+/// Where a nested stack hangs in its parent.
+#[derive(Debug, Clone)]
+pub struct NestedLink {
+    /// Index of the parent in [`Assembly::stacks`].
+    pub parent: usize,
+    /// The parent's `AWS::CloudFormation::Stack` resource.
+    pub logical_id: String,
+}
+
+/// A file asset entry: the asset manifest it is in and its (opaque) id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetRef {
+    pub manifest: usize,
+    pub id: String,
+}
+
+/// One CloudFormation template: a stack artifact, or a nested stack's template.
+#[derive(Debug)]
+pub struct Stack {
+    /// The artifact id; for a nested stack, the parent's name, `/` and the logical id.
+    pub name: String,
+    /// The construct path CDK shows, e.g. `PipelineStack/Prod/Service`.
+    pub display_name: String,
+    /// Index of the assembly directory the template lives in.
+    pub dir: usize,
+    pub template_path: RelPath,
+    pub environment: Environment,
+    /// The enclosing Stage's construct path, e.g. `PipelineStack/Prod`.
+    pub stage: Option<String>,
+    pub nested: Option<NestedLink>,
+    /// The file asset entries that publish this template.
+    pub assets: Vec<AssetRef>,
+    pub template: Value,
+    /// The template as read, byte for byte.
+    pub original: String,
+}
+
+impl Stack {
+    /// The construct path of a resource, from `Metadata["aws:cdk:path"]`.
+    pub fn construct_path(&self, logical_id: &str) -> Option<&str> {
+        self.template
+            .get("Resources")?
+            .get(logical_id)?
+            .get("Metadata")?
+            .get("aws:cdk:path")?
+            .as_str()
+    }
+
+    /// The last segment of the Stage path (`Prod` for `PipelineStack/Prod`).
+    pub fn stage_name(&self) -> Option<&str> {
+        self.stage.as_deref().map(|s| s.rsplit('/').next().unwrap_or(s))
+    }
+}
+
+/// A `*.assets.json` file.
+#[derive(Debug)]
+pub struct AssetManifest {
+    pub path: RelPath,
+    /// As read, byte for byte.
+    pub text: String,
+    /// File assets: id and the source path they publish (executable sources have none).
+    pub files: Vec<(String, Option<RelPath>)>,
+}
+
+impl Assembly {
+    /// Reads and checks the assembly at `root`. See [`read::load`].
+    pub fn load(root: impl AsRef<Path>) -> crate::Result<Assembly> {
+        read::load(root.as_ref())
+    }
+
+    /// The stack with this name, if any.
+    pub fn stack(&self, name: &str) -> Option<&Stack> {
+        self.stacks.iter().find(|s| s.name == name)
+    }
+
+    /// The nested stacks whose parent is `index`.
+    pub fn children(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
+        self.stacks
+            .iter()
+            .enumerate()
+            .filter(move |(_, s)| s.nested.as_ref().is_some_and(|n| n.parent == index))
+            .map(|(i, _)| i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environments_parse() {
+        let env = Environment::parse("aws://111111111111/eu-west-1").unwrap();
+        assert_eq!(env.account.as_deref(), Some("111111111111"));
+        assert_eq!(env.region.as_deref(), Some("eu-west-1"));
+        let agnostic = Environment::parse("aws://unknown-account/unknown-region").unwrap();
+        assert_eq!(agnostic, Environment::default());
+        assert_eq!(agnostic.key(), "unknown-account/unknown-region");
+        assert!(Environment::parse("111111111111/eu-west-1").is_none());
+    }
+}

@@ -1,0 +1,207 @@
+//! Paths inside a cloud assembly, checked so that nothing is read or written outside it.
+//!
+//! Manifests are input, and input is not trusted: a `templateFile`, an asset `source.path` or a
+//! nested `directoryName` that leaves the assembly root (through `..`, an absolute path or a
+//! symbolic link pointing out) is refused before anything is read.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A path relative to the assembly root, with `/` separators and no `.` or `..` parts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct RelPath(String);
+
+impl RelPath {
+    pub fn root() -> Self {
+        RelPath(String::new())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The path on disk below `root`.
+    pub fn under(&self, root: &Path) -> PathBuf {
+        if self.0.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&self.0)
+        }
+    }
+
+    /// The directory part (the root for a top-level file).
+    pub fn parent(&self) -> RelPath {
+        match self.0.rfind('/') {
+            Some(i) => RelPath(self.0[..i].to_string()),
+            None => RelPath::root(),
+        }
+    }
+
+    /// The final component.
+    pub fn file_name(&self) -> &str {
+        match self.0.rfind('/') {
+            Some(i) => &self.0[i + 1..],
+            None => &self.0,
+        }
+    }
+
+    /// `self` joined with a plain, already-checked relative name.
+    pub fn join(&self, name: &str) -> RelPath {
+        if self.0.is_empty() {
+            RelPath(name.to_string())
+        } else {
+            RelPath(format!("{}/{}", self.0, name))
+        }
+    }
+
+    /// `self` relative to the directory `base`, with `..` where needed, as cdk-assets writes it.
+    pub fn relative_to(&self, base: &RelPath) -> String {
+        let mine: Vec<&str> = self.0.split('/').filter(|s| !s.is_empty()).collect();
+        let theirs: Vec<&str> = base.0.split('/').filter(|s| !s.is_empty()).collect();
+        let common = mine.iter().zip(&theirs).take_while(|(a, b)| a == b).count();
+        let mut parts: Vec<&str> = vec![".."; theirs.len() - common];
+        parts.extend(&mine[common..]);
+        parts.join("/")
+    }
+}
+
+impl std::fmt::Display for RelPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Resolves `value`, a path written in the file `manifest` (at JSON pointer `pointer`), against
+/// the assembly directory `base`, and checks that it stays inside `root`.
+///
+/// The check is lexical first (absolute paths and `..` that climbs above the root are refused),
+/// then physical: if the path exists, its canonical form must lie under the canonical root, which
+/// catches symbolic links that point out.
+pub fn resolve(
+    root: &Path,
+    base: &RelPath,
+    value: &str,
+    manifest: &Path,
+    pointer: &str,
+) -> Result<RelPath> {
+    let escape = || Error::PathEscape {
+        path: manifest.to_path_buf(),
+        pointer: pointer.to_string(),
+        value: value.to_string(),
+    };
+    let candidate = Path::new(value);
+    if value.is_empty() || candidate.is_absolute() {
+        return Err(escape());
+    }
+    let mut parts: Vec<String> = base
+        .as_str()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    for component in candidate.components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if parts.pop().is_none() {
+                    return Err(escape());
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return Err(escape()),
+        }
+    }
+    if parts.is_empty() {
+        return Err(escape());
+    }
+    let rel = RelPath(parts.join("/"));
+    let on_disk = rel.under(root);
+    if std::fs::symlink_metadata(&on_disk).is_ok() {
+        let canonical_root = root.canonicalize().map_err(Error::io(root))?;
+        match on_disk.canonicalize() {
+            Ok(real) if real.starts_with(&canonical_root) => {}
+            Ok(_) => return Err(escape()),
+            // A dangling link: it points somewhere we cannot see, so refuse it.
+            Err(_) => return Err(escape()),
+        }
+    }
+    Ok(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(base: &str, value: &str) -> Result<RelPath> {
+        let dir = tempfile::tempdir().unwrap();
+        let base = if base.is_empty() {
+            RelPath::root()
+        } else {
+            RelPath(base.to_string())
+        };
+        resolve(dir.path(), &base, value, Path::new("manifest.json"), "/x")
+    }
+
+    #[test]
+    fn plain_and_nested_paths_resolve() {
+        assert_eq!(check("", "a.template.json").unwrap().as_str(), "a.template.json");
+        assert_eq!(
+            check("assembly-Dev", "../asset.abc").unwrap().as_str(),
+            "asset.abc"
+        );
+        assert_eq!(
+            check("assembly-A/assembly-B", "./x/../y.json").unwrap().as_str(),
+            "assembly-A/assembly-B/y.json"
+        );
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        for (base, value) in [
+            ("", "../outside.json"),
+            ("assembly-Dev", "../../outside"),
+            ("", "/etc/passwd"),
+            ("", ""),
+            ("", "."),
+        ] {
+            let err = check(base, value).unwrap_err();
+            assert!(
+                matches!(err, Error::PathEscape { .. }),
+                "{base} {value}: {err}"
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_pointing_out_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("link")).unwrap();
+        let err = resolve(
+            root.path(),
+            &RelPath::root(),
+            "link",
+            Path::new("m.json"),
+            "/p",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("leaves the assembly"), "{err}");
+    }
+
+    #[test]
+    fn relative_to_climbs_as_needed() {
+        let p = RelPath("assembly-Dev/x.assets.json".into());
+        assert_eq!(p.relative_to(&RelPath::root()), "assembly-Dev/x.assets.json");
+        assert_eq!(
+            p.relative_to(&RelPath("assembly-Dev".into())),
+            "x.assets.json"
+        );
+        assert_eq!(
+            p.relative_to(&RelPath("assembly-Other".into())),
+            "../assembly-Dev/x.assets.json"
+        );
+    }
+}

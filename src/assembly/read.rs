@@ -1,0 +1,387 @@
+//! Reading a cloud assembly from disk.
+//!
+//! Walks `manifest.json`, descends into nested assemblies (`cdk:cloud-assembly` artifacts, one
+//! per Stage, to any depth), reads every stack template, follows `AWS::CloudFormation::Stack`
+//! resources to their nested templates, and indexes the asset manifests so each template knows
+//! the asset entries that publish it. Every path a manifest names is checked by
+//! [`paths::resolve`] before it is opened. Asset payloads are never read.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::paths::{self, RelPath};
+use super::{
+    AssemblyDir, AssetManifest, AssetRef, Environment, NestedLink, Stack, INCOMPLETE_MARKER,
+    SCHEMA_MAJOR_MAX, SCHEMA_MAJOR_MIN,
+};
+use crate::error::{Error, Result};
+use crate::Assembly;
+
+/// Loads the assembly rooted at `root`.
+///
+/// Fails, naming the file, on: a missing `manifest.json`, invalid JSON (with line and column),
+/// an unsupported schema major version, a manifest entry of the wrong shape, a path leaving
+/// the assembly, a template that does not exist, or the marker of an interrupted `apply`.
+pub fn load(root: &Path) -> Result<Assembly> {
+    if !root.join("manifest.json").is_file() {
+        return Err(Error::MissingManifest {
+            path: root.to_path_buf(),
+        });
+    }
+    if root.join(INCOMPLETE_MARKER).exists() {
+        return Err(Error::Interrupted {
+            path: root.to_path_buf(),
+        });
+    }
+    let mut reader = Reader {
+        root,
+        dirs: Vec::new(),
+        stacks: Vec::new(),
+        asset_manifests: Vec::new(),
+        reference_files: Vec::new(),
+        version: String::new(),
+    };
+    reader.read_dir(RelPath::root(), None, None)?;
+    reader.link_assets();
+    Ok(Assembly {
+        root: root.to_path_buf(),
+        version: reader.version,
+        dirs: reader.dirs,
+        stacks: reader.stacks,
+        asset_manifests: reader.asset_manifests,
+        reference_files: reader.reference_files,
+    })
+}
+
+struct Reader<'a> {
+    root: &'a Path,
+    dirs: Vec<AssemblyDir>,
+    stacks: Vec<Stack>,
+    asset_manifests: Vec<AssetManifest>,
+    reference_files: Vec<RelPath>,
+    version: String,
+}
+
+/// Reads a UTF-8 JSON file below the root, returning its text and parsed value.
+fn read_json(root: &Path, rel: &RelPath) -> Result<(String, Value)> {
+    let path = rel.under(root);
+    let bytes = Error::read(&path)?;
+    let value: Value = Error::parse_json(&path, &bytes)?;
+    // parse_json accepted it, so it is valid UTF-8.
+    let text = String::from_utf8(bytes).expect("valid JSON is UTF-8");
+    Ok((text, value))
+}
+
+fn str_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
+    value.pointer(pointer).and_then(Value::as_str)
+}
+
+fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+impl Reader<'_> {
+    fn shape(&self, file: &RelPath, pointer: String, expected: &'static str) -> Error {
+        Error::Shape {
+            path: file.under(self.root),
+            pointer,
+            expected,
+        }
+    }
+
+    fn read_dir(
+        &mut self,
+        dir: RelPath,
+        display_name: Option<String>,
+        parent: Option<usize>,
+    ) -> Result<()> {
+        let manifest_path = dir.join("manifest.json");
+        let manifest_file = manifest_path.under(self.root);
+        let (text, manifest) = read_json(self.root, &manifest_path)?;
+        let version = str_at(&manifest, "/version")
+            .ok_or_else(|| self.shape(&manifest_path, "/version".into(), "a version string"))?;
+        check_version(&manifest_file, version)?;
+        if parent.is_none() {
+            self.version = version.to_string();
+        }
+        let index = self.dirs.len();
+        self.dirs.push(AssemblyDir {
+            path: dir.clone(),
+            manifest_path: manifest_path.clone(),
+            manifest_text: text,
+            display_name: display_name.clone(),
+            parent,
+        });
+
+        let empty = serde_json::Map::new();
+        let artifacts = match manifest.get("artifacts") {
+            None => &empty,
+            Some(Value::Object(map)) => map,
+            Some(_) => return Err(self.shape(&manifest_path, "/artifacts".into(), "an object")),
+        };
+        for (id, artifact) in artifacts {
+            let at = format!("/artifacts/{}", escape_pointer(id));
+            let kind = str_at(artifact, "/type")
+                .ok_or_else(|| self.shape(&manifest_path, format!("{at}/type"), "a string"))?;
+            let property = |name: &str| -> Result<&str> {
+                str_at(artifact, &format!("/properties/{name}")).ok_or_else(|| {
+                    self.shape(&manifest_path, format!("{at}/properties/{name}"), "a string")
+                })
+            };
+            match kind {
+                "aws:cloudformation:stack" => {
+                    let file = property("templateFile")?;
+                    let template_path = paths::resolve(
+                        self.root,
+                        &dir,
+                        file,
+                        &manifest_file,
+                        &format!("{at}/properties/templateFile"),
+                    )?;
+                    let environment = match str_at(artifact, "/environment") {
+                        None => Environment::default(),
+                        Some(env) => Environment::parse(env).ok_or_else(|| {
+                            self.shape(
+                                &manifest_path,
+                                format!("{at}/environment"),
+                                "of the form `aws://ACCOUNT/REGION`",
+                            )
+                        })?,
+                    };
+                    let display = str_at(artifact, "/displayName").unwrap_or(id).to_string();
+                    self.read_stack(
+                        id.clone(),
+                        display,
+                        index,
+                        template_path,
+                        environment,
+                        display_name.clone(),
+                        None,
+                        (&manifest_file, format!("{at}/properties/templateFile")),
+                    )?;
+                }
+                "cdk:asset-manifest" => {
+                    let file = property("file")?;
+                    let path = paths::resolve(
+                        self.root,
+                        &dir,
+                        file,
+                        &manifest_file,
+                        &format!("{at}/properties/file"),
+                    )?;
+                    self.read_asset_manifest(path)?;
+                }
+                "cdk:cloud-assembly" => {
+                    let name = property("directoryName")?;
+                    let nested = paths::resolve(
+                        self.root,
+                        &dir,
+                        name,
+                        &manifest_file,
+                        &format!("{at}/properties/directoryName"),
+                    )?;
+                    let display = str_at(artifact, "/properties/displayName")
+                        .unwrap_or(id)
+                        .to_string();
+                    if !nested.join("manifest.json").under(self.root).is_file() {
+                        return Err(Error::MissingFile {
+                            path: manifest_file.clone(),
+                            pointer: format!("{at}/properties/directoryName"),
+                            value: format!("{name}/manifest.json"),
+                        });
+                    }
+                    self.read_dir(nested, Some(display), Some(index))?;
+                }
+                "cdk:tree" => {
+                    if let Ok(file) = property("file") {
+                        let path = paths::resolve(
+                            self.root,
+                            &dir,
+                            file,
+                            &manifest_file,
+                            &format!("{at}/properties/file"),
+                        )?;
+                        self.reference_files.push(path);
+                    }
+                }
+                // Feature-flag reports, metadata files and kinds not known today are kept as
+                // they are: cdk-harden never rewrites what it does not understand.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_stack(
+        &mut self,
+        name: String,
+        display_name: String,
+        dir: usize,
+        template_path: RelPath,
+        environment: Environment,
+        stage: Option<String>,
+        nested: Option<NestedLink>,
+        named_by: (&Path, String),
+    ) -> Result<()> {
+        let file = template_path.under(self.root);
+        if !file.is_file() {
+            return Err(Error::MissingFile {
+                path: named_by.0.to_path_buf(),
+                pointer: named_by.1,
+                value: template_path.as_str().to_string(),
+            });
+        }
+        let (original, template) = read_json(self.root, &template_path)?;
+        if !template.is_object() {
+            return Err(self.shape(&template_path, String::new(), "a JSON object (a CloudFormation template)"));
+        }
+        let index = self.stacks.len();
+        let base = template_path.parent();
+        let mut children = Vec::new();
+        if let Some(Value::Object(resources)) = template.get("Resources") {
+            for (logical_id, resource) in resources {
+                if str_at(resource, "/Type") != Some("AWS::CloudFormation::Stack") {
+                    continue;
+                }
+                let Some(asset_path) = str_at(resource, "/Metadata/aws:asset:path") else {
+                    continue;
+                };
+                let pointer = format!("/Resources/{}/Metadata/aws:asset:path", escape_pointer(logical_id));
+                let child = paths::resolve(self.root, &base, asset_path, &file, &pointer)?;
+                let child_display = nested_display_name(resource)
+                    .unwrap_or_else(|| format!("{display_name}/{logical_id}"));
+                children.push((logical_id.clone(), child, child_display, pointer));
+            }
+        }
+        self.stacks.push(Stack {
+            name: name.clone(),
+            display_name,
+            dir,
+            template_path,
+            environment: environment.clone(),
+            stage: stage.clone(),
+            nested,
+            assets: Vec::new(),
+            template,
+            original,
+        });
+        for (logical_id, child, child_display, pointer) in children {
+            self.read_stack(
+                format!("{name}/{logical_id}"),
+                child_display,
+                dir,
+                child,
+                environment.clone(),
+                stage.clone(),
+                Some(NestedLink {
+                    parent: index,
+                    logical_id,
+                }),
+                (&file, pointer),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn read_asset_manifest(&mut self, path: RelPath) -> Result<()> {
+        let (text, value) = read_json(self.root, &path)?;
+        let file = path.under(self.root);
+        let base = path.parent();
+        let mut files = Vec::new();
+        if let Some(entries) = value.get("files") {
+            let Value::Object(entries) = entries else {
+                return Err(self.shape(&path, "/files".into(), "an object"));
+            };
+            for (id, entry) in entries {
+                let pointer = format!("/files/{}/source/path", escape_pointer(id));
+                let source = match entry.pointer("/source/path") {
+                    None => None,
+                    Some(Value::String(p)) => {
+                        Some(paths::resolve(self.root, &base, p, &file, &pointer)?)
+                    }
+                    Some(_) => return Err(self.shape(&path, pointer, "a string")),
+                };
+                files.push((id.clone(), source));
+            }
+        }
+        if let Some(Value::Object(images)) = value.get("dockerImages") {
+            for (id, entry) in images {
+                if let Some(Value::String(d)) = entry.pointer("/source/directory") {
+                    let pointer = format!("/dockerImages/{}/source/directory", escape_pointer(id));
+                    paths::resolve(self.root, &base, d, &file, &pointer)?;
+                }
+            }
+        }
+        self.asset_manifests.push(AssetManifest { path, text, files });
+        Ok(())
+    }
+
+    /// Gives each template the asset entries whose source is that template's file.
+    fn link_assets(&mut self) {
+        let mut by_source: BTreeMap<&RelPath, Vec<AssetRef>> = BTreeMap::new();
+        for (manifest, am) in self.asset_manifests.iter().enumerate() {
+            for (id, source) in &am.files {
+                if let Some(source) = source {
+                    by_source.entry(source).or_default().push(AssetRef {
+                        manifest,
+                        id: id.clone(),
+                    });
+                }
+            }
+        }
+        for stack in &mut self.stacks {
+            if let Some(refs) = by_source.get(&stack.template_path) {
+                stack.assets = refs.clone();
+            }
+        }
+    }
+}
+
+/// `Dev/Service/Nested` from a nested stack resource whose `aws:cdk:path` is
+/// `Dev/Service/Nested.NestedStack/Nested.NestedStackResource`.
+fn nested_display_name(resource: &Value) -> Option<String> {
+    let path = str_at(resource, "/Metadata/aws:cdk:path")?;
+    let (scope, _) = path.rsplit_once('/')?;
+    Some(scope.strip_suffix(".NestedStack").unwrap_or(scope).to_string())
+}
+
+fn check_version(file: &Path, version: &str) -> Result<()> {
+    let major = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u64>().ok());
+    match major {
+        Some(m) if (SCHEMA_MAJOR_MIN..=SCHEMA_MAJOR_MAX).contains(&m) => Ok(()),
+        _ => Err(Error::UnsupportedVersion {
+            path: file.to_path_buf(),
+            found: version.to_string(),
+            min: SCHEMA_MAJOR_MIN,
+            max: SCHEMA_MAJOR_MAX,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_outside_the_known_range_are_refused() {
+        let f = Path::new("manifest.json");
+        assert!(check_version(f, "55.0.0").is_ok());
+        assert!(check_version(f, "36.0.1").is_ok());
+        for bad in ["56.0.0", "999.0.0", "x", "", "12.0.0"] {
+            let err = check_version(f, bad).unwrap_err();
+            assert!(err.to_string().contains(&format!("`{bad}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn nested_display_names_drop_cdk_suffixes() {
+        let r = serde_json::json!({"Metadata": {"aws:cdk:path": "Dev/Service/Nested.NestedStack/Nested.NestedStackResource"}});
+        assert_eq!(nested_display_name(&r).unwrap(), "Dev/Service/Nested");
+    }
+}

@@ -1,0 +1,293 @@
+//! Keeping asset ids honest after templates change.
+//!
+//! CDK publishes every template as a file asset whose object key is its asset id, and
+//! cdk-assets skips an upload when the key already exists. A template changed under its old id
+//! would silently deploy the old bytes. So every changed template gets a new id, the SHA-256
+//! of its new bytes, and every reference to the old id in the assembly is replaced:
+//! the asset manifest entry and its destinations' `objectKey`, the manifest's
+//! `stackTemplateAssetObjectUrl`, a parent's `TemplateURL`, CDK Pipelines' `cdk-assets publish`
+//! commands, and the construct tree.
+//!
+//! A template that names a changed id changes too, so templates are re-hashed leaves first:
+//! nested stacks, then their parents, then the pipeline that publishes them. Ids are opaque
+//! strings: CDK's id for a nested template is not the hash of its file, so nothing here ever
+//! recomputes an old id, it only finds and replaces it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sha2::{Digest, Sha256};
+
+use super::format::to_cdk_json;
+use super::{Assembly, RelPath};
+use crate::error::{Error, Result};
+
+/// One asset id that changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Renamed {
+    /// The template it publishes.
+    pub template: RelPath,
+    pub old: String,
+    pub new: String,
+}
+
+/// The final text of every file that changes, and the ids that were replaced.
+#[derive(Debug, Default)]
+pub struct Rehashed {
+    /// Templates in the order they must be written: leaves first.
+    pub templates: Vec<(usize, String)>,
+    /// Manifests, asset manifests and the tree: (path, new text).
+    pub others: Vec<(RelPath, String)>,
+    pub renamed: Vec<Renamed>,
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Computes the final bytes of every file that must change when the templates in `changed`
+/// (index into [`Assembly::stacks`] → new template) are written.
+pub fn rehash(assembly: &Assembly, changed: &BTreeMap<usize, serde_json::Value>) -> Result<Rehashed> {
+    let stacks = &assembly.stacks;
+    // The current text of every template: new for changed ones.
+    let mut text: BTreeMap<usize, String> = changed
+        .iter()
+        .map(|(&i, v)| (i, to_cdk_json(v)))
+        .filter(|(i, t)| *t != stacks[*i].original)
+        .collect();
+
+    // Which template's ids does each template name?
+    let id_owner: BTreeMap<&str, usize> = stacks
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.assets.iter().map(move |a| (a.id.as_str(), i)))
+        .collect();
+    let current = |i: usize, text: &BTreeMap<usize, String>| -> String {
+        text.get(&i).cloned().unwrap_or_else(|| stacks[i].original.clone())
+    };
+    let mentions: Vec<BTreeSet<usize>> = (0..stacks.len())
+        .map(|i| {
+            let t = text.get(&i).map(String::as_str).unwrap_or(&stacks[i].original);
+            find_ids(t, &id_owner).into_iter().filter(|&o| o != i).collect()
+        })
+        .collect();
+
+    // Every template that names a dirty template is dirty too.
+    let mut dirty: BTreeSet<usize> = text.keys().copied().collect();
+    let mut queue: Vec<usize> = dirty.iter().copied().collect();
+    while let Some(d) = queue.pop() {
+        for (i, m) in mentions.iter().enumerate() {
+            if m.contains(&d) && dirty.insert(i) {
+                queue.push(i);
+            }
+        }
+    }
+
+    // Leaves first: a template is finished after every dirty template it names.
+    let mut order = Vec::new();
+    let mut done = BTreeSet::new();
+    for &d in &dirty {
+        visit(d, &dirty, &mentions, &mut done, &mut order);
+    }
+
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    let mut owner_of_new: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out = Rehashed::default();
+    for i in order {
+        let new_text = substitute(&current(i, &text), &map);
+        let new_id = sha256_hex(new_text.as_bytes());
+        for asset in &stacks[i].assets {
+            if asset.id == new_id {
+                continue;
+            }
+            if let Some(prev) = map.get(&asset.id) {
+                if *prev != new_id {
+                    let other = owner_of_new[&asset.id];
+                    return Err(Error::AmbiguousAsset {
+                        id: asset.id.clone(),
+                        first: stacks[other].template_path.to_string(),
+                        second: stacks[i].template_path.to_string(),
+                    });
+                }
+                continue;
+            }
+            map.insert(asset.id.clone(), new_id.clone());
+            owner_of_new.insert(asset.id.clone(), i);
+            out.renamed.push(Renamed {
+                template: stacks[i].template_path.clone(),
+                old: asset.id.clone(),
+                new: new_id.clone(),
+            });
+        }
+        text.insert(i, new_text.clone());
+        out.templates.push((i, new_text));
+    }
+
+    if map.is_empty() {
+        return Ok(out);
+    }
+    let mut others: Vec<RelPath> = assembly
+        .asset_manifests
+        .iter()
+        .map(|m| m.path.clone())
+        .collect();
+    others.extend(assembly.reference_files.iter().cloned());
+    // Manifests last: a manifest names the template it deploys, so it is the final word.
+    others.extend(assembly.dirs.iter().map(|d| d.manifest_path.clone()));
+    let mut seen = BTreeSet::new();
+    for path in others {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let original = known_text(assembly, &path)?;
+        let new = substitute(&original, &map);
+        if new != original {
+            out.others.push((path, new));
+        }
+    }
+    Ok(out)
+}
+
+fn known_text(assembly: &Assembly, path: &RelPath) -> Result<String> {
+    if let Some(m) = assembly.asset_manifests.iter().find(|m| &m.path == path) {
+        return Ok(m.text.clone());
+    }
+    if let Some(d) = assembly.dirs.iter().find(|d| &d.manifest_path == path) {
+        return Ok(d.manifest_text.clone());
+    }
+    let file = path.under(&assembly.root);
+    let bytes = Error::read(&file)?;
+    String::from_utf8(bytes).map_err(|e| Error::Json {
+        path: file,
+        line: 0,
+        column: e.utf8_error().valid_up_to(),
+        message: "not UTF-8".into(),
+    })
+}
+
+fn visit(
+    i: usize,
+    dirty: &BTreeSet<usize>,
+    mentions: &[BTreeSet<usize>],
+    done: &mut BTreeSet<usize>,
+    order: &mut Vec<usize>,
+) {
+    if !done.insert(i) {
+        return;
+    }
+    for &m in &mentions[i] {
+        if dirty.contains(&m) {
+            visit(m, dirty, mentions, done, order);
+        }
+    }
+    order.push(i);
+}
+
+/// The owners of every known id that occurs in `text`. Ids are found as maximal runs of
+/// hex digits (CDK's ids are 64 of them) in one pass; ids of any other form are searched for.
+fn find_ids<'a>(text: &str, owners: &BTreeMap<&'a str, usize>) -> BTreeSet<usize> {
+    let mut found = BTreeSet::new();
+    for run in hex_runs(text) {
+        if let Some(&o) = owners.get(run) {
+            found.insert(o);
+        }
+    }
+    for (id, &o) in owners {
+        if !is_hex64(id) && text.contains(id) {
+            found.insert(o);
+        }
+    }
+    found
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn hex_runs(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            if bytes[i].is_ascii_hexdigit() {
+                let start = i;
+                while i < bytes.len() && bytes[i].is_ascii_hexdigit() {
+                    i += 1;
+                }
+                if i - start == 64 {
+                    return Some(&text[start..i]);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        None
+    })
+}
+
+/// `text` with every old id in `map` replaced by its new id.
+pub fn substitute(text: &str, map: &BTreeMap<String, String>) -> String {
+    if map.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut last = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_hexdigit() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_hexdigit() {
+                i += 1;
+            }
+            if let Some(new) = map.get(&text[start..i]) {
+                out.push_str(&text[last..start]);
+                out.push_str(new);
+                last = i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&text[last..]);
+    for (old, new) in map.iter().filter(|(old, _)| !is_hex64(old)) {
+        out = out.replace(old.as_str(), new);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    #[test]
+    fn sha256_of_empty_input() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn substitute_replaces_whole_ids_only() {
+        let map = BTreeMap::from([(A.to_string(), B.to_string())]);
+        let text = format!("s3://bucket/{A}.json \"{A}:1-eu\" {A}0 x{A}");
+        let out = substitute(&text, &map);
+        // `{A}0` is a longer hex run, not the id; `x{A}` is the id after a non-hex character.
+        assert_eq!(out, format!("s3://bucket/{B}.json \"{B}:1-eu\" {A}0 x{B}"));
+    }
+
+    #[test]
+    fn opaque_ids_are_replaced_too() {
+        let map = BTreeMap::from([("my-custom-hash".to_string(), B.to_string())]);
+        assert_eq!(substitute("k/my-custom-hash.json", &map), format!("k/{B}.json"));
+    }
+}

@@ -1,0 +1,149 @@
+//! Every way cdk-harden can fail, each carrying where it happened.
+//!
+//! Variants name the file, and where it helps the JSON pointer, line, stack, transform id or
+//! config key, so that a message alone is enough to find the problem. User input is quoted in
+//! backticks. There is no catch-all variant: a new failure gets a new, located variant.
+
+use std::path::PathBuf;
+
+/// The result type of the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that stops cdk-harden. All of these map to exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{}: invalid JSON at line {line}, column {column}: {message}", path.display())]
+    Json {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
+    #[error("{}: no manifest.json: this is not a cloud assembly (run `cdk synth` first, or pass the `cdk.out` directory)", path.display())]
+    MissingManifest { path: PathBuf },
+
+    #[error("{}: cloud assembly schema version `{found}` is not supported: cdk-harden reads major versions {min} to {max}; upgrade cdk-harden, or synthesize with a matching aws-cdk-lib", path.display())]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: String,
+        min: u64,
+        max: u64,
+    },
+
+    #[error("{}: `{pointer}` must be {expected}", path.display())]
+    Shape {
+        path: PathBuf,
+        pointer: String,
+        expected: &'static str,
+    },
+
+    #[error("{}: `{pointer}` names `{value}`, which leaves the assembly directory; refusing to read or write outside it", path.display())]
+    PathEscape {
+        path: PathBuf,
+        pointer: String,
+        value: String,
+    },
+
+    #[error("{}: `{pointer}` names `{value}`, which does not exist", path.display())]
+    MissingFile {
+        path: PathBuf,
+        pointer: String,
+        value: String,
+    },
+
+    #[error("{}: a previous `cdk-harden apply` was interrupted while writing this assembly; its files may disagree with each other. Run `cdk synth` again, then `cdk-harden apply`", path.display())]
+    Interrupted { path: PathBuf },
+
+    #[error("asset id `{id}` is shared by {first} and {second}, which harden to different templates; cdk-harden cannot tell their references apart")]
+    AmbiguousAsset {
+        id: String,
+        first: String,
+        second: String,
+    },
+
+    #[error("{}: refusing to overwrite: the directory exists and is not a cloud assembly (no manifest.json)", path.display())]
+    OutputNotAssembly { path: PathBuf },
+
+    #[error("{}: `{key}`: {problem}", path.display())]
+    Config {
+        path: PathBuf,
+        key: String,
+        problem: String,
+    },
+
+    #[error("{}: {problem}", path.display())]
+    Document { path: PathBuf, problem: String },
+
+    #[error("stack `{stack}` ({template})")]
+    Stack {
+        stack: String,
+        template: String,
+        #[source]
+        source: Box<Error>,
+    },
+
+    #[error("transform `{transform}` on `{pointer}`: {problem}")]
+    Transform {
+        transform: String,
+        pointer: String,
+        problem: String,
+    },
+
+    #[error("environment `{environment}`: {problem}")]
+    Environment {
+        environment: String,
+        problem: String,
+    },
+
+    #[error("resource `{logical_id}`: Metadata `cdk-harden`: {problem}")]
+    OptOut { logical_id: String, problem: String },
+
+    #[error("no transform with id `{id}`; `cdk-harden explain` lists them")]
+    UnknownTransform { id: String },
+}
+
+impl Error {
+    /// Reads a file, naming it on failure.
+    pub(crate) fn read(path: &std::path::Path) -> Result<Vec<u8>> {
+        std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Wraps an I/O error with the path it concerns.
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+
+    /// Parses JSON, naming the file, line and column on failure.
+    pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+        path: &std::path::Path,
+        bytes: &[u8],
+    ) -> Result<T> {
+        serde_json::from_slice(bytes).map_err(|e| Error::Json {
+            path: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            message: strip_position(&e.to_string()),
+        })
+    }
+}
+
+/// serde_json appends " at line L column C"; we print the position ourselves.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}

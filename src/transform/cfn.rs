@@ -1,0 +1,176 @@
+//! Reading CloudFormation templates: resources, references and intrinsic functions.
+//!
+//! Small, pure helpers shared by the actions. Nothing here proposes or applies changes.
+
+use serde_json::{json, Value};
+
+/// The resources of a template, in template order.
+pub fn resources(template: &Value) -> impl Iterator<Item = (&String, &Value)> {
+    template
+        .get("Resources")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+}
+
+/// The resources of one type, in template order.
+pub fn resources_of<'a>(template: &'a Value, kind: &'a str) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
+    resources(template).filter(move |(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind))
+}
+
+/// The resource with this logical id.
+pub fn resource<'a>(template: &'a Value, logical_id: &str) -> Option<&'a Value> {
+    template.get("Resources")?.get(logical_id)
+}
+
+/// The type of a resource.
+pub fn type_of<'a>(template: &'a Value, logical_id: &str) -> Option<&'a str> {
+    resource(template, logical_id)?.get("Type")?.as_str()
+}
+
+/// A property of a resource.
+pub fn prop<'a>(resource: &'a Value, name: &str) -> Option<&'a Value> {
+    resource.get("Properties")?.get(name)
+}
+
+/// `X` for `{"Ref": "X"}`.
+pub fn ref_target(value: &Value) -> Option<&str> {
+    let obj = value.as_object()?;
+    if obj.len() != 1 {
+        return None;
+    }
+    obj.get("Ref")?.as_str()
+}
+
+/// `X` for `{"Fn::GetAtt": ["X", "Arn"]}` or `{"Fn::GetAtt": "X.Arn"}`.
+pub fn getatt_target(value: &Value) -> Option<(&str, &str)> {
+    match value.as_object()?.get("Fn::GetAtt")? {
+        Value::Array(parts) => Some((parts.first()?.as_str()?, parts.get(1)?.as_str()?)),
+        Value::String(s) => s.split_once('.'),
+        _ => None,
+    }
+}
+
+/// Every logical id referenced anywhere inside `value` by `Ref`, `Fn::GetAtt` or a
+/// `${X}`/`${X.Attr}` in `Fn::Sub`, in order of appearance, without duplicates. Pseudo
+/// parameters (`AWS::…`) are left out.
+pub fn referenced_ids(value: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_refs(value, &mut out);
+    out
+}
+
+fn push_unique(out: &mut Vec<String>, id: &str) {
+    if !id.starts_with("AWS::") && !out.iter().any(|o| o == id) {
+        out.push(id.to_string());
+    }
+}
+
+fn collect_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(id) = ref_target(value) {
+                push_unique(out, id);
+                return;
+            }
+            if let Some((id, _)) = getatt_target(value) {
+                push_unique(out, id);
+                return;
+            }
+            if let Some(sub) = map.get("Fn::Sub") {
+                let text = match sub {
+                    Value::String(s) => Some(s.as_str()),
+                    Value::Array(parts) => parts.first().and_then(Value::as_str),
+                    _ => None,
+                };
+                for name in text.into_iter().flat_map(sub_names) {
+                    push_unique(out, name.split('.').next().unwrap_or(name));
+                }
+                if let Some(Value::Array(parts)) = Some(sub) {
+                    for p in parts.iter().skip(1) {
+                        collect_refs(p, out);
+                    }
+                }
+                return;
+            }
+            for v in map.values() {
+                collect_refs(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
+/// The `X` of every `${X}` in an `Fn::Sub` string (not `${!Literal}`).
+fn sub_names(text: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        let name = &after[..end];
+        if !name.starts_with('!') {
+            names.push(name);
+        }
+        rest = &after[end + 1..];
+    }
+    names
+}
+
+/// `{"Ref": id}`.
+pub fn ref_to(id: &str) -> Value {
+    json!({ "Ref": id })
+}
+
+/// `{"Fn::GetAtt": [id, attr]}`.
+pub fn getatt(id: &str, attr: &str) -> Value {
+    json!({ "Fn::GetAtt": [id, attr] })
+}
+
+/// Whether a value is an intrinsic function or a reference rather than a literal.
+pub fn is_intrinsic(value: &Value) -> bool {
+    value
+        .as_object()
+        .is_some_and(|m| m.len() == 1 && m.keys().all(|k| k == "Ref" || k.starts_with("Fn::")))
+}
+
+/// A logical id not used in the template: `base` itself if free, else `base2`, `base3`…
+pub fn free_id(template: &Value, base: &str) -> String {
+    let taken = |id: &str| {
+        resource(template, id).is_some()
+            || template.get("Parameters").and_then(|p| p.get(id)).is_some()
+            || template.get("Conditions").and_then(|p| p.get(id)).is_some()
+            || template.get("Outputs").and_then(|p| p.get(id)).is_some()
+    };
+    if !taken(base) {
+        return base.to_string();
+    }
+    (2..).map(|n| format!("{base}{n}")).find(|c| !taken(c)).expect("some id is free")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_found_through_intrinsics() {
+        let v = json!({
+            "Resource": [
+                {"Fn::GetAtt": ["Table", "Arn"]},
+                {"Fn::Join": ["", [{"Fn::GetAtt": ["Bucket", "Arn"]}, "/*"]]},
+                {"Ref": "AWS::NoValue"},
+                {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${Queue.QueueName}${!Literal}"},
+                {"Ref": "Table"}
+            ]
+        });
+        assert_eq!(referenced_ids(&v), ["Table", "Bucket", "Queue"]);
+    }
+
+    #[test]
+    fn free_ids_avoid_collisions() {
+        let t = json!({"Resources": {"A": {}, "A2": {}}, "Parameters": {"A3": {}}});
+        assert_eq!(free_id(&t, "B"), "B");
+        assert_eq!(free_id(&t, "A"), "A4");
+    }
+}

@@ -1,0 +1,169 @@
+//! The change model: what a transform proposes, and what the engine records.
+//!
+//! A transform never edits a template. It returns a [`Proposal`]: [`Change`]s (an operation at a
+//! JSON pointer, with a one-line reason) and [`Note`]s (what it chose not to do, and why). The
+//! engine applies the changes in a fixed order and turns each effective one into an
+//! [`Applied`] record, which is all the review output needs.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The operations a transform may propose. None of them removes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    /// Set the value if nothing is there. A different value already there is left alone and
+    /// noted.
+    SetIfAbsent,
+    /// Require the value. If the app set something else, it is left alone and noted, unless the
+    /// config lists the transform under `transforms.enforce`; then it is overwritten and the
+    /// record says so.
+    Enforce,
+    /// Deep-merge an object: keys that are absent are added; keys already present are kept.
+    Merge,
+    /// Append each item of an array that is not already present. A single value already there
+    /// (as CloudFormation allows for `DependsOn`) becomes a one-item array first.
+    AppendUnique,
+    /// Add a resource (or any absent top-level entry) under the pointer.
+    AddResource,
+}
+
+/// One proposed edit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The resource the change is about (for an added parameter: the resource that needs it).
+    pub logical_id: String,
+    /// Where, as a JSON pointer into the template, e.g.
+    /// `/Resources/Bucket83908E77/Properties/VersioningConfiguration`.
+    pub pointer: String,
+    pub op: Op,
+    pub value: Value,
+    /// One line: what the change does and why, e.g. "enable versioning (S3 buckets keep
+    /// object versions)".
+    pub reason: String,
+    /// Review warnings tied to this change.
+    pub warnings: Vec<String>,
+}
+
+impl Change {
+    pub fn new(
+        logical_id: impl Into<String>,
+        pointer: impl Into<String>,
+        op: Op,
+        value: Value,
+        reason: impl Into<String>,
+    ) -> Change {
+        Change {
+            logical_id: logical_id.into(),
+            pointer: pointer.into(),
+            op,
+            value,
+            reason: reason.into(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A change at `/Resources/{logical_id}{rel}`.
+    pub fn on_resource(
+        logical_id: &str,
+        rel: &str,
+        op: Op,
+        value: Value,
+        reason: impl Into<String>,
+    ) -> Change {
+        Change::new(
+            logical_id,
+            format!("/Resources/{}{}", pointer_escape(logical_id), rel),
+            op,
+            value,
+            reason,
+        )
+    }
+
+    pub fn with_warning(mut self, warning: impl Into<String>) -> Change {
+        self.warnings.push(warning.into());
+        self
+    }
+}
+
+/// Why a note was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoteKind {
+    /// The transform does not apply to this resource, e.g. an asymmetric key cannot rotate.
+    Skipped,
+    /// The resource opted out (metadata or config), with the reason given.
+    OptOut,
+    /// The app set a different value explicitly and enforcement is off.
+    LeftAlone,
+    /// Something a reviewer must act on outside the template, e.g. an imported role that needs
+    /// permissions, or a central key policy that must allow a service.
+    ActionRequired,
+    /// A change was refused because CloudFormation would replace a stateful resource.
+    Refused,
+}
+
+/// Something a transform did not do, or that needs a person.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub struct Note {
+    pub transform: String,
+    /// The resource concerned, if any.
+    #[serde(rename = "logicalId", skip_serializing_if = "Option::is_none")]
+    pub logical_id: Option<String>,
+    pub kind: NoteKind,
+    pub message: String,
+}
+
+/// A transform's output for one template.
+#[derive(Debug, Default, Clone)]
+pub struct Proposal {
+    pub changes: Vec<Change>,
+    pub notes: Vec<Note>,
+}
+
+impl Proposal {
+    pub fn push(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+}
+
+/// A change the engine applied, as the review shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    pub transform: String,
+    pub logical_id: String,
+    /// `Metadata["aws:cdk:path"]` of the resource, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub construct_path: Option<String>,
+    /// The resource type, e.g. `AWS::S3::Bucket`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    pub pointer: String,
+    pub op: Op,
+    /// The value before; absent when there was none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<Value>,
+    pub new: Value,
+    pub reason: String,
+    /// True when an explicit value of the app was overwritten under `transforms.enforce`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enforced: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Escapes a key for use in a JSON pointer (RFC 6901).
+pub fn pointer_escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Splits a JSON pointer into unescaped tokens.
+pub fn pointer_tokens(pointer: &str) -> Vec<String> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}

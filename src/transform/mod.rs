@@ -1,0 +1,433 @@
+//! The transform engine: transforms propose, the engine applies.
+//!
+//! For each template, the engine runs the enabled transforms of the [`Registry`] in order. A
+//! transform sees the template as the previous transforms left it, with its stack's
+//! [`Context`], and returns a [`Proposal`]. The engine drops changes to resources that opted
+//! out, refuses changes that would make CloudFormation replace a stateful resource, sorts the
+//! rest by pointer (stable) and applies them. Each operation only adds or tightens; an explicit
+//! value of the app is overwritten only under `transforms.enforce`, and the record says so.
+//!
+//! The engine never touches files: it maps templates to templates and records what it did.
+
+pub mod actions;
+pub mod cfn;
+pub mod change;
+pub mod document;
+pub mod optout;
+pub mod registry;
+pub mod replacement;
+
+use serde_json::Value;
+
+use crate::assembly::{Assembly, Stack};
+use crate::config::{Config, EnvConfig};
+use crate::error::{Error, Result};
+pub use change::{Applied, Change, Note, NoteKind, Op, Proposal};
+pub use document::{Compiled, Document};
+pub use registry::{Registry, Transform};
+
+/// What a transform knows about the template it is looking at.
+pub struct Context<'a> {
+    pub assembly: &'a Assembly,
+    /// Index of the stack in [`Assembly::stacks`].
+    pub index: usize,
+    pub stack: &'a Stack,
+    /// The merged settings for the stack's environment.
+    pub env: &'a EnvConfig,
+    /// The `environments` keys that matched, least specific first.
+    pub env_keys: &'a [String],
+    pub config: &'a Config,
+    /// The document of the transform running (its id, parameters).
+    pub doc: &'a Document,
+}
+
+impl Context<'_> {
+    /// The environment, as `ACCOUNT/REGION`, for messages.
+    pub fn environment(&self) -> String {
+        self.stack.environment.key()
+    }
+
+    /// An error naming the environment, for settings it lacks.
+    pub fn missing_setting(&self, setting: &str) -> Error {
+        Error::Environment {
+            environment: self.environment(),
+            problem: format!(
+                "transform `{}` needs `{setting}`, and no entry of `environments` that matches this environment sets it (matched: {}); add it to cdk-harden.json, or disable the transform",
+                self.doc.id,
+                if self.env_keys.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.env_keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                }
+            ),
+        }
+    }
+
+    /// A note from the running transform.
+    pub fn note(&self, logical_id: Option<&str>, kind: NoteKind, message: impl Into<String>) -> Note {
+        Note {
+            transform: self.doc.id.clone(),
+            logical_id: logical_id.map(str::to_string),
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Logic a document cannot express, named by a document's `action`.
+pub trait Action: Send + Sync {
+    /// Proposes changes to `template`. `selected` are the resources the document's `select`
+    /// chose (after `unless` and opt-outs); an action without a `select` gets none and finds
+    /// its own resources.
+    fn propose(&self, template: &Value, selected: &[String], ctx: &Context) -> Result<Proposal>;
+}
+
+/// The result of hardening one template.
+#[derive(Debug, Clone, Default)]
+pub struct Hardened {
+    pub template: Value,
+    pub applied: Vec<Applied>,
+    pub notes: Vec<Note>,
+}
+
+/// Runs every enabled transform on the template of `assembly.stacks[index]`.
+pub fn harden_stack(
+    assembly: &Assembly,
+    index: usize,
+    config: &Config,
+    registry: &Registry,
+) -> Result<Hardened> {
+    let stack = &assembly.stacks[index];
+    let (env, env_keys) = config.for_environment(&stack.environment);
+    let optouts = optout::OptOuts::read(&stack.template, config, registry)?;
+    let mut out = Hardened {
+        template: stack.template.clone(),
+        ..Default::default()
+    };
+    for transform in registry.enabled(config) {
+        let ctx = Context {
+            assembly,
+            index,
+            stack,
+            env: &env,
+            env_keys: &env_keys,
+            config,
+            doc: &transform.compiled.doc,
+        };
+        let id = transform.id();
+        let (mut selected, skipped) = transform.compiled.select(&out.template)?;
+        for (logical_id, note) in skipped {
+            out.notes.push(ctx.note(Some(&logical_id), NoteKind::Skipped, note));
+        }
+        selected.retain(|logical_id| match optouts.reason(&out.template, logical_id, id) {
+            Some(reason) => {
+                out.notes.push(ctx.note(Some(logical_id), NoteKind::OptOut, reason));
+                false
+            }
+            None => true,
+        });
+        let mut proposal = match transform.action {
+            Some(action) => action.propose(&out.template, &selected, &ctx)?,
+            None => Proposal {
+                changes: transform.compiled.operations(&selected),
+                notes: Vec::new(),
+            },
+        };
+        out.notes.append(&mut proposal.notes);
+        proposal.changes.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+        let enforce = config.transforms.enforce.iter().any(|e| e == id);
+        let may_replace = config.allow_replacement.iter().any(|e| e == id);
+        for change in proposal.changes {
+            let verdict = replacement::check(&stack.template, &change, may_replace);
+            if let Some(replacement::Verdict::Refuse(message)) = &verdict {
+                // Only refuse what would change something: a no-op is not a replacement.
+                let mut trial = out.template.clone();
+                if matches!(apply(&mut trial, &change, enforce, id)?, Outcome::Applied { .. }) {
+                    out.notes.push(ctx.note(Some(&change.logical_id), NoteKind::Refused, message.clone()));
+                }
+                continue;
+            }
+            let warning = verdict.map(replacement::Verdict::message);
+            match apply(&mut out.template, &change, enforce, id)? {
+                Outcome::Unchanged => {}
+                Outcome::LeftAlone(message) => {
+                    out.notes.push(ctx.note(Some(&change.logical_id), NoteKind::LeftAlone, message))
+                }
+                Outcome::Applied { old, new, enforced } => {
+                    let resource = out.template.get("Resources").and_then(|r| r.get(&change.logical_id));
+                    let mut warnings = change.warnings.clone();
+                    warnings.extend(warning);
+                    out.applied.push(Applied {
+                        transform: id.to_string(),
+                        logical_id: change.logical_id.clone(),
+                        construct_path: resource
+                            .and_then(|r| r.pointer("/Metadata/aws:cdk:path"))
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        resource_type: resource
+                            .and_then(|r| r.get("Type"))
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        pointer: change.pointer.clone(),
+                        op: change.op,
+                        old,
+                        new,
+                        reason: change.reason.clone(),
+                        enforced,
+                        warnings,
+                    });
+                }
+            }
+        }
+    }
+    out.notes.sort();
+    out.notes.dedup();
+    Ok(out)
+}
+
+/// What applying one change did.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Unchanged,
+    LeftAlone(String),
+    Applied {
+        old: Option<Value>,
+        new: Value,
+        enforced: bool,
+    },
+}
+
+/// Applies one change to a template. Never removes anything; see [`Op`].
+pub fn apply(template: &mut Value, change: &Change, enforce: bool, transform: &str) -> Result<Outcome> {
+    let existing = template.pointer(&change.pointer).cloned();
+    let value = &change.value;
+    let describe = |v: &Value| {
+        let s = v.to_string();
+        if s.len() > 80 {
+            format!("{}…", &s[..s.char_indices().nth(77).map(|(i, _)| i).unwrap_or(s.len())])
+        } else {
+            s
+        }
+    };
+    let new = match (change.op, &existing) {
+        (_, None) => value.clone(),
+        (Op::SetIfAbsent | Op::AddResource, Some(old)) => {
+            if old == value {
+                return Ok(Outcome::Unchanged);
+            }
+            return Ok(Outcome::LeftAlone(format!(
+                "`{}` is already set to {}; left alone",
+                change.pointer,
+                describe(old)
+            )));
+        }
+        (Op::Enforce, Some(old)) => {
+            if old == value {
+                return Ok(Outcome::Unchanged);
+            }
+            if !enforce {
+                return Ok(Outcome::LeftAlone(format!(
+                    "`{}` is set explicitly to {} where the rule wants {}; left alone (list `{transform}` in `transforms.enforce` to override)",
+                    change.pointer,
+                    describe(old),
+                    describe(value)
+                )));
+            }
+            let mut t = template.clone();
+            set(&mut t, change, value.clone(), transform)?;
+            *template = t;
+            return Ok(Outcome::Applied {
+                old: existing,
+                new: value.clone(),
+                enforced: true,
+            });
+        }
+        (Op::Merge, Some(old)) => {
+            if !old.is_object() || !value.is_object() {
+                return Ok(Outcome::LeftAlone(format!(
+                    "`{}` is {}, not an object to merge into; left alone",
+                    change.pointer,
+                    describe(old)
+                )));
+            }
+            let mut merged = old.clone();
+            merge_absent(&mut merged, value);
+            if &merged == old {
+                return Ok(Outcome::Unchanged);
+            }
+            merged
+        }
+        (Op::AppendUnique, Some(old)) => {
+            let mut items = match old {
+                Value::Array(a) => a.clone(),
+                other => vec![other.clone()],
+            };
+            let before = items.len();
+            for item in value.as_array().into_iter().flatten() {
+                if !items.contains(item) {
+                    items.push(item.clone());
+                }
+            }
+            if items.len() == before && old.is_array() {
+                return Ok(Outcome::Unchanged);
+            }
+            if items.len() == before {
+                // A single value that already is the only item: nothing to add.
+                return Ok(Outcome::Unchanged);
+            }
+            Value::Array(items)
+        }
+    };
+    set(template, change, new.clone(), transform)?;
+    Ok(Outcome::Applied {
+        old: existing,
+        new,
+        enforced: false,
+    })
+}
+
+/// Adds every key of `over` that `base` lacks, recursing into objects present in both.
+pub fn merge_absent(base: &mut Value, over: &Value) {
+    if let (Value::Object(b), Value::Object(o)) = (base, over) {
+        for (k, v) in o {
+            match b.get_mut(k) {
+                Some(existing) => merge_absent(existing, v),
+                None => {
+                    b.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Sets the value at the change's pointer, creating objects on the way.
+fn set(template: &mut Value, change: &Change, value: Value, transform: &str) -> Result<()> {
+    let tokens = change::pointer_tokens(&change.pointer);
+    let Some((last, parents)) = tokens.split_last() else {
+        return Err(Error::Transform {
+            transform: transform.to_string(),
+            pointer: change.pointer.clone(),
+            problem: "cannot replace the whole template".into(),
+        });
+    };
+    let mut node = template;
+    for token in parents {
+        let next = match node {
+            Value::Object(map) => map
+                .entry(token.clone())
+                .or_insert_with(|| Value::Object(Default::default())),
+            Value::Array(items) => match token.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(item) => item,
+                None => {
+                    return Err(Error::Transform {
+                        transform: transform.to_string(),
+                        pointer: change.pointer.clone(),
+                        problem: format!("no array item `{token}`"),
+                    })
+                }
+            },
+            _ => {
+                return Err(Error::Transform {
+                    transform: transform.to_string(),
+                    pointer: change.pointer.clone(),
+                    problem: format!("`{token}` is inside a value that is not an object"),
+                })
+            }
+        };
+        node = next;
+    }
+    match node {
+        Value::Object(map) => {
+            map.insert(last.clone(), value);
+            Ok(())
+        }
+        Value::Array(items) => match last.parse::<usize>() {
+            Ok(i) if i < items.len() => {
+                items[i] = value;
+                Ok(())
+            }
+            Ok(i) if i == items.len() => {
+                items.push(value);
+                Ok(())
+            }
+            _ if last == "-" => {
+                items.push(value);
+                Ok(())
+            }
+            _ => Err(Error::Transform {
+                transform: transform.to_string(),
+                pointer: change.pointer.clone(),
+                problem: format!("no array item `{last}`"),
+            }),
+        },
+        _ => Err(Error::Transform {
+            transform: transform.to_string(),
+            pointer: change.pointer.clone(),
+            problem: "the parent is not an object".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn change(op: Op, pointer: &str, value: Value) -> Change {
+        Change::new("B", pointer, op, value, "r")
+    }
+
+    #[test]
+    fn set_if_absent_sets_once_and_respects_the_app() {
+        let mut t = json!({"Resources": {"B": {"Type": "AWS::S3::Bucket"}}});
+        let c = change(Op::SetIfAbsent, "/Resources/B/Properties/X", json!(1));
+        assert!(matches!(apply(&mut t, &c, false, "t").unwrap(), Outcome::Applied { old: None, .. }));
+        assert_eq!(t.pointer("/Resources/B/Properties/X"), Some(&json!(1)));
+        assert_eq!(apply(&mut t, &c, false, "t").unwrap(), Outcome::Unchanged);
+        let other = change(Op::SetIfAbsent, "/Resources/B/Properties/X", json!(2));
+        assert!(matches!(apply(&mut t, &other, true, "t").unwrap(), Outcome::LeftAlone(_)));
+        assert_eq!(t.pointer("/Resources/B/Properties/X"), Some(&json!(1)));
+    }
+
+    #[test]
+    fn enforce_overrides_only_when_configured() {
+        let mut t = json!({"Resources": {"B": {"Properties": {"S": "Suspended"}}}});
+        let c = change(Op::Enforce, "/Resources/B/Properties/S", json!("Enabled"));
+        assert!(matches!(apply(&mut t, &c, false, "t").unwrap(), Outcome::LeftAlone(m) if m.contains("transforms.enforce")));
+        assert_eq!(t.pointer("/Resources/B/Properties/S"), Some(&json!("Suspended")));
+        let out = apply(&mut t, &c, true, "t").unwrap();
+        assert_eq!(
+            out,
+            Outcome::Applied { old: Some(json!("Suspended")), new: json!("Enabled"), enforced: true }
+        );
+    }
+
+    #[test]
+    fn merge_adds_only_absent_keys() {
+        let mut t = json!({"R": {"a": 1, "o": {"x": 1}}});
+        let c = change(Op::Merge, "/R", json!({"a": 2, "b": 3, "o": {"x": 9, "y": 2}}));
+        apply(&mut t, &c, false, "t").unwrap();
+        assert_eq!(t, json!({"R": {"a": 1, "o": {"x": 1, "y": 2}, "b": 3}}));
+        assert_eq!(apply(&mut t, &c, false, "t").unwrap(), Outcome::Unchanged);
+    }
+
+    #[test]
+    fn append_unique_keeps_a_single_depends_on() {
+        let mut t = json!({"Resources": {"F": {"DependsOn": "Role"}}});
+        let c = change(Op::AppendUnique, "/Resources/F/DependsOn", json!(["Policy"]));
+        apply(&mut t, &c, false, "t").unwrap();
+        assert_eq!(t.pointer("/Resources/F/DependsOn"), Some(&json!(["Role", "Policy"])));
+        assert_eq!(apply(&mut t, &c, false, "t").unwrap(), Outcome::Unchanged);
+        let same = change(Op::AppendUnique, "/Resources/F/DependsOn", json!(["Role"]));
+        let mut t2 = json!({"Resources": {"F": {"DependsOn": "Role"}}});
+        assert_eq!(apply(&mut t2, &same, false, "t").unwrap(), Outcome::Unchanged);
+    }
+
+    #[test]
+    fn setting_inside_a_scalar_is_an_error_naming_the_pointer() {
+        let mut t = json!({"Resources": {"B": {"Properties": "oops"}}});
+        let c = change(Op::SetIfAbsent, "/Resources/B/Properties/X", json!(1));
+        let err = apply(&mut t, &c, false, "bucket-versioning").unwrap_err();
+        assert!(err.to_string().contains("/Resources/B/Properties/X"), "{err}");
+    }
+}
