@@ -111,7 +111,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check { common } => {
             let outcome = crate::run(&Command::options(&common, None, Mode::DryRun))?;
             print(&text::render(&outcome.report));
-            Ok(if outcome.report.has_changes() {
+            Ok(if outcome.report.needs_work() {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

@@ -31,6 +31,7 @@ pub mod assembly;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod findings;
 pub mod report;
 pub mod transform;
 

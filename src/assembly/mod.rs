@@ -44,7 +44,8 @@ pub struct Assembly {
     pub stacks: Vec<Stack>,
     /// Every `*.assets.json`, in manifest order.
     pub asset_manifests: Vec<AssetManifest>,
-    /// Other JSON files that may name a template's asset id (the construct tree).
+    /// Other JSON files that may name a template's asset id: the construct tree and the
+    /// stacks' metadata files. They are rewritten only where they name a replaced id.
     pub reference_files: Vec<RelPath>,
 }
 

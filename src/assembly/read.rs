@@ -125,6 +125,18 @@ impl Reader<'_> {
             let at = format!("/artifacts/{}", escape_pointer(id));
             let kind = str_at(artifact, "/type")
                 .ok_or_else(|| self.shape(&manifest_path, format!("{at}/type"), "a string"))?;
+            if let Some(extra) = str_at(artifact, "/additionalMetadataFile") {
+                let path = paths::resolve(
+                    self.root,
+                    &dir,
+                    extra,
+                    &manifest_file,
+                    &format!("{at}/additionalMetadataFile"),
+                )?;
+                if path.under(self.root).is_file() {
+                    self.reference_files.push(path);
+                }
+            }
             let property = |name: &str| -> Result<&str> {
                 str_at(artifact, &format!("/properties/{name}")).ok_or_else(|| {
                     self.shape(&manifest_path, format!("{at}/properties/{name}"), "a string")

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::assembly::rehash::Renamed;
 use crate::assembly::{Assembly, WritePlan};
+use crate::findings::Finding;
 use crate::transform::{Applied, Note};
 use crate::Harden;
 
@@ -24,6 +25,8 @@ pub struct Report {
     pub stacks: Vec<StackReport>,
     /// Template asset ids replaced because their templates changed.
     pub renamed_assets: Vec<RenamedAsset>,
+    /// Problems apply cannot fix; any of these fails `check`.
+    pub findings: Vec<Finding>,
 }
 
 /// One template's part of the report.
@@ -74,6 +77,8 @@ impl Report {
             .iter()
             .map(|(p, t)| (p.as_str(), t.as_str()))
             .collect();
+        let templates: Vec<&serde_json::Value> = hardened.stacks.iter().map(|h| &h.template).collect();
+        let findings = crate::findings::scan(assembly, &templates);
         let stacks = assembly
             .stacks
             .iter()
@@ -98,12 +103,18 @@ impl Report {
             schema_version: SCHEMA_VERSION,
             stacks,
             renamed_assets: plan.renamed.iter().map(RenamedAsset::from).collect(),
+            findings,
         }
     }
 
     /// Number of changes over all stacks.
     pub fn change_count(&self) -> usize {
         self.stacks.iter().map(|s| s.changes.len()).sum()
+    }
+
+    /// Whether `check` fails: apply would change something, or there are findings.
+    pub fn needs_work(&self) -> bool {
+        self.has_changes() || !self.findings.is_empty()
     }
 
     /// Whether applying would change anything.

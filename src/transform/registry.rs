@@ -17,7 +17,11 @@ use crate::error::{Error, Result};
 pub const BUILTINS: &[(&str, &str)] = &[
     ("transforms/bucket-versioning.json", include_str!("../../transforms/bucket-versioning.json")),
     ("transforms/bucket-logging.json", include_str!("../../transforms/bucket-logging.json")),
+    ("transforms/kms.json", include_str!("../../transforms/kms.json")),
     ("transforms/key-rotation.json", include_str!("../../transforms/key-rotation.json")),
+    ("transforms/vpc.json", include_str!("../../transforms/vpc.json")),
+    ("transforms/package-registry.json", include_str!("../../transforms/package-registry.json")),
+    ("transforms/prod-approval.json", include_str!("../../transforms/prod-approval.json")),
 ];
 
 /// One transform: its document and, for logic a document cannot express, its action.

@@ -1,0 +1,122 @@
+//! Helpers shared by the integration tests: fixtures, the real binary, JSON access.
+#![allow(dead_code)]
+
+pub mod validators;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The committed, synthesized assembly of an example app (`pipelines`, `shapes`, `secrets`).
+pub fn fixture(app: &str) -> PathBuf {
+    repo().join("examples").join(app).join("cdk.out")
+}
+
+/// The example app's cdk-harden.json.
+pub fn config(app: &str) -> PathBuf {
+    repo().join("examples").join(app).join("cdk-harden.json")
+}
+
+/// A fresh copy of a fixture in a temporary directory; the copy is at `dir.path()/cdk.out`.
+pub fn copy_fixture(app: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("cdk.out");
+    copy_dir(&fixture(app), &out);
+    (dir, out)
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every file below `dir`, relative, with its bytes, sorted.
+pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            walk(root, &path, out);
+        } else {
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            out.push((rel, std::fs::read(&path).unwrap()));
+        }
+    }
+}
+
+/// The cdk-harden binary built for these tests.
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdk-harden"));
+    cmd.env_remove("NO_COLOR").env_remove("CDK_HARDEN_FAULT");
+    cmd
+}
+
+/// Runs the binary with `args` in `cwd`.
+pub fn run(cwd: &Path, args: &[&str]) -> Output {
+    bin().current_dir(cwd).args(args).output().expect("run cdk-harden")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Applies the example's config to a copy of its fixture with the library; returns the copy.
+pub fn hardened(app: &str) -> (tempfile::TempDir, PathBuf, cdk_harden::Outcome) {
+    let (dir, out) = copy_fixture(app);
+    let outcome = cdk_harden::run(&cdk_harden::Options {
+        assembly: out.clone(),
+        config: Some(config(app)),
+        out: None,
+        mode: cdk_harden::Mode::Apply,
+    })
+    .unwrap_or_else(|e| panic!("apply {app}: {e}"));
+    (dir, out, outcome)
+}
+
+/// Every template of an assembly (stack and nested), relative path → parsed template.
+pub fn templates(root: &Path) -> Vec<(String, Value)> {
+    let assembly = cdk_harden::Assembly::load(root).expect("load");
+    assembly
+        .stacks
+        .iter()
+        .map(|s| (s.template_path.to_string(), s.template.clone()))
+        .collect()
+}
+
+/// The resources of a template with the given type: (logical id, resource).
+pub fn resources_of<'a>(template: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
+    template["Resources"]
+        .as_object()
+        .map(|m| m.iter().filter(|(_, r)| r["Type"] == kind).collect())
+        .unwrap_or_default()
+}
