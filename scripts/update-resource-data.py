@@ -5,15 +5,15 @@ data/conditional-create-only-properties.json) from cfn-lint's bundled schemas.
 cfn-lint ships the CloudFormation resource provider schemas. Each schema has a
 "typeName" and an optional "createOnlyProperties" list of JSON pointers such as
 "/properties/BucketName". Changing one of those properties on an existing
-resource makes CloudFormation replace the resource, so cdk-harden must not
-touch them on resources that may already be deployed.
+resource makes CloudFormation replace the resource, so edits to them on an
+already deployed stack are not in-place hardening changes.
 
 The output maps every resource type to the sorted list of its create-only
 pointers, relative to the resource's "Properties" object:
 
     "/properties/BucketName"            -> "/BucketName"
     "/properties/Export/Name"           -> "/Export/Name"  (nested pointers stay nested)
-    "/properties/Tags/*/Key"            -> "/Tags/*/Key"  ("*" = any array item)
+    "/properties/Policies/*/PolicyArn"  -> "/Policies/*/PolicyArn"  ("*" = any array item)
 
 Types without create-only properties map to []. A leading "_source" entry
 records the cfn-lint version, schema region and schema date.
@@ -155,15 +155,15 @@ def main() -> int:
         "region": args.region,
         "schema_date": schema_date(schemas_dir),
     }
+    pointers_note = "relative to the resource's Properties; '*' matches any array item"
     outputs = {
         "create-only-properties.json": render(
-            {**source, "schema_key": "createOnlyProperties",
-             "pointers": "relative to the resource's Properties; '*' matches any array item; every type is listed"},
+            {**source, "schema_key": "createOnlyProperties", "pointers": pointers_note + "; every type is listed"},
             build_table(schemas, "createOnlyProperties", include_empty=True),
         ),
         "conditional-create-only-properties.json": render(
             {**source, "schema_key": "conditionalCreateOnlyProperties",
-             "pointers": "relative to the resource's Properties; '*' matches any array item; types not listed have none"},
+             "pointers": pointers_note + "; types not listed have none"},
             build_table(schemas, "conditionalCreateOnlyProperties", include_empty=False),
         ),
     }

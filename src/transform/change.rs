@@ -27,6 +27,10 @@ pub enum Op {
     AppendUnique,
     /// Add a resource (or any absent top-level entry) under the pointer.
     AddResource,
+    /// Replace a weaker value the app set with a stronger one, e.g. an AWS-managed key with the
+    /// customer-managed key. Only actions use it, and only after deciding the old value is
+    /// weaker; the record keeps the old value so the review shows the upgrade.
+    Upgrade,
 }
 
 /// One proposed edit.

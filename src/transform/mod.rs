@@ -242,6 +242,12 @@ pub fn apply(template: &mut Value, change: &Change, enforce: bool, transform: &s
                 enforced: true,
             });
         }
+        (Op::Upgrade, Some(old)) => {
+            if old == value {
+                return Ok(Outcome::Unchanged);
+            }
+            value.clone()
+        }
         (Op::Merge, Some(old)) => {
             if !old.is_object() || !value.is_object() {
                 return Ok(Outcome::LeftAlone(format!(
