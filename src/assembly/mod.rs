@@ -160,6 +160,37 @@ impl Assembly {
         read::load(root.as_ref())
     }
 
+    /// An in-memory assembly holding one template, for hardening a single template from a
+    /// build script or a test. It has no files: write the hardened template yourself.
+    pub fn from_template(name: &str, template: Value, environment: Environment) -> Assembly {
+        let original = format::to_cdk_json(&template);
+        Assembly {
+            root: PathBuf::new(),
+            version: format!("{SCHEMA_MAJOR_MAX}.0.0"),
+            dirs: vec![AssemblyDir {
+                path: RelPath::root(),
+                manifest_path: RelPath::root().join("manifest.json"),
+                manifest_text: String::new(),
+                display_name: None,
+                parent: None,
+            }],
+            stacks: vec![Stack {
+                name: name.to_string(),
+                display_name: name.to_string(),
+                dir: 0,
+                template_path: RelPath::root().join(&format!("{name}.template.json")),
+                environment,
+                stage: None,
+                nested: None,
+                assets: Vec::new(),
+                template,
+                original,
+            }],
+            asset_manifests: Vec::new(),
+            reference_files: Vec::new(),
+        }
+    }
+
     /// The stack with this name, if any.
     pub fn stack(&self, name: &str) -> Option<&Stack> {
         self.stacks.iter().find(|s| s.name == name)
