@@ -241,7 +241,11 @@ impl LoadedConfig {
             let key = e.path().to_string();
             Error::Config {
                 path: path.to_path_buf(),
-                key: if key == "." { "(top level)".into() } else { key },
+                key: if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
                 problem: e.into_inner().to_string(),
             }
         })?;
@@ -283,7 +287,8 @@ impl Config {
             if !ok {
                 return Err(err(
                     format!("environments.{key}"),
-                    "an environment key is `*` or `ACCOUNT/REGION`, each part a name or a `*` glob".into(),
+                    "an environment key is `*` or `ACCOUNT/REGION`, each part a name or a `*` glob"
+                        .into(),
                 ));
             }
             for part in &parts {

@@ -140,7 +140,9 @@ impl Stack {
 
     /// The last segment of the Stage path (`Prod` for `PipelineStack/Prod`).
     pub fn stage_name(&self) -> Option<&str> {
-        self.stage.as_deref().map(|s| s.rsplit('/').next().unwrap_or(s))
+        self.stage
+            .as_deref()
+            .map(|s| s.rsplit('/').next().unwrap_or(s))
     }
 }
 

@@ -146,13 +146,18 @@ mod tests {
 
     #[test]
     fn plain_and_nested_paths_resolve() {
-        assert_eq!(check("", "a.template.json").unwrap().as_str(), "a.template.json");
+        assert_eq!(
+            check("", "a.template.json").unwrap().as_str(),
+            "a.template.json"
+        );
         assert_eq!(
             check("assembly-Dev", "../asset.abc").unwrap().as_str(),
             "asset.abc"
         );
         assert_eq!(
-            check("assembly-A/assembly-B", "./x/../y.json").unwrap().as_str(),
+            check("assembly-A/assembly-B", "./x/../y.json")
+                .unwrap()
+                .as_str(),
             "assembly-A/assembly-B/y.json"
         );
     }
@@ -194,7 +199,10 @@ mod tests {
     #[test]
     fn relative_to_climbs_as_needed() {
         let p = RelPath("assembly-Dev/x.assets.json".into());
-        assert_eq!(p.relative_to(&RelPath::root()), "assembly-Dev/x.assets.json");
+        assert_eq!(
+            p.relative_to(&RelPath::root()),
+            "assembly-Dev/x.assets.json"
+        );
         assert_eq!(
             p.relative_to(&RelPath("assembly-Dev".into())),
             "x.assets.json"

@@ -139,7 +139,11 @@ impl Reader<'_> {
             }
             let property = |name: &str| -> Result<&str> {
                 str_at(artifact, &format!("/properties/{name}")).ok_or_else(|| {
-                    self.shape(&manifest_path, format!("{at}/properties/{name}"), "a string")
+                    self.shape(
+                        &manifest_path,
+                        format!("{at}/properties/{name}"),
+                        "a string",
+                    )
                 })
             };
             match kind {
@@ -248,7 +252,11 @@ impl Reader<'_> {
         }
         let (original, template) = read_json(self.root, &template_path)?;
         if !template.is_object() {
-            return Err(self.shape(&template_path, String::new(), "a JSON object (a CloudFormation template)"));
+            return Err(self.shape(
+                &template_path,
+                String::new(),
+                "a JSON object (a CloudFormation template)",
+            ));
         }
         let index = self.stacks.len();
         let base = template_path.parent();
@@ -261,7 +269,10 @@ impl Reader<'_> {
                 let Some(asset_path) = str_at(resource, "/Metadata/aws:asset:path") else {
                     continue;
                 };
-                let pointer = format!("/Resources/{}/Metadata/aws:asset:path", escape_pointer(logical_id));
+                let pointer = format!(
+                    "/Resources/{}/Metadata/aws:asset:path",
+                    escape_pointer(logical_id)
+                );
                 let child = paths::resolve(self.root, &base, asset_path, &file, &pointer)?;
                 let child_display = nested_display_name(resource)
                     .unwrap_or_else(|| format!("{display_name}/{logical_id}"));
@@ -327,7 +338,8 @@ impl Reader<'_> {
                 }
             }
         }
-        self.asset_manifests.push(AssetManifest { path, text, files });
+        self.asset_manifests
+            .push(AssetManifest { path, text, files });
         Ok(())
     }
 
@@ -357,7 +369,12 @@ impl Reader<'_> {
 fn nested_display_name(resource: &Value) -> Option<String> {
     let path = str_at(resource, "/Metadata/aws:cdk:path")?;
     let (scope, _) = path.rsplit_once('/')?;
-    Some(scope.strip_suffix(".NestedStack").unwrap_or(scope).to_string())
+    Some(
+        scope
+            .strip_suffix(".NestedStack")
+            .unwrap_or(scope)
+            .to_string(),
+    )
 }
 
 fn check_version(file: &Path, version: &str) -> Result<()> {

@@ -52,7 +52,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Computes the final bytes of every file that must change when the templates in `changed`
 /// (index into [`Assembly::stacks`] → new template) are written.
-pub fn rehash(assembly: &Assembly, changed: &BTreeMap<usize, serde_json::Value>) -> Result<Rehashed> {
+pub fn rehash(
+    assembly: &Assembly,
+    changed: &BTreeMap<usize, serde_json::Value>,
+) -> Result<Rehashed> {
     let stacks = &assembly.stacks;
     // The current text of every template: new for changed ones.
     let mut text: BTreeMap<usize, String> = changed
@@ -68,12 +71,20 @@ pub fn rehash(assembly: &Assembly, changed: &BTreeMap<usize, serde_json::Value>)
         .flat_map(|(i, s)| s.assets.iter().map(move |a| (a.id.as_str(), i)))
         .collect();
     let current = |i: usize, text: &BTreeMap<usize, String>| -> String {
-        text.get(&i).cloned().unwrap_or_else(|| stacks[i].original.clone())
+        text.get(&i)
+            .cloned()
+            .unwrap_or_else(|| stacks[i].original.clone())
     };
     let mentions: Vec<BTreeSet<usize>> = (0..stacks.len())
         .map(|i| {
-            let t = text.get(&i).map(String::as_str).unwrap_or(&stacks[i].original);
-            find_ids(t, &id_owner).into_iter().filter(|&o| o != i).collect()
+            let t = text
+                .get(&i)
+                .map(String::as_str)
+                .unwrap_or(&stacks[i].original);
+            find_ids(t, &id_owner)
+                .into_iter()
+                .filter(|&o| o != i)
+                .collect()
         })
         .collect();
 
@@ -288,6 +299,9 @@ mod tests {
     #[test]
     fn opaque_ids_are_replaced_too() {
         let map = BTreeMap::from([("my-custom-hash".to_string(), B.to_string())]);
-        assert_eq!(substitute("k/my-custom-hash.json", &map), format!("k/{B}.json"));
+        assert_eq!(
+            substitute("k/my-custom-hash.json", &map),
+            format!("k/{B}.json")
+        );
     }
 }

@@ -70,10 +70,7 @@ impl WritePlan {
     /// output, say) or empty.
     pub fn write_copy(&self, root: &Path, out: &Path) -> Result<()> {
         if out.exists() {
-            let empty = fs::read_dir(out)
-                .map_err(Error::io(out))?
-                .next()
-                .is_none();
+            let empty = fs::read_dir(out).map_err(Error::io(out))?.next().is_none();
             if !empty && !out.join("manifest.json").is_file() {
                 return Err(Error::OutputNotAssembly {
                     path: out.to_path_buf(),

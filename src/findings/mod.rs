@@ -14,7 +14,9 @@ use serde_json::Value;
 use crate::assembly::{Assembly, Stack};
 
 /// How bad a finding is (SARIF levels).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -55,7 +57,10 @@ pub trait Check: Sync {
 }
 
 /// Every check, in order.
-pub const CHECKS: &[&dyn Check] = &[&plaintext_secrets::PlaintextSecrets, &self_mutation::SelfMutation];
+pub const CHECKS: &[&dyn Check] = &[
+    &plaintext_secrets::PlaintextSecrets,
+    &self_mutation::SelfMutation,
+];
 
 /// Runs every check over every template (`templates[i]` is the hardened template of
 /// `assembly.stacks[i]`), in stack order.

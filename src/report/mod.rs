@@ -77,7 +77,8 @@ impl Report {
             .iter()
             .map(|(p, t)| (p.as_str(), t.as_str()))
             .collect();
-        let templates: Vec<&serde_json::Value> = hardened.stacks.iter().map(|h| &h.template).collect();
+        let templates: Vec<&serde_json::Value> =
+            hardened.stacks.iter().map(|h| &h.template).collect();
         let findings = crate::findings::scan(assembly, &templates);
         let stacks = assembly
             .stacks

@@ -24,14 +24,21 @@ pub fn render(report: &Report) -> String {
                 );
                 last = Some(change.logical_id.as_str());
             }
-            let _ = writeln!(out, "    {} {}: {}", change.transform, change.pointer, change.reason);
+            let _ = writeln!(
+                out,
+                "    {} {}: {}",
+                change.transform, change.pointer, change.reason
+            );
         }
         for note in &stack.notes {
             let _ = writeln!(
                 out,
                 "    note [{}] {}{}",
                 note.transform,
-                note.logical_id.as_deref().map(|l| format!("{l}: ")).unwrap_or_default(),
+                note.logical_id
+                    .as_deref()
+                    .map(|l| format!("{l}: "))
+                    .unwrap_or_default(),
                 note.message
             );
         }

@@ -14,7 +14,10 @@ pub fn resources(template: &Value) -> impl Iterator<Item = (&String, &Value)> {
 }
 
 /// The resources of one type, in template order.
-pub fn resources_of<'a>(template: &'a Value, kind: &'a str) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
+pub fn resources_of<'a>(
+    template: &'a Value,
+    kind: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
     resources(template).filter(move |(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind))
 }
 
@@ -146,7 +149,10 @@ pub fn free_id(template: &Value, base: &str) -> String {
     if !taken(base) {
         return base.to_string();
     }
-    (2..).map(|n| format!("{base}{n}")).find(|c| !taken(c)).expect("some id is free")
+    (2..)
+        .map(|n| format!("{base}{n}"))
+        .find(|c| !taken(c))
+        .expect("some id is free")
 }
 
 #[cfg(test)]

@@ -91,29 +91,37 @@ impl Compiled {
     /// Parses and checks a document; errors name `origin`.
     pub fn parse(origin: &Path, text: &[u8]) -> Result<Compiled> {
         let value: Value = Error::parse_json(origin, text)?;
-        let doc: Document = serde_path_to_error::deserialize(&value).map_err(|e| Error::Document {
-            path: origin.to_path_buf(),
-            problem: format!("`{}`: {}", e.path(), e.inner()),
-        })?;
+        let doc: Document =
+            serde_path_to_error::deserialize(&value).map_err(|e| Error::Document {
+                path: origin.to_path_buf(),
+                problem: format!("`{}`: {}", e.path(), e.inner()),
+            })?;
         let bad = |problem: String| Error::Document {
             path: origin.to_path_buf(),
             problem,
         };
         if !is_kebab(&doc.id) {
-            return Err(bad(format!("id `{}` must be kebab-case (a-z, 0-9, -)", doc.id)));
+            return Err(bad(format!(
+                "id `{}` must be kebab-case (a-z, 0-9, -)",
+                doc.id
+            )));
         }
-        for (field, text) in [("title", &doc.title), ("rule", &doc.rule), ("description", &doc.description)] {
+        for (field, text) in [
+            ("title", &doc.title),
+            ("rule", &doc.rule),
+            ("description", &doc.description),
+        ] {
             if text.trim().is_empty() {
                 return Err(bad(format!("`{field}` must not be empty")));
             }
         }
         match (&doc.action, doc.operations.is_empty()) {
             (Some(_), false) => {
-                return Err(bad("a document has `operations` or an `action`, not both".into()))
+                return Err(bad(
+                    "a document has `operations` or an `action`, not both".into()
+                ))
             }
-            (None, true) => {
-                return Err(bad("a document needs `operations` or an `action`".into()))
-            }
+            (None, true) => return Err(bad("a document needs `operations` or an `action`".into())),
             (None, false) if doc.select.is_none() => {
                 return Err(bad("`operations` need a `select`".into()))
             }
@@ -127,19 +135,30 @@ impl Compiled {
                 )));
             }
             if op.op == Op::AppendUnique && !op.value.is_array() {
-                return Err(bad(format!("`operations[{i}].value` must be an array for append-unique")));
+                return Err(bad(format!(
+                    "`operations[{i}].value` must be an array for append-unique"
+                )));
             }
         }
         let compile = |field: &str, q: &str| {
             jsonpath_rust::parser::parse_json_path(q)
                 .map_err(|e| bad(format!("`{field}` `{q}` is not valid JSONPath: {e}")))
         };
-        let select = doc.select.as_deref().map(|q| compile("select", q)).transpose()?;
+        let select = doc
+            .select
+            .as_deref()
+            .map(|q| compile("select", q))
+            .transpose()?;
         let unless = doc
             .unless
             .iter()
             .enumerate()
-            .map(|(i, u)| Ok((compile(&format!("unless[{i}].select"), &u.select)?, u.note.clone())))
+            .map(|(i, u)| {
+                Ok((
+                    compile(&format!("unless[{i}].select"), &u.select)?,
+                    u.note.clone(),
+                ))
+            })
             .collect::<Result<_>>()?;
         Ok(Compiled {
             doc,
@@ -183,7 +202,10 @@ impl Compiled {
         for hit in found {
             let id = resource_id(&hit.path).ok_or_else(|| Error::Document {
                 path: self.origin.clone(),
-                problem: format!("`{field}` matched `{}`, which is not a resource (`$.Resources[...]`)", hit.path),
+                problem: format!(
+                    "`{field}` matched `{}`, which is not a resource (`$.Resources[...]`)",
+                    hit.path
+                ),
             })?;
             if !ids.contains(&id) {
                 ids.push(id);
@@ -203,7 +225,13 @@ impl Compiled {
         for id in selected {
             for op in &self.doc.operations {
                 let reason = op.reason.clone().unwrap_or_else(|| self.doc.title.clone());
-                out.push(Change::on_resource(id, &op.path, op.op, op.value.clone(), reason));
+                out.push(Change::on_resource(
+                    id,
+                    &op.path,
+                    op.op,
+                    op.value.clone(),
+                    reason,
+                ));
             }
         }
         out
@@ -228,9 +256,11 @@ fn resource_id(path: &str) -> Option<String> {
 /// Lowercase letters and digits in words joined by single hyphens.
 pub fn is_kebab(id: &str) -> bool {
     !id.is_empty()
-        && id
-            .split('-')
-            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && id.split('-').all(|w| {
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 #[cfg(test)]
@@ -272,7 +302,10 @@ mod tests {
         assert!(compile(d).unwrap_err().to_string().contains("kebab-case"));
         let mut d = base();
         d["select"] = json!("$.Resources[?@.Type ==");
-        assert!(compile(d).unwrap_err().to_string().contains("not valid JSONPath"));
+        assert!(compile(d)
+            .unwrap_err()
+            .to_string()
+            .contains("not valid JSONPath"));
         let mut d = base();
         d["bogus"] = json!(1);
         let err = compile(d).unwrap_err().to_string();

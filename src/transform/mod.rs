@@ -64,7 +64,12 @@ impl Context<'_> {
     }
 
     /// A note from the running transform.
-    pub fn note(&self, logical_id: Option<&str>, kind: NoteKind, message: impl Into<String>) -> Note {
+    pub fn note(
+        &self,
+        logical_id: Option<&str>,
+        kind: NoteKind,
+        message: impl Into<String>,
+    ) -> Note {
         Note {
             transform: self.doc.id.clone(),
             logical_id: logical_id.map(str::to_string),
@@ -117,15 +122,19 @@ pub fn harden_stack(
         let id = transform.id();
         let (mut selected, skipped) = transform.compiled.select(&out.template)?;
         for (logical_id, note) in skipped {
-            out.notes.push(ctx.note(Some(&logical_id), NoteKind::Skipped, note));
+            out.notes
+                .push(ctx.note(Some(&logical_id), NoteKind::Skipped, note));
         }
-        selected.retain(|logical_id| match optouts.reason(&out.template, logical_id, id) {
-            Some(reason) => {
-                out.notes.push(ctx.note(Some(logical_id), NoteKind::OptOut, reason));
-                false
-            }
-            None => true,
-        });
+        selected.retain(
+            |logical_id| match optouts.reason(&out.template, logical_id, id) {
+                Some(reason) => {
+                    out.notes
+                        .push(ctx.note(Some(logical_id), NoteKind::OptOut, reason));
+                    false
+                }
+                None => true,
+            },
+        );
         let mut proposal = match transform.action {
             Some(action) => action.propose(&out.template, &selected, &ctx)?,
             None => Proposal {
@@ -142,8 +151,15 @@ pub fn harden_stack(
             if let Some(replacement::Verdict::Refuse(message)) = &verdict {
                 // Only refuse what would change something: a no-op is not a replacement.
                 let mut trial = out.template.clone();
-                if matches!(apply(&mut trial, &change, enforce, id)?, Outcome::Applied { .. }) {
-                    out.notes.push(ctx.note(Some(&change.logical_id), NoteKind::Refused, message.clone()));
+                if matches!(
+                    apply(&mut trial, &change, enforce, id)?,
+                    Outcome::Applied { .. }
+                ) {
+                    out.notes.push(ctx.note(
+                        Some(&change.logical_id),
+                        NoteKind::Refused,
+                        message.clone(),
+                    ));
                 }
                 continue;
             }
@@ -151,10 +167,14 @@ pub fn harden_stack(
             match apply(&mut out.template, &change, enforce, id)? {
                 Outcome::Unchanged => {}
                 Outcome::LeftAlone(message) => {
-                    out.notes.push(ctx.note(Some(&change.logical_id), NoteKind::LeftAlone, message))
+                    out.notes
+                        .push(ctx.note(Some(&change.logical_id), NoteKind::LeftAlone, message))
                 }
                 Outcome::Applied { old, new, enforced } => {
-                    let resource = out.template.get("Resources").and_then(|r| r.get(&change.logical_id));
+                    let resource = out
+                        .template
+                        .get("Resources")
+                        .and_then(|r| r.get(&change.logical_id));
                     let mut warnings = change.warnings.clone();
                     warnings.extend(warning);
                     out.applied.push(Applied {
@@ -198,13 +218,21 @@ pub enum Outcome {
 }
 
 /// Applies one change to a template. Never removes anything; see [`Op`].
-pub fn apply(template: &mut Value, change: &Change, enforce: bool, transform: &str) -> Result<Outcome> {
+pub fn apply(
+    template: &mut Value,
+    change: &Change,
+    enforce: bool,
+    transform: &str,
+) -> Result<Outcome> {
     let existing = template.pointer(&change.pointer).cloned();
     let value = &change.value;
     let describe = |v: &Value| {
         let s = v.to_string();
         if s.len() > 80 {
-            format!("{}…", &s[..s.char_indices().nth(77).map(|(i, _)| i).unwrap_or(s.len())])
+            format!(
+                "{}…",
+                &s[..s.char_indices().nth(77).map(|(i, _)| i).unwrap_or(s.len())]
+            )
         } else {
             s
         }
@@ -322,7 +350,8 @@ fn set(template: &mut Value, change: &Change, value: Value, transform: &str) -> 
             Value::Object(map) => map
                 .entry(token.clone())
                 .or_insert_with(|| Value::Object(Default::default())),
-            Value::Array(items) => match token.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+            Value::Array(items) => match token.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+            {
                 Some(item) => item,
                 None => {
                     return Err(Error::Transform {
@@ -387,11 +416,17 @@ mod tests {
     fn set_if_absent_sets_once_and_respects_the_app() {
         let mut t = json!({"Resources": {"B": {"Type": "AWS::S3::Bucket"}}});
         let c = change(Op::SetIfAbsent, "/Resources/B/Properties/X", json!(1));
-        assert!(matches!(apply(&mut t, &c, false, "t").unwrap(), Outcome::Applied { old: None, .. }));
+        assert!(matches!(
+            apply(&mut t, &c, false, "t").unwrap(),
+            Outcome::Applied { old: None, .. }
+        ));
         assert_eq!(t.pointer("/Resources/B/Properties/X"), Some(&json!(1)));
         assert_eq!(apply(&mut t, &c, false, "t").unwrap(), Outcome::Unchanged);
         let other = change(Op::SetIfAbsent, "/Resources/B/Properties/X", json!(2));
-        assert!(matches!(apply(&mut t, &other, true, "t").unwrap(), Outcome::LeftAlone(_)));
+        assert!(matches!(
+            apply(&mut t, &other, true, "t").unwrap(),
+            Outcome::LeftAlone(_)
+        ));
         assert_eq!(t.pointer("/Resources/B/Properties/X"), Some(&json!(1)));
     }
 
@@ -399,19 +434,32 @@ mod tests {
     fn enforce_overrides_only_when_configured() {
         let mut t = json!({"Resources": {"B": {"Properties": {"S": "Suspended"}}}});
         let c = change(Op::Enforce, "/Resources/B/Properties/S", json!("Enabled"));
-        assert!(matches!(apply(&mut t, &c, false, "t").unwrap(), Outcome::LeftAlone(m) if m.contains("transforms.enforce")));
-        assert_eq!(t.pointer("/Resources/B/Properties/S"), Some(&json!("Suspended")));
+        assert!(
+            matches!(apply(&mut t, &c, false, "t").unwrap(), Outcome::LeftAlone(m) if m.contains("transforms.enforce"))
+        );
+        assert_eq!(
+            t.pointer("/Resources/B/Properties/S"),
+            Some(&json!("Suspended"))
+        );
         let out = apply(&mut t, &c, true, "t").unwrap();
         assert_eq!(
             out,
-            Outcome::Applied { old: Some(json!("Suspended")), new: json!("Enabled"), enforced: true }
+            Outcome::Applied {
+                old: Some(json!("Suspended")),
+                new: json!("Enabled"),
+                enforced: true
+            }
         );
     }
 
     #[test]
     fn merge_adds_only_absent_keys() {
         let mut t = json!({"R": {"a": 1, "o": {"x": 1}}});
-        let c = change(Op::Merge, "/R", json!({"a": 2, "b": 3, "o": {"x": 9, "y": 2}}));
+        let c = change(
+            Op::Merge,
+            "/R",
+            json!({"a": 2, "b": 3, "o": {"x": 9, "y": 2}}),
+        );
         apply(&mut t, &c, false, "t").unwrap();
         assert_eq!(t, json!({"R": {"a": 1, "o": {"x": 1, "y": 2}, "b": 3}}));
         assert_eq!(apply(&mut t, &c, false, "t").unwrap(), Outcome::Unchanged);
@@ -420,13 +468,23 @@ mod tests {
     #[test]
     fn append_unique_keeps_a_single_depends_on() {
         let mut t = json!({"Resources": {"F": {"DependsOn": "Role"}}});
-        let c = change(Op::AppendUnique, "/Resources/F/DependsOn", json!(["Policy"]));
+        let c = change(
+            Op::AppendUnique,
+            "/Resources/F/DependsOn",
+            json!(["Policy"]),
+        );
         apply(&mut t, &c, false, "t").unwrap();
-        assert_eq!(t.pointer("/Resources/F/DependsOn"), Some(&json!(["Role", "Policy"])));
+        assert_eq!(
+            t.pointer("/Resources/F/DependsOn"),
+            Some(&json!(["Role", "Policy"]))
+        );
         assert_eq!(apply(&mut t, &c, false, "t").unwrap(), Outcome::Unchanged);
         let same = change(Op::AppendUnique, "/Resources/F/DependsOn", json!(["Role"]));
         let mut t2 = json!({"Resources": {"F": {"DependsOn": "Role"}}});
-        assert_eq!(apply(&mut t2, &same, false, "t").unwrap(), Outcome::Unchanged);
+        assert_eq!(
+            apply(&mut t2, &same, false, "t").unwrap(),
+            Outcome::Unchanged
+        );
     }
 
     #[test]
@@ -434,6 +492,9 @@ mod tests {
         let mut t = json!({"Resources": {"B": {"Properties": "oops"}}});
         let c = change(Op::SetIfAbsent, "/Resources/B/Properties/X", json!(1));
         let err = apply(&mut t, &c, false, "bucket-versioning").unwrap_err();
-        assert!(err.to_string().contains("/Resources/B/Properties/X"), "{err}");
+        assert!(
+            err.to_string().contains("/Resources/B/Properties/X"),
+            "{err}"
+        );
     }
 }

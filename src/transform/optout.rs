@@ -31,7 +31,10 @@ impl<'c> OptOuts<'c> {
             return Ok(OptOuts { skips, config });
         };
         for (logical_id, resource) in resources {
-            let Some(meta) = resource.pointer("/Metadata").and_then(|m| m.get(METADATA_KEY)) else {
+            let Some(meta) = resource
+                .pointer("/Metadata")
+                .and_then(|m| m.get(METADATA_KEY))
+            else {
                 continue;
             };
             let err = |problem: String| Error::OptOut {
@@ -39,15 +42,24 @@ impl<'c> OptOuts<'c> {
                 problem,
             };
             let Some(entries) = meta.get("skip").and_then(Value::as_array) else {
-                return Err(err("expected `{\"skip\": [{\"id\": ..., \"reason\": ...}]}`".into()));
+                return Err(err(
+                    "expected `{\"skip\": [{\"id\": ..., \"reason\": ...}]}`".into(),
+                ));
             };
-            if let Some(extra) = meta.as_object().and_then(|m| m.keys().find(|k| *k != "skip")) {
-                return Err(err(format!("unknown key `{extra}`; only `skip` is allowed")));
+            if let Some(extra) = meta
+                .as_object()
+                .and_then(|m| m.keys().find(|k| *k != "skip"))
+            {
+                return Err(err(format!(
+                    "unknown key `{extra}`; only `skip` is allowed"
+                )));
             }
             let mut list = Vec::new();
             for (i, entry) in entries.iter().enumerate() {
                 let id = entry.get("id").and_then(Value::as_str).ok_or_else(|| {
-                    err(format!("`skip[{i}].id` must be a transform id (or `*` for all)"))
+                    err(format!(
+                        "`skip[{i}].id` must be a transform id (or `*` for all)"
+                    ))
                 })?;
                 let reason = entry
                     .get("reason")
@@ -85,8 +97,12 @@ impl<'c> OptOuts<'c> {
             .as_str()?;
         self.config.exclude.iter().enumerate().find_map(|(i, ex)| {
             let applies = ex.transforms.is_empty() || ex.transforms.iter().any(|t| t == transform);
-            (applies && glob_matches(&ex.path, path))
-                .then(|| format!("excluded by config `exclude[{i}]` (`{}`): {}", ex.path, ex.reason))
+            (applies && glob_matches(&ex.path, path)).then(|| {
+                format!(
+                    "excluded by config `exclude[{i}]` (`{}`): {}",
+                    ex.path, ex.reason
+                )
+            })
         })
     }
 }

@@ -15,13 +15,34 @@ use crate::error::{Error, Result};
 
 /// The built-in documents, in the order they run.
 pub const BUILTINS: &[(&str, &str)] = &[
-    ("transforms/bucket-versioning.json", include_str!("../../transforms/bucket-versioning.json")),
-    ("transforms/bucket-logging.json", include_str!("../../transforms/bucket-logging.json")),
-    ("transforms/kms.json", include_str!("../../transforms/kms.json")),
-    ("transforms/key-rotation.json", include_str!("../../transforms/key-rotation.json")),
-    ("transforms/vpc.json", include_str!("../../transforms/vpc.json")),
-    ("transforms/package-registry.json", include_str!("../../transforms/package-registry.json")),
-    ("transforms/prod-approval.json", include_str!("../../transforms/prod-approval.json")),
+    (
+        "transforms/bucket-versioning.json",
+        include_str!("../../transforms/bucket-versioning.json"),
+    ),
+    (
+        "transforms/bucket-logging.json",
+        include_str!("../../transforms/bucket-logging.json"),
+    ),
+    (
+        "transforms/kms.json",
+        include_str!("../../transforms/kms.json"),
+    ),
+    (
+        "transforms/key-rotation.json",
+        include_str!("../../transforms/key-rotation.json"),
+    ),
+    (
+        "transforms/vpc.json",
+        include_str!("../../transforms/vpc.json"),
+    ),
+    (
+        "transforms/package-registry.json",
+        include_str!("../../transforms/package-registry.json"),
+    ),
+    (
+        "transforms/prod-approval.json",
+        include_str!("../../transforms/prod-approval.json"),
+    ),
 ];
 
 /// One transform: its document and, for logic a document cannot express, its action.
@@ -84,7 +105,9 @@ impl Registry {
                     return Err(Error::Config {
                         path: config.display_path(),
                         key: format!("{key}[{i}]"),
-                        problem: format!("`{id}` is not a transform; `cdk-harden explain` lists them"),
+                        problem: format!(
+                            "`{id}` is not a transform; `cdk-harden explain` lists them"
+                        ),
                     });
                 }
             }
@@ -95,7 +118,9 @@ impl Registry {
                     return Err(Error::Config {
                         path: config.display_path(),
                         key: format!("exclude[{i}].transforms[{j}]"),
-                        problem: format!("`{id}` is not a transform; `cdk-harden explain` lists them"),
+                        problem: format!(
+                            "`{id}` is not a transform; `cdk-harden explain` lists them"
+                        ),
                     });
                 }
             }
@@ -142,7 +167,10 @@ impl Registry {
     }
 
     /// The transforms the config does not disable, in order.
-    pub fn enabled<'a>(&'a self, config: &'a crate::config::Config) -> impl Iterator<Item = &'a Transform> + 'a {
+    pub fn enabled<'a>(
+        &'a self,
+        config: &'a crate::config::Config,
+    ) -> impl Iterator<Item = &'a Transform> + 'a {
         self.transforms
             .iter()
             .filter(move |t| !config.transforms.disable.iter().any(|d| d == t.id()))

@@ -43,7 +43,8 @@ pub const STATEFUL: &[&str] = &[
 fn create_only() -> &'static BTreeMap<String, Vec<String>> {
     static MAP: OnceLock<BTreeMap<String, Vec<String>>> = OnceLock::new();
     MAP.get_or_init(|| {
-        let value: Value = serde_json::from_str(DATA).expect("data/create-only-properties.json is valid JSON");
+        let value: Value =
+            serde_json::from_str(DATA).expect("data/create-only-properties.json is valid JSON");
         value
             .as_object()
             .expect("an object")
@@ -52,7 +53,11 @@ fn create_only() -> &'static BTreeMap<String, Vec<String>> {
             .map(|(k, v)| {
                 let list = v
                     .as_array()
-                    .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|p| p.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 (k.clone(), list)
             })
@@ -131,25 +136,49 @@ mod tests {
 
     #[test]
     fn the_data_knows_common_create_only_properties() {
-        assert!(create_only_properties("AWS::S3::Bucket").iter().any(|p| p == "/BucketName"));
-        assert!(create_only_properties("AWS::EFS::FileSystem").iter().any(|p| p == "/KmsKeyId"));
+        assert!(create_only_properties("AWS::S3::Bucket")
+            .iter()
+            .any(|p| p == "/BucketName"));
+        assert!(create_only_properties("AWS::EFS::FileSystem")
+            .iter()
+            .any(|p| p == "/KmsKeyId"));
         assert!(create_only_properties("AWS::Nope::Nope").is_empty());
     }
 
     #[test]
     fn stateful_replacement_is_refused_unless_allowed() {
         let t = json!({"Resources": {"Fs": {"Type": "AWS::EFS::FileSystem", "Properties": {}}}});
-        let c = Change::on_resource("Fs", "/Properties/KmsKeyId", Op::SetIfAbsent, json!("k"), "r");
-        assert!(matches!(check(&t, &c, false), Some(Verdict::Refuse(m)) if m.contains("requires replacement")));
+        let c = Change::on_resource(
+            "Fs",
+            "/Properties/KmsKeyId",
+            Op::SetIfAbsent,
+            json!("k"),
+            "r",
+        );
+        assert!(
+            matches!(check(&t, &c, false), Some(Verdict::Refuse(m)) if m.contains("requires replacement"))
+        );
         assert!(matches!(check(&t, &c, true), Some(Verdict::Warn(_))));
-        let ok = Change::on_resource("Fs", "/Properties/BackupPolicy", Op::SetIfAbsent, json!({}), "r");
+        let ok = Change::on_resource(
+            "Fs",
+            "/Properties/BackupPolicy",
+            Op::SetIfAbsent,
+            json!({}),
+            "r",
+        );
         assert_eq!(check(&t, &ok, false), None);
     }
 
     #[test]
     fn new_resources_are_not_guarded() {
         let t = json!({"Resources": {}});
-        let c = Change::on_resource("Fs", "/Properties/KmsKeyId", Op::SetIfAbsent, json!("k"), "r");
+        let c = Change::on_resource(
+            "Fs",
+            "/Properties/KmsKeyId",
+            Op::SetIfAbsent,
+            json!("k"),
+            "r",
+        );
         assert_eq!(check(&t, &c, false), None);
     }
 }

@@ -12,7 +12,13 @@ mod vpc;
 use super::Action;
 
 /// The names documents may use in `action`.
-pub const NAMES: &[&str] = &["bucket-logging", "kms", "vpc", "package-registry", "prod-approval"];
+pub const NAMES: &[&str] = &[
+    "bucket-logging",
+    "kms",
+    "vpc",
+    "package-registry",
+    "prod-approval",
+];
 
 /// The action with this name.
 pub fn find(name: &str) -> Option<&'static dyn Action> {

@@ -1,0 +1,552 @@
+//! Issue 2: reading and writing real cloud assemblies without breaking them.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use cdk_harden::assembly::format::to_cdk_json;
+use cdk_harden::assembly::rehash::sha256_hex;
+use cdk_harden::{Assembly, WritePlan};
+use common::*;
+use serde_json::Value;
+
+const APPS: &[&str] = &["pipelines", "shapes", "secrets"];
+
+#[test]
+fn issue_2_round_trip_is_byte_identical() {
+    for app in APPS {
+        let assembly = Assembly::load(fixture(app)).unwrap();
+        // Every template re-serializes to exactly the bytes CDK wrote.
+        for stack in &assembly.stacks {
+            assert_eq!(
+                to_cdk_json(&stack.template),
+                stack.original,
+                "{app}: {} does not round-trip",
+                stack.template_path
+            );
+        }
+        // Writing with no transform changes nothing, in place or as a copy.
+        let plan = WritePlan::new(&assembly, &Default::default()).unwrap();
+        assert!(plan.is_empty(), "{app}: empty plan expected");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("copy");
+        plan.write_copy(&assembly.root, &out).unwrap();
+        assert_eq!(
+            snapshot(&fixture(app)),
+            snapshot(&out),
+            "{app}: copy differs"
+        );
+    }
+}
+
+#[test]
+fn issue_2_reads_stages_nested_stacks_and_environments() {
+    let pipelines = Assembly::load(fixture("pipelines")).unwrap();
+    assert_eq!(pipelines.version, "55.0.0");
+    let names: Vec<&str> = pipelines
+        .stacks
+        .iter()
+        .map(|s| s.display_name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "PipelineStack/Dev/Service",
+            "PipelineStack/Dev/Service/Storage",
+            "PipelineStack/UAT/Service",
+            "PipelineStack/UAT/Service/Storage",
+            "PipelineStack/Prod/Service",
+            "PipelineStack/Prod/Service/Storage",
+            "PipelineStack",
+        ]
+    );
+    let prod = &pipelines.stacks[4];
+    assert_eq!(prod.environment.account.as_deref(), Some("444444444444"));
+    assert_eq!(prod.environment.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(prod.stage.as_deref(), Some("PipelineStack/Prod"));
+    assert_eq!(prod.stage_name(), Some("Prod"));
+    assert_eq!(prod.assets.len(), 1, "the stack template is a file asset");
+    let nested = &pipelines.stacks[5];
+    let link = nested
+        .nested
+        .as_ref()
+        .expect("nested stack linked to its parent");
+    assert_eq!(link.parent, 4);
+    assert!(
+        pipelines.stacks[4].template["Resources"][&link.logical_id]["Type"]
+            == "AWS::CloudFormation::Stack"
+    );
+    assert!(nested
+        .template_path
+        .as_str()
+        .ends_with(".nested.template.json"));
+    assert_eq!(nested.environment, prod.environment);
+    assert_eq!(pipelines.children(4).collect::<Vec<_>>(), [5]);
+    // Construct paths come from the template metadata.
+    let (id, _) = resources_of(&nested.template, "AWS::S3::Bucket")[0];
+    assert_eq!(
+        nested.construct_path(id),
+        Some("PipelineStack/Prod/Service/Storage/ArchiveBucket/Resource")
+    );
+
+    let shapes = Assembly::load(fixture("shapes")).unwrap();
+    let agnostic = shapes
+        .stacks
+        .iter()
+        .find(|s| s.name == "EnvironmentAgnosticStack")
+        .unwrap();
+    assert_eq!(agnostic.environment.account, None);
+    assert_eq!(agnostic.environment.key(), "unknown-account/unknown-region");
+    let inner = shapes
+        .stacks
+        .iter()
+        .find(|s| {
+            s.template_path
+                .as_str()
+                .starts_with("assembly-Outer/assembly-Outer-Inner/")
+        })
+        .expect("a Stage inside a Stage is read");
+    assert_eq!(inner.stage.as_deref(), Some("Outer/Inner"));
+    assert_eq!(inner.environment.account.as_deref(), Some("222222222222"));
+    assert_eq!(shapes.dirs.len(), 3, "root, Outer, Outer/Inner");
+}
+
+/// The asset id of every template in a (re)loaded assembly, by template path.
+fn template_ids(root: &Path) -> Vec<(String, String)> {
+    let assembly = Assembly::load(root).unwrap();
+    assembly
+        .stacks
+        .iter()
+        .flat_map(|s| {
+            s.assets
+                .iter()
+                .map(move |a| (s.template_path.to_string(), a.id.clone()))
+        })
+        .collect()
+}
+
+#[test]
+fn issue_2_rehash_chain_after_editing_one_nested_template() {
+    let (_dir, root) = copy_fixture("pipelines");
+    let before_files = snapshot(&root);
+    let before_ids = template_ids(&root);
+    let config = repo().join("tests/data/touch-only.json");
+    let out = run(&root, &["apply", ".", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after_files = snapshot(&root);
+
+    let changed: BTreeSet<&str> = before_files
+        .iter()
+        .zip(&after_files)
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| a.0.as_str())
+        .collect();
+    assert_eq!(
+        before_files.len(),
+        after_files.len(),
+        "no file added or removed"
+    );
+    let expected: BTreeSet<&str> = [
+        "assembly-PipelineStack-Dev/PipelineStackDevServiceStorage338AB38E.nested.template.json",
+        "assembly-PipelineStack-Dev/PipelineStackDevService2FAD3E8A.template.json",
+        "assembly-PipelineStack-Dev/PipelineStackDevService2FAD3E8A.assets.json",
+        "assembly-PipelineStack-Dev/manifest.json",
+        "PipelineStack.template.json",
+        "PipelineStack.assets.json",
+        "manifest.json",
+        "tree.json",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(changed, expected);
+
+    // Every changed template's asset id is the SHA-256 of its bytes.
+    let after_ids = template_ids(&root);
+    let mut renamed = Vec::new();
+    for ((path, old), (path2, new)) in before_ids.iter().zip(&after_ids) {
+        assert_eq!(path, path2);
+        let bytes = std::fs::read(root.join(path)).unwrap();
+        if changed.contains(path.as_str()) {
+            assert_eq!(
+                new,
+                &sha256_hex(&bytes),
+                "{path}: id is not the hash of its bytes"
+            );
+            assert_ne!(old, new);
+            renamed.push((path.clone(), old.clone(), new.clone()));
+        } else {
+            assert_eq!(old, new, "{path}: unchanged template kept its id");
+        }
+    }
+    assert_eq!(renamed.len(), 3, "nested, its parent and the pipeline");
+
+    let new_id = |suffix: &str| {
+        renamed
+            .iter()
+            .find(|(p, _, _)| p.ends_with(suffix))
+            .map(|(_, _, n)| n.clone())
+            .unwrap()
+    };
+    let nested_id = new_id(".nested.template.json");
+    let parent_id = new_id("PipelineStackDevService2FAD3E8A.template.json");
+    let pipeline_id = new_id("PipelineStack.template.json");
+
+    // The manifest URL, the parent TemplateURL and the pipeline buildspec name the new ids.
+    let dev_manifest = read_json(&root.join("assembly-PipelineStack-Dev/manifest.json"));
+    let url = dev_manifest["artifacts"]["PipelineStackDevService2FAD3E8A"]["properties"]
+        ["stackTemplateAssetObjectUrl"]
+        .as_str()
+        .unwrap();
+    assert!(url.ends_with(&format!("/{parent_id}.json")), "{url}");
+    let root_manifest = read_json(&root.join("manifest.json"));
+    let url = root_manifest["artifacts"]["PipelineStack"]["properties"]
+        ["stackTemplateAssetObjectUrl"]
+        .as_str()
+        .unwrap();
+    assert!(url.ends_with(&format!("/{pipeline_id}.json")), "{url}");
+    let parent = std::fs::read_to_string(
+        root.join("assembly-PipelineStack-Dev/PipelineStackDevService2FAD3E8A.template.json"),
+    )
+    .unwrap();
+    let parent_json: Value = serde_json::from_str(&parent).unwrap();
+    let url = parent_json["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|r| r["Type"] == "AWS::CloudFormation::Stack")
+        .map(|r| r["Properties"]["TemplateURL"].to_string())
+        .unwrap();
+    assert!(url.contains(&format!("/{nested_id}.json")), "{url}");
+    let pipeline = std::fs::read_to_string(root.join("PipelineStack.template.json")).unwrap();
+    assert!(
+        pipeline.contains(&format!(
+            "publish \\\\\\\"{nested_id}:222222222222-eu-west-1"
+        )) || pipeline.contains(&format!("{nested_id}:222222222222-eu-west-1")),
+        "the asset-publishing buildspec names the new nested id"
+    );
+    let assets = read_json(
+        &root.join("assembly-PipelineStack-Dev/PipelineStackDevService2FAD3E8A.assets.json"),
+    );
+    let entry = &assets["files"][&nested_id];
+    assert!(entry.is_object(), "assets.json is keyed by the new id");
+    for (_, dest) in entry["destinations"].as_object().unwrap() {
+        assert_eq!(dest["objectKey"], format!("{nested_id}.json"));
+    }
+
+    // No old id of a changed template remains anywhere in the assembly.
+    for (path, bytes) in &after_files {
+        let text = String::from_utf8_lossy(bytes);
+        for (_, old, _) in &renamed {
+            assert!(
+                !text.contains(old.as_str()),
+                "{path} still names old id {old}"
+            );
+        }
+    }
+
+    // Applying again changes nothing.
+    let again = run(&root, &["apply", ".", "--config", config.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(
+        snapshot(&root),
+        after_files,
+        "apply twice equals apply once"
+    );
+}
+
+#[test]
+fn issue_2_out_dir_writes_a_copy_and_leaves_the_input() {
+    let (dir, root) = copy_fixture("pipelines");
+    let input = snapshot(&root);
+    let out = dir.path().join("hardened");
+    let config = config("pipelines");
+    let o = run(
+        dir.path(),
+        &[
+            "apply",
+            "cdk.out",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            "hardened",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(snapshot(&root), input, "input untouched");
+    // The copy equals what an in-place apply produces.
+    let (_dir2, in_place, _) = hardened("pipelines");
+    assert_eq!(snapshot(&out), snapshot(&in_place));
+    // A second run replaces the previous output.
+    let o = run(
+        dir.path(),
+        &[
+            "apply",
+            "cdk.out",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            "hardened",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(snapshot(&out), snapshot(&in_place));
+    // A directory that is not an assembly is never overwritten.
+    std::fs::create_dir(dir.path().join("precious")).unwrap();
+    std::fs::write(dir.path().join("precious/notes.txt"), "keep").unwrap();
+    let o = run(
+        dir.path(),
+        &[
+            "apply",
+            "cdk.out",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            "precious",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("precious"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("precious/notes.txt")).unwrap(),
+        "keep"
+    );
+}
+
+#[test]
+fn issue_2_diff_writes_nothing() {
+    let (dir, root) = copy_fixture("pipelines");
+    let input = snapshot(&root);
+    let config = config("pipelines");
+    for args in [
+        vec!["diff", "cdk.out", "--config", config.to_str().unwrap()],
+        vec![
+            "apply",
+            "cdk.out",
+            "--dry-run",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    ] {
+        let o = run(dir.path(), &args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(!stdout(&o).is_empty());
+    }
+    assert_eq!(snapshot(&root), input);
+}
+
+/// Runs `apply` on `root` and asserts it fails with exit 2, an error mentioning every needle,
+/// and an untouched assembly.
+fn assert_refused(root: &Path, needles: &[&str]) {
+    let before = snapshot(root);
+    let config = config("pipelines");
+    let o = run(root, &["apply", ".", "--config", config.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "stderr lacks `{needle}`: {err}");
+    }
+    assert_eq!(snapshot(root), before, "input was modified");
+}
+
+#[test]
+fn issue_2_missing_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("template.json"), "{}").unwrap();
+    assert_refused(dir.path(), &["no manifest.json", "cloud assembly"]);
+}
+
+#[test]
+fn issue_2_invalid_json_names_line_and_column() {
+    let (_dir, root) = copy_fixture("pipelines");
+    let path =
+        root.join("assembly-PipelineStack-UAT/PipelineStackUATService21A29E43.template.json");
+    let path = if path.exists() {
+        path
+    } else {
+        // The stack's file name carries a hash; find it.
+        std::fs::read_dir(root.join("assembly-PipelineStack-UAT"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.to_string_lossy().ends_with(".template.json")
+                    && !p.to_string_lossy().contains("nested")
+            })
+            .unwrap()
+    };
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Break the third line.
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[2] = "  \"Broken\": ,";
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert_refused(&root, &[&name, "invalid JSON at line 3, column"]);
+}
+
+#[test]
+fn issue_2_missing_template() {
+    let (_dir, root) = copy_fixture("pipelines");
+    std::fs::remove_file(root.join("PipelineStack.template.json")).unwrap();
+    assert_refused(
+        &root,
+        &[
+            "manifest.json",
+            "/artifacts/PipelineStack/properties/templateFile",
+            "PipelineStack.template.json",
+            "does not exist",
+        ],
+    );
+}
+
+#[test]
+fn issue_2_unknown_manifest_major_version() {
+    let (_dir, root) = copy_fixture("pipelines");
+    let path = root.join("manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen("\"version\": \"55.0.0\"", "\"version\": \"99.0.0\"", 1),
+    )
+    .unwrap();
+    assert_refused(&root, &["manifest.json", "`99.0.0`", "not supported"]);
+}
+
+fn edit_json(path: &Path, edit: impl FnOnce(&mut Value)) {
+    let mut value = read_json(path);
+    edit(&mut value);
+    std::fs::write(path, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+}
+
+#[test]
+fn issue_2_paths_escaping_the_assembly_are_refused() {
+    // A template file outside the root.
+    let (_dir, root) = copy_fixture("pipelines");
+    edit_json(&root.join("manifest.json"), |m| {
+        m["artifacts"]["PipelineStack"]["properties"]["templateFile"] = "../../etc/passwd".into();
+    });
+    assert_refused(
+        &root,
+        &[
+            "manifest.json",
+            "templateFile",
+            "`../../etc/passwd`",
+            "leaves the assembly",
+        ],
+    );
+
+    // An absolute asset source path.
+    let (_dir, root) = copy_fixture("pipelines");
+    edit_json(&root.join("PipelineStack.assets.json"), |m| {
+        let files = m["files"].as_object_mut().unwrap();
+        let first = files.values_mut().next().unwrap();
+        first["source"]["path"] = "/etc/passwd".into();
+    });
+    assert_refused(
+        &root,
+        &[
+            "PipelineStack.assets.json",
+            "source/path",
+            "`/etc/passwd`",
+            "leaves the assembly",
+        ],
+    );
+
+    // A nested assembly directory outside the root.
+    let (_dir, root) = copy_fixture("pipelines");
+    edit_json(&root.join("manifest.json"), |m| {
+        m["artifacts"]["assembly-PipelineStack-Dev"]["properties"]["directoryName"] = "..".into();
+    });
+    assert_refused(&root, &["directoryName", "leaves the assembly"]);
+
+    // A symbolic link pointing out.
+    #[cfg(unix)]
+    {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("t.json"), "{}").unwrap();
+        let (_dir, root) = copy_fixture("pipelines");
+        std::os::unix::fs::symlink(
+            outside.path().join("t.json"),
+            root.join("linked.template.json"),
+        )
+        .unwrap();
+        edit_json(&root.join("manifest.json"), |m| {
+            m["artifacts"]["PipelineStack"]["properties"]["templateFile"] =
+                "linked.template.json".into();
+        });
+        assert_refused(&root, &["`linked.template.json`", "leaves the assembly"]);
+    }
+}
+
+/// Templates after a complete apply, for comparing with an interrupted one.
+fn completed_apply(app: &str) -> Vec<(String, Vec<u8>)> {
+    let (_dir, root, _) = hardened(app);
+    snapshot(&root)
+}
+
+#[test]
+fn issue_2_kill_mid_write_leaves_every_file_old_or_new() {
+    let old = snapshot(&fixture("pipelines"));
+    let new = completed_apply("pipelines");
+    let config = config("pipelines");
+    // Abort half-way through the 1st, 3rd and 7th file written.
+    for n in [1, 3, 7] {
+        let (_dir, root) = copy_fixture("pipelines");
+        let o = bin()
+            .current_dir(&root)
+            .env("CDK_HARDEN_FAULT", format!("abort-after:{n}"))
+            .args(["apply", ".", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "the fault hook must kill the process");
+        let mut saw_new = 0;
+        for (path, bytes) in snapshot(&root) {
+            if path.contains(".cdk-harden-") {
+                continue; // the abandoned temporary file
+            }
+            if path == cdk_harden::assembly::INCOMPLETE_MARKER {
+                continue;
+            }
+            let was = old.iter().find(|(p, _)| *p == path).map(|(_, b)| b);
+            let will = new.iter().find(|(p, _)| *p == path).map(|(_, b)| b);
+            let ok = Some(&bytes) == was || Some(&bytes) == will;
+            assert!(
+                ok,
+                "after abort at write {n}: {path} is neither old nor new"
+            );
+            if Some(&bytes) != was {
+                saw_new += 1;
+            }
+        }
+        assert_eq!(saw_new, n - 1, "files completed before the abort");
+        // The next run refuses the half-written assembly instead of hardening it further.
+        let again = run(&root, &["apply", ".", "--config", config.to_str().unwrap()]);
+        assert_eq!(again.status.code(), Some(2));
+        assert!(stderr(&again).contains("interrupted"), "{}", stderr(&again));
+    }
+}
+
+#[test]
+fn issue_2_kill_mid_copy_leaves_no_output_and_the_input_untouched() {
+    let (dir, root) = copy_fixture("pipelines");
+    let input = snapshot(&root);
+    let config = config("pipelines");
+    let o = bin()
+        .current_dir(dir.path())
+        .env("CDK_HARDEN_FAULT", "abort-after:2")
+        .args([
+            "apply",
+            "cdk.out",
+            "--out",
+            "hardened",
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        !dir.path().join("hardened").exists(),
+        "no partial output directory"
+    );
+    assert_eq!(snapshot(&root), input);
+}
