@@ -364,9 +364,23 @@ fn glob(pattern: &str) -> std::result::Result<globset::GlobMatcher, String> {
         .map_err(|e| format!("`{pattern}` is not a valid glob: {}", e.kind()))
 }
 
-/// Whether `text` matches the glob `pattern` (`*` matches across `/`).
+/// Whether `text` matches the glob `pattern` (`*` matches across `/`). Compiled globs are
+/// cached: the same few patterns are matched against every stack and resource.
 pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    glob(pattern).map(|g| g.is_match(text)).unwrap_or(false)
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<globset::GlobMatcher>>>> = OnceLock::new();
+    if !pattern.contains(['*', '?', '[', '{']) {
+        return pattern == text;
+    }
+    let cache = CACHE.get_or_init(Default::default);
+    let matcher = {
+        let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(pattern.to_string())
+            .or_insert_with(|| glob(pattern).ok())
+            .clone()
+    };
+    matcher.is_some_and(|g| g.is_match(text))
 }
 
 /// Merges `over` into `base`: objects key by key, anything else replaced.

@@ -483,42 +483,73 @@ fn completed_apply(app: &str) -> Vec<(String, Vec<u8>)> {
     snapshot(&root)
 }
 
+/// Runs `apply` on a copy of the pipelines fixture with a fault injected; returns the copy.
+fn apply_with_fault(fault: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, root) = copy_fixture("pipelines");
+    let config = config("pipelines");
+    let o = bin()
+        .current_dir(&root)
+        .env("CDK_HARDEN_FAULT", fault)
+        .args(["apply", ".", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "{fault}: the fault hook must kill the process"
+    );
+    (dir, root)
+}
+
+/// Asserts every file is either its old or its new version; returns how many are new.
+fn old_or_new(
+    root: &Path,
+    old: &[(String, Vec<u8>)],
+    new: &[(String, Vec<u8>)],
+    what: &str,
+) -> usize {
+    let mut saw_new = 0;
+    for (path, bytes) in snapshot(root) {
+        if path.contains(".cdk-harden-") || path == cdk_harden::assembly::INCOMPLETE_MARKER {
+            continue; // abandoned temporary files and the marker
+        }
+        let was = old.iter().find(|(p, _)| *p == path).map(|(_, b)| b);
+        let will = new.iter().find(|(p, _)| *p == path).map(|(_, b)| b);
+        assert!(
+            Some(&bytes) == was || Some(&bytes) == will,
+            "{what}: {path} is neither old nor new"
+        );
+        if Some(&bytes) != was {
+            saw_new += 1;
+        }
+    }
+    saw_new
+}
+
 #[test]
 fn issue_2_kill_mid_write_leaves_every_file_old_or_new() {
     let old = snapshot(&fixture("pipelines"));
     let new = completed_apply("pipelines");
     let config = config("pipelines");
-    // Abort half-way through the 1st, 3rd and 7th file written.
+    // Killed while writing the new files: nothing has been replaced yet, and the assembly is
+    // still the consistent input, so a new run proceeds.
+    for n in [1, 4] {
+        let (_dir, root) = apply_with_fault(&format!("abort-in-write:{n}"));
+        assert_eq!(
+            old_or_new(&root, &old, &new, &format!("abort in write {n}")),
+            0
+        );
+        assert!(!root.join(cdk_harden::assembly::INCOMPLETE_MARKER).exists());
+        let again = run(&root, &["apply", ".", "--config", config.to_str().unwrap()]);
+        assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    }
+    // Killed while replacing files: each is old or new, and the next run refuses the
+    // half-replaced assembly instead of hardening it further.
     for n in [1, 3, 7] {
-        let (_dir, root) = copy_fixture("pipelines");
-        let o = bin()
-            .current_dir(&root)
-            .env("CDK_HARDEN_FAULT", format!("abort-after:{n}"))
-            .args(["apply", ".", "--config", config.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(!o.status.success(), "the fault hook must kill the process");
-        let mut saw_new = 0;
-        for (path, bytes) in snapshot(&root) {
-            if path.contains(".cdk-harden-") {
-                continue; // the abandoned temporary file
-            }
-            if path == cdk_harden::assembly::INCOMPLETE_MARKER {
-                continue;
-            }
-            let was = old.iter().find(|(p, _)| *p == path).map(|(_, b)| b);
-            let will = new.iter().find(|(p, _)| *p == path).map(|(_, b)| b);
-            let ok = Some(&bytes) == was || Some(&bytes) == will;
-            assert!(
-                ok,
-                "after abort at write {n}: {path} is neither old nor new"
-            );
-            if Some(&bytes) != was {
-                saw_new += 1;
-            }
-        }
-        assert_eq!(saw_new, n - 1, "files completed before the abort");
-        // The next run refuses the half-written assembly instead of hardening it further.
+        let (_dir, root) = apply_with_fault(&format!("abort-after-rename:{n}"));
+        assert_eq!(
+            old_or_new(&root, &old, &new, &format!("abort after rename {n}")),
+            n
+        );
         let again = run(&root, &["apply", ".", "--config", config.to_str().unwrap()]);
         assert_eq!(again.status.code(), Some(2));
         assert!(stderr(&again).contains("interrupted"), "{}", stderr(&again));
@@ -532,7 +563,7 @@ fn issue_2_kill_mid_copy_leaves_no_output_and_the_input_untouched() {
     let config = config("pipelines");
     let o = bin()
         .current_dir(dir.path())
-        .env("CDK_HARDEN_FAULT", "abort-after:2")
+        .env("CDK_HARDEN_FAULT", "abort-in-write:2")
         .args([
             "apply",
             "cdk.out",

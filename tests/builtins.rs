@@ -23,7 +23,10 @@ fn excused(outcome: &cdk_harden::Outcome, transform: &str) -> BTreeSet<(String, 
         .flat_map(|s| {
             s.notes
                 .iter()
-                .filter(|n| n.transform == transform && matches!(n.kind, NoteKind::OptOut | NoteKind::Skipped))
+                .filter(|n| {
+                    n.transform == transform
+                        && matches!(n.kind, NoteKind::OptOut | NoteKind::Skipped)
+                })
                 .filter_map(|n| n.logical_id.clone())
                 .map(|id| (s.template.clone(), id))
                 .collect::<Vec<_>>()
@@ -40,17 +43,29 @@ fn issue_3_checkov_finds_no_versioning_logging_or_rotation_failures() {
 
         let (_dir, root, outcome) = hardened(app);
         let failures = checkov_failures(&root, &["CKV_AWS_21", "CKV_AWS_18", "CKV_AWS_7"]);
-        let by_transform = [("CKV_AWS_21", "bucket-versioning"), ("CKV_AWS_18", "bucket-logging"), ("CKV_AWS_7", "key-rotation")];
+        let by_transform = [
+            ("CKV_AWS_21", "bucket-versioning"),
+            ("CKV_AWS_18", "bucket-logging"),
+            ("CKV_AWS_7", "key-rotation"),
+        ];
         let unexpected: Vec<_> = failures
             .iter()
             .filter(|f| {
                 let transform = by_transform.iter().find(|(c, _)| *c == f.check).unwrap().1;
-                let id = f.resource.split_once('.').map(|(_, id)| id.to_string()).unwrap_or_default();
+                let id = f
+                    .resource
+                    .split_once('.')
+                    .map(|(_, id)| id.to_string())
+                    .unwrap_or_default();
                 !excused(&outcome, transform).contains(&(f.file.clone(), id))
             })
             .collect();
         assert!(unexpected.is_empty(), "{app}: {unexpected:#?}");
-        println!("{app}: checkov failures raw {} → hardened {} (all opted out or skipped)", raw.len(), failures.len());
+        println!(
+            "{app}: checkov failures raw {} → hardened {} (all opted out or skipped)",
+            raw.len(),
+            failures.len()
+        );
     }
 }
 
@@ -69,21 +84,36 @@ fn issue_3_access_log_bucket_is_created_per_stack_and_never_logs_to_itself() {
     let mut created = 0;
     for (path, template) in templates(&root) {
         let buckets = resources_of(&template, "AWS::S3::Bucket");
-        let Some((_, log)) = buckets.iter().find(|(id, _)| *id == "CdkHardenAccessLogBucket") else {
+        let Some((_, log)) = buckets
+            .iter()
+            .find(|(id, _)| *id == "CdkHardenAccessLogBucket")
+        else {
             continue;
         };
         created += 1;
         let p = &log["Properties"];
         assert_eq!(
-            p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"],
+            p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+                ["ServerSideEncryptionByDefault"]["SSEAlgorithm"],
             "AES256",
             "{path}: SSE-S3"
         );
         assert_eq!(p["VersioningConfiguration"]["Status"], "Enabled");
-        for flag in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
-            assert_eq!(p["PublicAccessBlockConfiguration"][flag], true, "{path}: {flag}");
+        for flag in [
+            "BlockPublicAcls",
+            "BlockPublicPolicy",
+            "IgnorePublicAcls",
+            "RestrictPublicBuckets",
+        ] {
+            assert_eq!(
+                p["PublicAccessBlockConfiguration"][flag], true,
+                "{path}: {flag}"
+            );
         }
-        assert!(p.get("LoggingConfiguration").is_none(), "{path}: logs to itself");
+        assert!(
+            p.get("LoggingConfiguration").is_none(),
+            "{path}: logs to itself"
+        );
         let policy = &template["Resources"]["CdkHardenAccessLogBucketPolicy"]["Properties"];
         let allow = &policy["PolicyDocument"]["Statement"][0];
         assert_eq!(allow["Principal"]["Service"], "logging.s3.amazonaws.com");
@@ -95,8 +125,15 @@ fn issue_3_access_log_bucket_is_created_per_stack_and_never_logs_to_itself() {
                 continue;
             }
             let logging = &bucket["Properties"]["LoggingConfiguration"];
-            assert_eq!(logging["DestinationBucketName"], json!({"Ref": "CdkHardenAccessLogBucket"}), "{path} {id}");
-            assert!(logging["LogFilePrefix"].as_str().unwrap().ends_with(&format!("/{id}/")));
+            assert_eq!(
+                logging["DestinationBucketName"],
+                json!({"Ref": "CdkHardenAccessLogBucket"}),
+                "{path} {id}"
+            );
+            assert!(logging["LogFilePrefix"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/{id}/")));
         }
     }
     // Dev, UAT (with their nested stacks) and the pipeline create one; Prod uses the central bucket.
@@ -107,23 +144,37 @@ fn issue_3_access_log_bucket_is_created_per_stack_and_never_logs_to_itself() {
         .unwrap()
         .1;
     for (_, bucket) in resources_of(&prod, "AWS::S3::Bucket") {
-        assert_eq!(bucket["Properties"]["LoggingConfiguration"]["DestinationBucketName"], "org-access-logs-444444444444");
+        assert_eq!(
+            bucket["Properties"]["LoggingConfiguration"]["DestinationBucketName"],
+            "org-access-logs-444444444444"
+        );
     }
 }
 
 #[test]
 fn issue_3_asymmetric_and_hmac_keys_are_left_with_a_note() {
     let (_dir, root, outcome) = hardened("shapes");
-    let compliant = templates(&root).into_iter().find(|(p, _)| p == "CompliantStack.template.json").unwrap().1;
+    let compliant = templates(&root)
+        .into_iter()
+        .find(|(p, _)| p == "CompliantStack.template.json")
+        .unwrap()
+        .1;
     let mut asymmetric = 0;
     for (id, key) in resources_of(&compliant, "AWS::KMS::Key") {
-        let spec = key["Properties"]["KeySpec"].as_str().unwrap_or("SYMMETRIC_DEFAULT");
+        let spec = key["Properties"]["KeySpec"]
+            .as_str()
+            .unwrap_or("SYMMETRIC_DEFAULT");
         if spec == "SYMMETRIC_DEFAULT" {
             assert_eq!(key["Properties"]["EnableKeyRotation"], true, "{id}");
         } else {
             asymmetric += 1;
             assert!(key["Properties"].get("EnableKeyRotation").is_none(), "{id}");
-            let stack = outcome.report.stacks.iter().find(|s| s.template == "CompliantStack.template.json").unwrap();
+            let stack = outcome
+                .report
+                .stacks
+                .iter()
+                .find(|s| s.template == "CompliantStack.template.json")
+                .unwrap();
             assert!(
                 stack.notes.iter().any(|n| n.transform == "key-rotation"
                     && n.kind == NoteKind::Skipped
@@ -140,14 +191,26 @@ fn issue_3_asymmetric_and_hmac_keys_are_left_with_a_note() {
 #[test]
 fn issue_3_opt_out_is_respected_and_reported() {
     let (_dir, root, outcome) = hardened("shapes");
-    let t = templates(&root).into_iter().find(|(p, _)| p == "OptOutStack.template.json").unwrap().1;
+    let t = templates(&root)
+        .into_iter()
+        .find(|(p, _)| p == "OptOutStack.template.json")
+        .unwrap()
+        .1;
     let (id, bucket) = resources_of(&t, "AWS::S3::Bucket")
         .into_iter()
         .find(|(_, b)| b["Metadata"].get("cdk-harden").is_some())
         .unwrap();
     assert!(bucket["Properties"].get("LoggingConfiguration").is_none());
-    assert_eq!(bucket["Properties"]["VersioningConfiguration"]["Status"], "Enabled", "other transforms still apply");
-    let stack = outcome.report.stacks.iter().find(|s| s.template == "OptOutStack.template.json").unwrap();
+    assert_eq!(
+        bucket["Properties"]["VersioningConfiguration"]["Status"], "Enabled",
+        "other transforms still apply"
+    );
+    let stack = outcome
+        .report
+        .stacks
+        .iter()
+        .find(|s| s.template == "OptOutStack.template.json")
+        .unwrap();
     assert!(stack.notes.iter().any(|n| n.kind == NoteKind::OptOut
         && n.logical_id.as_deref() == Some(id.as_str())
         && n.message.contains("public website bucket")));
@@ -172,18 +235,36 @@ fn issue_3_explicit_settings_are_left_alone_unless_enforced() {
     let base = r#"{"environments": {"*": {"accessLogs": {"create": true}}},
         "transforms": {"disable": ["kms", "vpc", "package-registry", "prod-approval"]}}"#;
     let out = harden_one(template.clone(), &config_of(base));
-    assert_eq!(out.template["Resources"]["B"]["Properties"]["VersioningConfiguration"]["Status"], "Suspended");
-    assert_eq!(out.template["Resources"]["K"]["Properties"]["EnableKeyRotation"], false);
-    let left: Vec<_> = out.notes.iter().filter(|n| n.kind == NoteKind::LeftAlone).collect();
+    assert_eq!(
+        out.template["Resources"]["B"]["Properties"]["VersioningConfiguration"]["Status"],
+        "Suspended"
+    );
+    assert_eq!(
+        out.template["Resources"]["K"]["Properties"]["EnableKeyRotation"],
+        false
+    );
+    let left: Vec<_> = out
+        .notes
+        .iter()
+        .filter(|n| n.kind == NoteKind::LeftAlone)
+        .collect();
     assert_eq!(left.len(), 2, "{left:#?}");
-    assert!(left.iter().all(|n| n.message.contains("transforms.enforce")));
+    assert!(left
+        .iter()
+        .all(|n| n.message.contains("transforms.enforce")));
 
     let enforcing = r#"{"environments": {"*": {"accessLogs": {"create": true}}},
         "transforms": {"disable": ["kms", "vpc", "package-registry", "prod-approval"],
                        "enforce": ["bucket-versioning", "key-rotation"]}}"#;
     let enforced = harden_one(template, &config_of(enforcing));
-    assert_eq!(enforced.template["Resources"]["B"]["Properties"]["VersioningConfiguration"]["Status"], "Enabled");
-    assert_eq!(enforced.template["Resources"]["K"]["Properties"]["EnableKeyRotation"], true);
+    assert_eq!(
+        enforced.template["Resources"]["B"]["Properties"]["VersioningConfiguration"]["Status"],
+        "Enabled"
+    );
+    assert_eq!(
+        enforced.template["Resources"]["K"]["Properties"]["EnableKeyRotation"],
+        true
+    );
     let records: Vec<_> = enforced.applied.iter().filter(|a| a.enforced).collect();
     assert_eq!(records.len(), 2);
     assert_eq!(records[0].old, Some(json!("Suspended")));
@@ -220,7 +301,11 @@ fn issue_3_missing_access_log_setting_names_the_environment() {
     assert_config_refused(
         "pipelines",
         r#"{"environments": {"*": {}}, "transforms": {"disable": ["kms", "vpc", "package-registry", "prod-approval"]}}"#,
-        &["222222222222/eu-west-1", "accessLogs", "PipelineStack/Dev/Service"],
+        &[
+            "222222222222/eu-west-1",
+            "accessLogs",
+            "PipelineStack/Dev/Service",
+        ],
         |_| {},
     );
 }
@@ -228,16 +313,21 @@ fn issue_3_missing_access_log_setting_names_the_environment() {
 #[test]
 fn issue_3_opt_out_without_reason_is_an_error() {
     let cfg = std::fs::read_to_string(config("shapes")).unwrap();
-    assert_config_refused("shapes", &cfg, &["OptOutStack", "WebsiteBucket", "without a `reason`"], |root| {
-        let path = root.join("OptOutStack.template.json");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let edited = text.replace(
-            "\"reason\": \"public website bucket; access is logged by CloudFront\"",
-            "\"reason\": \"\"",
-        );
-        assert_ne!(text, edited, "the fixture's opt-out reason was found");
-        std::fs::write(&path, edited).unwrap();
-    });
+    assert_config_refused(
+        "shapes",
+        &cfg,
+        &["OptOutStack", "WebsiteBucket", "without a `reason`"],
+        |root| {
+            let path = root.join("OptOutStack.template.json");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let edited = text.replace(
+                "\"reason\": \"public website bucket; access is logged by CloudFront\"",
+                "\"reason\": \"\"",
+            );
+            assert_ne!(text, edited, "the fixture's opt-out reason was found");
+            std::fs::write(&path, edited).unwrap();
+        },
+    );
 }
 
 #[test]
@@ -249,12 +339,19 @@ fn issue_3_bad_included_document_names_the_file() {
         r#"{"id": "my-rule", "title": "t", "rule": "r", "description": "d", "select": "$.Resources[?@.Type ==", "operations": [{"op": "set-if-absent", "path": "/Properties/X", "value": 1}]}"#,
     )
     .unwrap();
-    std::fs::write(dir.path().join("cdk-harden.json"), r#"{"transforms": {"include": ["rules"]}}"#).unwrap();
+    std::fs::write(
+        dir.path().join("cdk-harden.json"),
+        r#"{"transforms": {"include": ["rules"]}}"#,
+    )
+    .unwrap();
     let (_d, root) = copy_fixture("secrets");
     let o = run(dir.path(), &["apply", root.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("broken.json") && err.contains("not valid JSONPath"), "{err}");
+    assert!(
+        err.contains("broken.json") && err.contains("not valid JSONPath"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -55,13 +55,20 @@ fn bucket() -> impl Strategy<Value = Value> {
 
 fn key() -> impl Strategy<Value = Value> {
     (
-        prop::option::of(prop_oneof![Just("SYMMETRIC_DEFAULT"), Just("RSA_2048"), Just("HMAC_256")]),
+        prop::option::of(prop_oneof![
+            Just("SYMMETRIC_DEFAULT"),
+            Just("RSA_2048"),
+            Just("HMAC_256")
+        ]),
         prop::option::of(any::<bool>()),
         any::<bool>(),
     )
         .prop_map(|(spec, rotation, external)| {
             let mut p = Map::new();
-            p.insert("KeyPolicy".into(), json!({"Version": "2012-10-17", "Statement": []}));
+            p.insert(
+                "KeyPolicy".into(),
+                json!({"Version": "2012-10-17", "Statement": []}),
+            );
             if let Some(s) = spec {
                 p.insert("KeySpec".into(), json!(s));
             }
@@ -79,7 +86,9 @@ fn other() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(json!({"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": 30}})),
         Just(json!({"Type": "AWS::SNS::Topic"})),
-        Just(json!({"Type": "AWS::SSM::Parameter", "Properties": {"Type": "String", "Value": "x"}})),
+        Just(
+            json!({"Type": "AWS::SSM::Parameter", "Properties": {"Type": "String", "Value": "x"}})
+        ),
         Just(json!({"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 7}})),
     ]
 }
@@ -105,7 +114,11 @@ fn leaves(value: &Value, pointer: String, out: &mut Vec<(String, Value)>) {
     match value {
         Value::Object(map) if !map.is_empty() => {
             for (k, v) in map {
-                leaves(v, format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                leaves(
+                    v,
+                    format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
             }
         }
         Value::Array(items) if !items.is_empty() => {

@@ -21,10 +21,7 @@ fn issue_3_ids_are_unique_and_kebab_case() {
         assert!(seen.insert(t.id().to_string()), "duplicate id {}", t.id());
         assert!(t.builtin);
     }
-    assert_eq!(
-        seen.len(),
-        cdk_harden::transform::registry::BUILTINS.len()
-    );
+    assert_eq!(seen.len(), cdk_harden::transform::registry::BUILTINS.len());
 }
 
 #[test]
@@ -32,9 +29,17 @@ fn issue_3_every_transform_has_an_explanation() {
     let registry = Registry::builtin().unwrap();
     for t in registry.iter() {
         let d = &t.compiled.doc;
-        assert!(!d.title.trim().is_empty() && !d.rule.trim().is_empty(), "{}", d.id);
+        assert!(
+            !d.title.trim().is_empty() && !d.rule.trim().is_empty(),
+            "{}",
+            d.id
+        );
         for part in ["**Why.**", "**Before**", "**After**", "**Opt out.**"] {
-            assert!(d.description.contains(part), "`{}` description lacks {part}", d.id);
+            assert!(
+                d.description.contains(part),
+                "`{}` description lacks {part}",
+                d.id
+            );
         }
         // `explain ID` prints it.
         let o = run(&repo(), &["explain", t.id()]);

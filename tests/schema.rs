@@ -24,7 +24,10 @@ fn check_current(file: &str, generated: String) {
 #[test]
 fn issue_3_schema_files_are_current() {
     check_current("cdk-harden.schema.json", cdk_harden::config::schema_json());
-    check_current("transform.schema.json", cdk_harden::transform::document::schema_json());
+    check_current(
+        "transform.schema.json",
+        cdk_harden::transform::document::schema_json(),
+    );
 }
 
 #[test]
@@ -43,7 +46,11 @@ fn validate(schema: &Path, instances: &[PathBuf]) -> Vec<String> {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target/validators/bin"));
     let python = dir.join("python");
-    assert!(python.exists(), "{} missing: run scripts/install-validators.sh", python.display());
+    assert!(
+        python.exists(),
+        "{} missing: run scripts/install-validators.sh",
+        python.display()
+    );
     let script = r#"
 import json, sys
 import jsonschema
@@ -66,9 +73,19 @@ print(f"checked {len(sys.argv) - 2}")
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains(&format!("checked {}", instances.len())), "{out}");
-    out.lines().filter(|l| !l.starts_with("checked ")).map(str::to_string).collect()
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains(&format!("checked {}", instances.len())),
+        "{out}"
+    );
+    out.lines()
+        .filter(|l| !l.starts_with("checked "))
+        .map(str::to_string)
+        .collect()
 }
 
 fn json_files(dir: &Path) -> Vec<PathBuf> {
@@ -92,13 +109,20 @@ fn issue_3_every_transform_document_validates_against_its_schema() {
 
 #[test]
 fn issue_3_example_configs_validate_against_the_config_schema() {
-    let configs: Vec<PathBuf> = ["pipelines", "shapes", "secrets"].iter().map(|a| config(a)).collect();
+    let configs: Vec<PathBuf> = ["pipelines", "shapes", "secrets"]
+        .iter()
+        .map(|a| config(a))
+        .collect();
     let failures = validate(&repo().join("schema/cdk-harden.schema.json"), &configs);
     assert!(failures.is_empty(), "{failures:#?}");
     // And the independent validator rejects what cdk-harden rejects: an unknown key.
     let dir = tempfile::tempdir().unwrap();
     let typo = dir.path().join("typo.json");
-    std::fs::write(&typo, r#"{"environments": {"*": {"accesLogs": {"create": true}}}}"#).unwrap();
+    std::fs::write(
+        &typo,
+        r#"{"environments": {"*": {"accesLogs": {"create": true}}}}"#,
+    )
+    .unwrap();
     let failures = validate(&repo().join("schema/cdk-harden.schema.json"), &[typo]);
     assert_eq!(failures.len(), 1, "{failures:#?}");
     assert!(failures[0].contains("accesLogs"), "{failures:#?}");

@@ -256,6 +256,9 @@ pub fn substitute(text: &str, map: &BTreeMap<String, String>) -> String {
             while i < bytes.len() && bytes[i].is_ascii_hexdigit() {
                 i += 1;
             }
+            if i - start != 64 {
+                continue;
+            }
             if let Some(new) = map.get(&text[start..i]) {
                 out.push_str(&text[last..start]);
                 out.push_str(new);

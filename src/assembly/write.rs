@@ -16,8 +16,9 @@ use super::rehash::{rehash, Renamed};
 use super::{Assembly, RelPath, INCOMPLETE_MARKER};
 use crate::error::{Error, Result};
 
-/// Environment variable for the fault-injection test hook: `abort-after:N` aborts the process
-/// half-way through writing the N-th file (counting from 1). Used by the kill-mid-write test.
+/// Environment variable for the fault-injection test hook used by the kill-mid-write tests:
+/// `abort-in-write:N` aborts half-way through writing the N-th file, `abort-after-rename:N`
+/// aborts after the N-th file replaced its target (counting from 1).
 pub const FAULT_ENV: &str = "CDK_HARDEN_FAULT";
 
 /// The files an apply writes, in order, with their final bytes.
@@ -50,19 +51,37 @@ impl WritePlan {
     }
 
     /// Rewrites the changed files of the assembly at `root` in place.
+    ///
+    /// Three phases: every new file is written to a temporary file beside its target; all of
+    /// them are synced (concurrently, so the file system can commit them together); then each
+    /// is renamed over its target, leaves first, with a marker at the root while renames are
+    /// under way. Nothing is replaced until every new file is safely on disk.
     pub fn write_in_place(&self, root: &Path) -> Result<()> {
         if self.files.is_empty() {
             return Ok(());
         }
-        let marker = root.join(INCOMPLETE_MARKER);
-        atomic_write(&marker, b"cdk-harden apply in progress\n", None)?;
         let mut fault = Fault::from_env();
-        for (path, text) in &self.files {
-            atomic_write(&path.under(root), text.as_bytes(), fault.as_mut())?;
+        let staged = stage(root, &self.files, fault.as_mut())?;
+        let marker = root.join(INCOMPLETE_MARKER);
+        let result = (|| {
+            fs::write(&marker, b"cdk-harden apply in progress\n").map_err(Error::io(&marker))?;
+            sync_dir(root);
+            for (tmp, target) in &staged {
+                fs::rename(tmp, target).map_err(Error::io(target))?;
+                if let Some(f) = fault.as_mut() {
+                    f.renamed();
+                }
+            }
+            fs::remove_file(&marker).map_err(Error::io(&marker))?;
+            sync_dirs(root, &self.files);
+            Ok(())
+        })();
+        if result.is_err() {
+            for (tmp, _) in &staged {
+                let _ = fs::remove_file(tmp);
+            }
         }
-        fs::remove_file(&marker).map_err(Error::io(&marker))?;
-        sync_dir(root);
-        Ok(())
+        result
     }
 
     /// Writes a complete hardened copy of the assembly at `root` to `out`, leaving `root` as it
@@ -93,9 +112,10 @@ impl WritePlan {
         let result = (|| {
             copy_tree(root, &staging)?;
             let mut fault = Fault::from_env();
-            for (path, text) in &self.files {
-                atomic_write(&path.under(&staging), text.as_bytes(), fault.as_mut())?;
+            for (tmp, target) in stage(&staging, &self.files, fault.as_mut())? {
+                fs::rename(&tmp, &target).map_err(Error::io(&target))?;
             }
+            sync_dir(&staging);
             if out.exists() {
                 let old = parent.join(format!(".{name}.cdk-harden-old-{}", std::process::id()));
                 fs::rename(out, &old).map_err(Error::io(out))?;
@@ -113,50 +133,129 @@ impl WritePlan {
     }
 }
 
-/// Counts writes for the fault-injection hook.
+/// The fault-injection hook: `abort-in-write:N` aborts half-way through writing the N-th
+/// staged file; `abort-after-rename:N` aborts after the N-th rename.
 struct Fault {
-    remaining: usize,
+    in_write: Option<usize>,
+    after_rename: Option<usize>,
 }
 
 impl Fault {
     fn from_env() -> Option<Fault> {
         let spec = std::env::var(FAULT_ENV).ok()?;
-        let n = spec.strip_prefix("abort-after:")?.parse().ok()?;
-        Some(Fault { remaining: n })
+        let (kind, n) = spec.split_once(':')?;
+        let n = n.parse().ok()?;
+        match kind {
+            "abort-in-write" => Some(Fault {
+                in_write: Some(n),
+                after_rename: None,
+            }),
+            "abort-after-rename" => Some(Fault {
+                in_write: None,
+                after_rename: Some(n),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Called before writing a file; true if this write is to be cut short.
+    fn writing(&mut self) -> bool {
+        match &mut self.in_write {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n == 0
+            }
+            None => false,
+        }
+    }
+
+    fn renamed(&mut self) {
+        if let Some(n) = &mut self.after_rename {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                std::process::abort();
+            }
+        }
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
-fn atomic_write(path: &Path, bytes: &[u8], fault: Option<&mut Fault>) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.cdk-harden-{}.tmp", std::process::id()));
+/// Writes every file to a temporary file beside its target and syncs them all. Returns
+/// (temporary, target) pairs in write order. On failure, removes what it wrote.
+fn stage(
+    root: &Path,
+    files: &[(RelPath, String)],
+    mut fault: Option<&mut Fault>,
+) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(files.len());
     let result = (|| {
-        let mut file = fs::File::create(&tmp).map_err(Error::io(&tmp))?;
-        if let Some(fault) = fault {
-            fault.remaining = fault.remaining.saturating_sub(1);
-            if fault.remaining == 0 {
+        for (path, text) in files {
+            let target = path.under(root);
+            let tmp = temp_path(&target);
+            staged.push((tmp.clone(), target.clone()));
+            let mut file = fs::File::create(&tmp).map_err(Error::io(&tmp))?;
+            let bytes = text.as_bytes();
+            if fault.as_deref_mut().is_some_and(Fault::writing) {
                 file.write_all(&bytes[..bytes.len() / 2])
                     .map_err(Error::io(&tmp))?;
                 let _ = file.sync_all();
                 std::process::abort();
             }
+            file.write_all(bytes).map_err(Error::io(&tmp))?;
+            if let Ok(meta) = fs::metadata(&target) {
+                let _ = fs::set_permissions(&tmp, meta.permissions());
+            }
         }
-        file.write_all(bytes).map_err(Error::io(&tmp))?;
-        file.sync_all().map_err(Error::io(&tmp))?;
-        drop(file);
-        if let Ok(meta) = fs::metadata(path) {
-            let _ = fs::set_permissions(&tmp, meta.permissions());
-        }
-        fs::rename(&tmp, path).map_err(Error::io(path))
+        sync_all(&staged)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        for (tmp, _) in &staged {
+            let _ = fs::remove_file(tmp);
+        }
     }
-    result
+    result.map(|()| staged)
+}
+
+fn temp_path(target: &Path) -> PathBuf {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!(".{name}.cdk-harden-{}.tmp", std::process::id()))
+}
+
+/// Syncs the files concurrently: a journaling file system commits concurrent syncs together,
+/// so this costs about one sync instead of one per file.
+fn sync_all(staged: &[(PathBuf, PathBuf)]) -> Result<()> {
+    let threads = staged.len().clamp(1, 16);
+    let chunk = staged.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = staged
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || -> Result<()> {
+                    for (tmp, _) in part {
+                        fs::File::open(tmp)
+                            .and_then(|f| f.sync_all())
+                            .map_err(Error::io(tmp))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("sync thread does not panic"))
+    })
+}
+
+/// Syncs the directories that received renames, so the renames themselves are durable.
+fn sync_dirs(root: &Path, files: &[(RelPath, String)]) {
+    let dirs: std::collections::BTreeSet<PathBuf> =
+        files.iter().map(|(p, _)| p.parent().under(root)).collect();
+    for dir in dirs {
+        sync_dir(&dir);
+    }
 }
 
 fn sync_dir(dir: &Path) {

@@ -1,0 +1,459 @@
+//! The cdk-harden benchmark: generates large CDK Pipelines assemblies from the example app,
+//! then times the baseline program and `cdk-harden apply` (every built-in transform) on them
+//! and prints the ratios the performance targets are stated in.
+//!
+//! Usage (see `scripts/bench.sh`, which builds everything in release mode first):
+//!   bench --cdk-harden PATH --baseline PATH [--quick] [--stages 100,1000] [--runs 3]
+//!
+//! Generation: the Dev stage of `examples/pipelines/cdk.out` is cloned N times (stage names
+//! `Stage0000`…, accounts cycling through the example's Dev, UAT and Prod accounts), each clone
+//! with its own nested stack; the pipeline gets one deploy stage and one nested-template
+//! asset-publishing project per clone. Asset ids are recomputed the way CDK does, so the
+//! assembly has the real asset-hash chain nested → parent → pipeline.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cdk_harden::assembly::format::to_cdk_json;
+use cdk_harden::assembly::rehash::sha256_hex;
+use serde_json::{json, Value};
+
+const ACCOUNTS: [&str; 3] = ["222222222222", "333333333333", "444444444444"];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .map(|i| args[i + 1].clone())
+    };
+    let quick = args.iter().any(|a| a == "--quick");
+    let cdk_harden = PathBuf::from(flag("--cdk-harden").expect("--cdk-harden PATH"));
+    let baseline = PathBuf::from(flag("--baseline").expect("--baseline PATH"));
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let stages: Vec<usize> = match flag("--stages") {
+        Some(s) => s
+            .split(',')
+            .map(|n| n.parse().expect("stage count"))
+            .collect(),
+        None if quick => vec![3],
+        None => vec![100, 1000],
+    };
+    let runs: usize = flag("--runs")
+        .map(|r| r.parse().unwrap())
+        .unwrap_or(if quick { 1 } else { 3 });
+    let work = repo.join("target/bench");
+    let config = repo.join("examples/pipelines/cdk-harden.json");
+
+    let mut results = Vec::new();
+    for &n in &stages {
+        let generated = work.join(format!("generated-{n}"));
+        generate(&repo.join("examples/pipelines/cdk.out"), &generated, n);
+        let templates = count_templates(&generated);
+        let scratch = work.join(format!("run-{n}"));
+        let mut base = Vec::new();
+        let mut apply = Vec::new();
+        for _ in 0..runs {
+            fresh_copy(&generated, &scratch);
+            base.push(measure(Command::new(&baseline).arg(&scratch)));
+            fresh_copy(&generated, &scratch);
+            let m = measure(
+                Command::new(&cdk_harden)
+                    .args(["apply", "--config"])
+                    .arg(&config)
+                    .arg(&scratch),
+            );
+            apply.push(m);
+        }
+        // The hardened output must be complete: a second apply finds nothing to do.
+        let check = Command::new(&cdk_harden)
+            .args(["check", "--config"])
+            .arg(&config)
+            .arg(&scratch)
+            .output()
+            .expect("run check");
+        assert!(
+            check.status.code() == Some(0),
+            "check after apply on {n} stages: {}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+        let b = median(&base);
+        let a = median(&apply);
+        println!(
+            "{n:>5} stages, {templates:>5} templates: baseline {:>8.1} ms {:>7.1} MiB | cdk-harden apply {:>8.1} ms {:>7.1} MiB | ratio {:.2}",
+            ms(b.0),
+            mib(b.1),
+            ms(a.0),
+            mib(a.1),
+            a.0.as_secs_f64() / b.0.as_secs_f64()
+        );
+        results.push((n, b, a));
+    }
+    if quick {
+        println!(
+            "bench --quick: generated, hardened and checked {} assembly(ies): ok",
+            results.len()
+        );
+        return;
+    }
+    let find = |n: usize| results.iter().find(|r| r.0 == n);
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    if let Some((_, b, a)) = find(100) {
+        let r = a.0.as_secs_f64() / b.0.as_secs_f64();
+        println!(
+            "floor: apply(100) / baseline(100) = {r:.2} (target <= 2.00): {}",
+            verdict(r <= 2.0)
+        );
+    }
+    if let (Some((_, _, a100)), Some((_, _, a1000))) = (find(100), find(1000)) {
+        let r = a1000.0.as_secs_f64() / a100.0.as_secs_f64();
+        println!(
+            "linear: apply(1000) / apply(100) = {r:.2} (target <= 11.00): {}",
+            verdict(r <= 11.0)
+        );
+        let m = a1000.1 as f64 / a100.1 as f64;
+        println!(
+            "memory: peak(1000) / peak(100) = {m:.2} (target <= 2.00): {}",
+            verdict(m <= 2.0)
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// The run with the median time (its time and peak RSS in KiB).
+fn median(runs: &[(Duration, u64)]) -> (Duration, u64) {
+    let mut sorted = runs.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+/// Wall time and peak resident set size (KiB) of a child process.
+fn measure(cmd: &mut Command) -> (Duration, u64) {
+    cmd.stdout(std::process::Stdio::null());
+    let start = Instant::now();
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; `usage` is a valid out-parameter.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed();
+    assert_eq!(r, pid, "wait4");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed: {status}"
+    );
+    (elapsed, usage.ru_maxrss as u64)
+}
+
+fn fresh_copy(from: &Path, to: &Path) {
+    if to.exists() {
+        std::fs::remove_dir_all(to).unwrap();
+    }
+    copy_dir(from, to);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn count_templates(dir: &Path) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            n += count_templates(&path);
+        } else if path.to_string_lossy().ends_with(".template.json") {
+            n += 1;
+        }
+    }
+    n
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Writes an assembly with `n` copies of the example's Dev stage to `out`.
+fn generate(example: &Path, out: &Path, n: usize) {
+    if out.exists() {
+        std::fs::remove_dir_all(out).unwrap();
+    }
+    std::fs::create_dir_all(out).unwrap();
+    let dev = example.join("assembly-PipelineStack-Dev");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dev)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                read(&p),
+            )
+        })
+        .collect();
+    files.sort();
+
+    // Assets shared by every stage (the Lambda code) are copied once.
+    for entry in std::fs::read_dir(example).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("asset.") {
+            if entry.path().is_dir() {
+                copy_dir(&entry.path(), &out.join(&name));
+            } else {
+                std::fs::copy(entry.path(), out.join(&name)).unwrap();
+            }
+        } else if name == "tree.json" || name == "cdk.out" {
+            std::fs::copy(entry.path(), out.join(&name)).unwrap();
+        }
+    }
+
+    // One nested assembly per stage, with the asset ids recomputed: nested, then parent.
+    let mut stage_assets = Vec::new();
+    for i in 0..n {
+        let stage = format!("Stage{i:04}");
+        let account = ACCOUNTS[i % ACCOUNTS.len()];
+        let rename = |s: &str| {
+            s.replace("PipelineStack-Dev", &format!("PipelineStack-{stage}"))
+                .replace("PipelineStackDev", &format!("PipelineStack{stage}"))
+                .replace("PipelineStack/Dev", &format!("PipelineStack/{stage}"))
+                .replace("Dev-Service", &format!("{stage}-Service"))
+                .replace("222222222222", account)
+        };
+        let mut texts: BTreeMap<String, String> =
+            files.iter().map(|(n, t)| (rename(n), rename(t))).collect();
+        let nested_name = texts
+            .keys()
+            .find(|k| k.ends_with(".nested.template.json"))
+            .unwrap()
+            .clone();
+        let parent_name = texts
+            .keys()
+            .find(|k| k.ends_with(".template.json") && !k.ends_with(".nested.template.json"))
+            .unwrap()
+            .clone();
+        let assets_name = texts
+            .keys()
+            .find(|k| k.ends_with(".assets.json"))
+            .unwrap()
+            .clone();
+        let assets: Value = serde_json::from_str(&texts[&assets_name]).unwrap();
+        let id_of = |file: &str| {
+            assets["files"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .find(|(_, e)| e["source"]["path"] == file)
+                .map(|(id, _)| id.clone())
+                .unwrap()
+        };
+        let (nested_old, parent_old) = (id_of(&nested_name), id_of(&parent_name));
+        let nested_new = sha256_hex(texts[&nested_name].as_bytes());
+        let parent_text = texts[&parent_name].replace(&nested_old, &nested_new);
+        let parent_new = sha256_hex(parent_text.as_bytes());
+        texts.insert(parent_name.clone(), parent_text);
+        for name in [assets_name.clone(), "manifest.json".to_string()] {
+            let t = texts[&name]
+                .replace(&nested_old, &nested_new)
+                .replace(&parent_old, &parent_new);
+            texts.insert(name, t);
+        }
+        let dir = format!("assembly-PipelineStack-{stage}");
+        for (name, text) in &texts {
+            write(&out.join(&dir).join(name), text);
+        }
+        stage_assets.push((stage, account, dir, assets_name, nested_new, parent_name));
+    }
+
+    // The root manifest: one nested assembly artifact per stage instead of Dev, UAT, Prod.
+    let mut manifest: Value = serde_json::from_str(&read(&example.join("manifest.json"))).unwrap();
+    let artifacts = manifest["artifacts"].as_object_mut().unwrap();
+    let mut rebuilt = serde_json::Map::new();
+    for (stage, _, dir, ..) in &stage_assets {
+        rebuilt.insert(
+            dir.clone(),
+            json!({"type": "cdk:cloud-assembly", "properties": {"directoryName": dir, "displayName": format!("PipelineStack/{stage}")}}),
+        );
+    }
+    for (k, v) in artifacts.iter() {
+        if !k.starts_with("assembly-") {
+            rebuilt.insert(k.clone(), v.clone());
+        }
+    }
+    *artifacts = rebuilt;
+
+    // The pipeline: one deploy stage and one nested-template publishing project per stage.
+    let mut pipeline: Value =
+        serde_json::from_str(&read(&example.join("PipelineStack.template.json"))).unwrap();
+    let resources = pipeline["Resources"].as_object_mut().unwrap();
+    let pipeline_id = resources
+        .iter()
+        .find(|(_, r)| r["Type"] == "AWS::CodePipeline::Pipeline")
+        .map(|(k, _)| k.clone())
+        .unwrap();
+    let (project_id, project) = resources
+        .iter()
+        .find(|(_, r)| {
+            r["Type"] == "AWS::CodeBuild::Project"
+                && r.to_string().contains("PipelineStack-Dev/")
+                && r.to_string().matches("cdk-assets --path").count() == 1
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .expect("the Dev nested template's publishing project");
+    let dev_assets = std::fs::read_dir(&dev)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".assets.json"))
+        .unwrap();
+    let dev_nested_id = {
+        let assets: Value = serde_json::from_str(&read(&dev.join(&dev_assets))).unwrap();
+        assets["files"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(_, e)| {
+                e["source"]["path"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(".nested.template.json")
+            })
+            .map(|(id, _)| id.clone())
+            .unwrap()
+    };
+    // Drop the example's per-stage publishing projects (those naming one stage's manifest).
+    let per_stage: Vec<String> = resources
+        .iter()
+        .filter(|(_, r)| {
+            r["Type"] == "AWS::CodeBuild::Project"
+                && r.to_string().matches("cdk-assets --path").count() == 1
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in &per_stage {
+        resources.remove(k);
+    }
+    for (i, (stage, account, dir, assets_name, nested_id, _)) in stage_assets.iter().enumerate() {
+        let text = project
+            .to_string()
+            .replace(
+                &format!("assembly-PipelineStack-Dev/{dev_assets}"),
+                &format!("{dir}/{assets_name}"),
+            )
+            .replace(&dev_nested_id, nested_id)
+            .replace("222222222222", account);
+        let _ = stage;
+        resources.insert(
+            format!("{project_id}S{i:04}"),
+            serde_json::from_str(&text).unwrap(),
+        );
+    }
+    let stages = pipeline["Resources"][&pipeline_id]["Properties"]["Stages"]
+        .as_array_mut()
+        .unwrap();
+    let dev_stage = stages.iter().find(|s| s["Name"] == "Dev").unwrap().clone();
+    let mut assets_stage = stages
+        .iter()
+        .find(|s| s["Name"] == "Assets")
+        .unwrap()
+        .clone();
+    let template_action = assets_stage["Actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a.to_string().contains(&format!("\"{project_id}\"")))
+        .unwrap()
+        .clone();
+    let mut actions: Vec<Value> = assets_stage["Actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            !per_stage
+                .iter()
+                .any(|p| a.to_string().contains(&format!("\"{p}\"")))
+        })
+        .cloned()
+        .collect();
+    for i in 0..n {
+        let text = template_action
+            .to_string()
+            .replace(
+                &format!("\"{project_id}\""),
+                &format!("\"{project_id}S{i:04}\""),
+            )
+            .replace(
+                "Storage_Nested_Stack_Template",
+                &format!("Stage{i:04}_Nested_Stack_Template"),
+            );
+        actions.push(serde_json::from_str(&text).unwrap());
+    }
+    assets_stage["Actions"] = Value::Array(actions);
+    let mut new_stages: Vec<Value> = stages
+        .iter()
+        .filter(|s| ["Source", "Build", "UpdatePipeline"].contains(&s["Name"].as_str().unwrap()))
+        .cloned()
+        .collect();
+    new_stages.push(assets_stage);
+    for (stage, account, dir, _, _, parent_name) in &stage_assets {
+        let dev_parent = std::fs::read_dir(&dev)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .find(|n| n.ends_with(".template.json") && !n.ends_with(".nested.template.json"))
+            .unwrap();
+        let text = dev_stage
+            .to_string()
+            .replace(
+                &format!("assembly-PipelineStack-Dev/{dev_parent}"),
+                &format!("{dir}/{parent_name}"),
+            )
+            .replace("\"Dev\"", &format!("\"{stage}\""))
+            .replace("Dev-Service", &format!("{stage}-Service"))
+            .replace("222222222222", account);
+        new_stages.push(serde_json::from_str(&text).unwrap());
+    }
+    *stages = new_stages;
+
+    let pipeline_text = to_cdk_json(&pipeline);
+    let pipeline_assets_text = read(&example.join("PipelineStack.assets.json"));
+    let pipeline_assets: Value = serde_json::from_str(&pipeline_assets_text).unwrap();
+    let old_id = pipeline_assets["files"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, e)| e["source"]["path"] == "PipelineStack.template.json")
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let new_id = sha256_hex(pipeline_text.as_bytes());
+    write(&out.join("PipelineStack.template.json"), &pipeline_text);
+    write(
+        &out.join("PipelineStack.assets.json"),
+        &pipeline_assets_text.replace(&old_id, &new_id),
+    );
+    let manifest_text = serde_json::to_string_pretty(&manifest)
+        .unwrap()
+        .replace(&old_id, &new_id);
+    write(&out.join("manifest.json"), &manifest_text);
+}
