@@ -83,7 +83,10 @@ impl Check for SelfMutation {
                     .and_then(Value::as_str)
                     .map(str::to_string),
                 pointer: Some(if is_project {
-                    format!("/Resources/{}/Properties/Source/BuildSpec", pointer_escape(&logical_id))
+                    format!(
+                        "/Resources/{}/Properties/Source/BuildSpec",
+                        pointer_escape(&logical_id)
+                    )
                 } else {
                     format!("/Resources/{}", pointer_escape(&logical_id))
                 }),
@@ -99,9 +102,19 @@ impl Check for SelfMutation {
 /// What is wrong with a self-mutating pipeline's synth step.
 #[derive(Debug, PartialEq)]
 enum Problem {
-    NotHardened { project: String, step: String },
-    HardenedTooEarly { project: String, step: String },
-    Unreadable { logical_id: String, step: String, why: String },
+    NotHardened {
+        project: String,
+        step: String,
+    },
+    HardenedTooEarly {
+        project: String,
+        step: String,
+    },
+    Unreadable {
+        logical_id: String,
+        step: String,
+        why: String,
+    },
 }
 
 /// `None` when the pipeline does not self-mutate, or its synth step runs cdk-harden.
@@ -112,10 +125,16 @@ fn inspect(template: &Value, pipeline: &Value) -> Option<Problem> {
         .iter()
         .flat_map(|s| {
             let name = s.get("Name").and_then(Value::as_str).unwrap_or_default();
-            s.get("Actions").and_then(Value::as_array).into_iter().flatten().map(move |a| (name, a))
+            s.get("Actions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(move |a| (name, a))
         })
         .collect();
-    let (_, self_mutate) = actions.iter().find(|(stage, action)| is_self_mutation(template, stage, action))?;
+    let (_, self_mutate) = actions
+        .iter()
+        .find(|(stage, action)| is_self_mutation(template, stage, action))?;
     let inputs = artifact_names(self_mutate, "InputArtifacts");
     let pipeline_id = || {
         cfn::resources_of(template, "AWS::CodePipeline::Pipeline")
@@ -123,17 +142,21 @@ fn inspect(template: &Value, pipeline: &Value) -> Option<Problem> {
             .map(|(id, _)| id.clone())
             .unwrap_or_default()
     };
-    let Some((stage, synth)) = actions
-        .iter()
-        .find(|(_, a)| artifact_names(a, "OutputArtifacts").iter().any(|o| inputs.contains(o)))
-    else {
+    let Some((stage, synth)) = actions.iter().find(|(_, a)| {
+        artifact_names(a, "OutputArtifacts")
+            .iter()
+            .any(|o| inputs.contains(o))
+    }) else {
         return Some(Problem::Unreadable {
             logical_id: pipeline_id(),
             step: "?".into(),
             why: "no action produces the artifact the self-mutation reads".into(),
         });
     };
-    let step = format!("{stage}/{}", synth.get("Name").and_then(Value::as_str).unwrap_or("?"));
+    let step = format!(
+        "{stage}/{}",
+        synth.get("Name").and_then(Value::as_str).unwrap_or("?")
+    );
     let unreadable = |logical_id: String, why: &str| {
         Some(Problem::Unreadable {
             logical_id,
@@ -141,7 +164,11 @@ fn inspect(template: &Value, pipeline: &Value) -> Option<Problem> {
             why: why.to_string(),
         })
     };
-    if synth.pointer("/ActionTypeId/Provider").and_then(Value::as_str) != Some("CodeBuild") {
+    if synth
+        .pointer("/ActionTypeId/Provider")
+        .and_then(Value::as_str)
+        != Some("CodeBuild")
+    {
         return unreadable(pipeline_id(), "it is not a CodeBuild action");
     }
     let project = synth
@@ -149,17 +176,29 @@ fn inspect(template: &Value, pipeline: &Value) -> Option<Problem> {
         .and_then(cfn::ref_target)
         .filter(|id| cfn::type_of(template, id) == Some("AWS::CodeBuild::Project"));
     let Some(project) = project else {
-        return unreadable(pipeline_id(), "its CodeBuild project is not in this template");
+        return unreadable(
+            pipeline_id(),
+            "its CodeBuild project is not in this template",
+        );
     };
     let resource = cfn::resource(template, project)?;
-    let Some(buildspec) = resource.pointer("/Properties/Source/BuildSpec").map(text_of) else {
-        return unreadable(project.to_string(), "its project reads `buildspec.yml` from the source");
+    let Some(buildspec) = resource
+        .pointer("/Properties/Source/BuildSpec")
+        .map(text_of)
+    else {
+        return unreadable(
+            project.to_string(),
+            "its project reads `buildspec.yml` from the source",
+        );
     };
     if !buildspec.contains('\n') && (buildspec.ends_with(".yml") || buildspec.ends_with(".yaml")) {
         return unreadable(project.to_string(), "its buildspec is a file in the source");
     }
     let commands = commands(&buildspec);
-    match (last_position(&commands, runs_harden), last_position(&commands, runs_synth)) {
+    match (
+        last_position(&commands, runs_harden),
+        last_position(&commands, runs_synth),
+    ) {
         (None, _) => Some(Problem::NotHardened {
             project: project.to_string(),
             step,
@@ -174,7 +213,8 @@ fn inspect(template: &Value, pipeline: &Value) -> Option<Problem> {
 
 /// CDK Pipelines' self-mutation action.
 fn is_self_mutation(template: &Value, stage: &str, action: &Value) -> bool {
-    if stage == "UpdatePipeline" && action.get("Name").and_then(Value::as_str) == Some("SelfMutate") {
+    if stage == "UpdatePipeline" && action.get("Name").and_then(Value::as_str) == Some("SelfMutate")
+    {
         return true;
     }
     action
@@ -206,7 +246,13 @@ fn text_of(value: &Value) -> String {
                 parts
                     .get(1)
                     .and_then(Value::as_array)
-                    .map(|items| items.iter().map(text_of).collect::<Vec<_>>().join(delimiter))
+                    .map(|items| {
+                        items
+                            .iter()
+                            .map(text_of)
+                            .collect::<Vec<_>>()
+                            .join(delimiter)
+                    })
                     .unwrap_or_default()
             } else if let Some(sub) = map.get("Fn::Sub") {
                 match sub {
@@ -232,12 +278,25 @@ fn commands(buildspec: &str) -> Vec<String> {
         let Some(Value::Object(phases)) = spec.get("phases") else {
             return Vec::new();
         };
-        let mut names: Vec<&str> = PHASES.iter().copied().filter(|p| phases.contains_key(*p)).collect();
-        names.extend(phases.keys().map(String::as_str).filter(|k| !PHASES.contains(k)));
+        let mut names: Vec<&str> = PHASES
+            .iter()
+            .copied()
+            .filter(|p| phases.contains_key(*p))
+            .collect();
+        names.extend(
+            phases
+                .keys()
+                .map(String::as_str)
+                .filter(|k| !PHASES.contains(k)),
+        );
         return names
             .into_iter()
             .flat_map(|p| match phases[p].get("commands") {
-                Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect(),
                 Some(Value::String(s)) => vec![s.clone()],
                 _ => Vec::new(),
             })
@@ -281,7 +340,7 @@ fn runs_harden(command: &str) -> Option<usize> {
     let w = words(command);
     let start = w.iter().position(|x| program(x) == "cdk-harden")?;
     let apply = start + w[start..].iter().position(|x| *x == "apply")?;
-    if w[apply..].iter().any(|x| *x == "--dry-run") {
+    if w[apply..].contains(&"--dry-run") {
         return None;
     }
     Some(apply)
@@ -290,7 +349,9 @@ fn runs_harden(command: &str) -> Option<usize> {
 /// Position of the word after which a command has run `cdk synth`.
 fn runs_synth(command: &str) -> Option<usize> {
     let w = words(command);
-    let start = w.iter().position(|x| matches!(program(x), "cdk" | "aws-cdk"))?;
+    let start = w
+        .iter()
+        .position(|x| matches!(program(x), "cdk" | "aws-cdk"))?;
     w[start..]
         .iter()
         .position(|x| matches!(*x, "synth" | "synthesize"))
@@ -363,7 +424,11 @@ mod tests {
             &["npx cdk synth", "./node_modules/.bin/cdk-harden apply"],
             &["cdk-harden apply"],
         ] {
-            assert_eq!(problem(&with_buildspec(json_spec(commands))), None, "{commands:?}");
+            assert_eq!(
+                problem(&with_buildspec(json_spec(commands))),
+                None,
+                "{commands:?}"
+            );
         }
     }
 
@@ -381,7 +446,10 @@ mod tests {
             );
         }
         assert!(matches!(
-            problem(&with_buildspec(json_spec(&["npx cdk-harden apply", "npx cdk synth"]))),
+            problem(&with_buildspec(json_spec(&[
+                "npx cdk-harden apply",
+                "npx cdk synth"
+            ]))),
             Some(Problem::HardenedTooEarly { .. })
         ));
     }
@@ -397,21 +465,35 @@ mod tests {
         let yaml = "version: 0.2\nphases:\n  build:\n    commands:\n      - npm ci\n      - \"npx cdk synth\"\n      - npx cdk-harden apply cdk.out\n";
         assert_eq!(problem(&with_buildspec(json!(yaml))), None);
         let unhardened = "version: 0.2\nphases:\n  build:\n    commands:\n      - npx cdk synth\n";
-        assert!(matches!(problem(&with_buildspec(json!(unhardened))), Some(Problem::NotHardened { .. })));
+        assert!(matches!(
+            problem(&with_buildspec(json!(unhardened))),
+            Some(Problem::NotHardened { .. })
+        ));
         let joined = json!({"Fn::Join": ["\n", ["phases:", "  build:", "    commands:", "      - npx cdk synth"]]});
-        assert!(matches!(problem(&with_buildspec(joined)), Some(Problem::NotHardened { .. })));
+        assert!(matches!(
+            problem(&with_buildspec(joined)),
+            Some(Problem::NotHardened { .. })
+        ));
     }
 
     #[test]
     fn unreadable_synth_steps_are_warnings_and_other_pipelines_are_ignored() {
         let mut t = with_buildspec(json!("buildspec.yml"));
-        assert!(matches!(problem(&t), Some(Problem::Unreadable { ref why, .. }) if why.contains("file")));
-        t["Resources"]["Synth"]["Properties"]["Source"].as_object_mut().unwrap().remove("BuildSpec");
+        assert!(
+            matches!(problem(&t), Some(Problem::Unreadable { ref why, .. }) if why.contains("file"))
+        );
+        t["Resources"]["Synth"]["Properties"]["Source"]
+            .as_object_mut()
+            .unwrap()
+            .remove("BuildSpec");
         assert!(matches!(problem(&t), Some(Problem::Unreadable { .. })));
 
         // No self-mutation: not CDK Pipelines' (or self-mutation is off).
         let mut plain = with_buildspec(json_spec(&["npx cdk synth"]));
-        plain["Resources"]["Pipeline"]["Properties"]["Stages"].as_array_mut().unwrap().pop();
+        plain["Resources"]["Pipeline"]["Properties"]["Stages"]
+            .as_array_mut()
+            .unwrap()
+            .pop();
         assert_eq!(problem(&plain), None);
     }
 

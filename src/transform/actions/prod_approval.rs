@@ -26,8 +26,8 @@ use serde_json::{json, Map, Value};
 
 use crate::config::{glob_matches, Config};
 use crate::error::Result;
-use crate::transform::change::pointer_escape;
 use crate::transform::cfn;
+use crate::transform::change::pointer_escape;
 use crate::transform::{Action, Change, Context, NoteKind, Op, Proposal};
 
 pub struct ProdApproval;
@@ -58,7 +58,8 @@ impl Action for ProdApproval {
         };
         for id in selected {
             let resource = cfn::resource(template, id).expect("selected resources exist");
-            if ctx.config.production.accounts.is_empty() && ctx.config.production.stages.is_empty() {
+            if ctx.config.production.accounts.is_empty() && ctx.config.production.stages.is_empty()
+            {
                 proposal.notes.push(ctx.note(
                     Some(id),
                     NoteKind::Skipped,
@@ -69,7 +70,9 @@ impl Action for ProdApproval {
             let stages = match read_stages(resource, &facts) {
                 Ok(stages) => stages,
                 Err(problem) => {
-                    proposal.notes.push(ctx.note(Some(id), NoteKind::Skipped, problem));
+                    proposal
+                        .notes
+                        .push(ctx.note(Some(id), NoteKind::Skipped, problem));
                     continue;
                 }
             };
@@ -80,7 +83,10 @@ impl Action for ProdApproval {
             let approval = ctx.env.approval.clone().unwrap_or_default();
             let configuration = approval_configuration(&approval);
             for stage in &stages {
-                let here: Vec<&Insertion> = insertions.iter().filter(|i| i.stage == stage.index).collect();
+                let here: Vec<&Insertion> = insertions
+                    .iter()
+                    .filter(|i| i.stage == stage.index)
+                    .collect();
                 if here.is_empty() {
                     continue;
                 }
@@ -188,7 +194,9 @@ struct Insertion {
 /// Reads the stages of a pipeline; an error is the note explaining why it cannot be read.
 fn read_stages(pipeline: &Value, facts: &Facts) -> std::result::Result<Vec<Stage>, String> {
     let Some(stages) = cfn::prop(pipeline, "Stages").and_then(Value::as_array) else {
-        return Err("`Stages` is not a literal list; cannot tell where production deployments are".into());
+        return Err(
+            "`Stages` is not a literal list; cannot tell where production deployments are".into(),
+        );
     };
     let mut out = Vec::new();
     for (index, stage) in stages.iter().enumerate() {
@@ -270,7 +278,10 @@ fn read_run_order(value: &Value) -> Option<u64> {
 /// The production account an action deploys into, with how it was read.
 fn production_account(action: &Value, facts: &Facts) -> Option<(String, String)> {
     let is_prod = |account: &str| facts.config.is_production_account(account);
-    for (pointer, via) in [("/RoleArn", "action role"), ("/Configuration/RoleArn", "CloudFormation role")] {
+    for (pointer, via) in [
+        ("/RoleArn", "action role"),
+        ("/Configuration/RoleArn", "CloudFormation role"),
+    ] {
         if let Some(arn) = action.pointer(pointer) {
             if let Some(account) = arn_account(&literal_text(arn, facts.pipeline_account)) {
                 if is_prod(&account) {
@@ -279,11 +290,18 @@ fn production_account(action: &Value, facts: &Facts) -> Option<(String, String)>
             }
         }
     }
-    let path = action.pointer("/Configuration/TemplatePath").and_then(Value::as_str)?;
+    let path = action
+        .pointer("/Configuration/TemplatePath")
+        .and_then(Value::as_str)?;
     let (_artifact, file) = path.split_once("::")?;
     let stack = facts.stacks.iter().find(|s| s.template_path == file)?;
     let account = stack.account.as_deref()?;
-    is_prod(account).then(|| (account.to_string(), format!("stack `{}`", stack.display_name)))
+    is_prod(account).then(|| {
+        (
+            account.to_string(),
+            format!("stack `{}`", stack.display_name),
+        )
+    })
 }
 
 /// The text of a string built with intrinsics, as far as it is literal: `Fn::Join` and
@@ -366,7 +384,8 @@ fn arn_account(arn: &str) -> Option<String> {
         return None;
     }
     let account = parts.nth(3)?;
-    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then(|| account.to_string())
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| account.to_string())
 }
 
 /// Where approvals are missing, walking the pipeline in execution order.
@@ -383,7 +402,11 @@ fn plan(stages: &[Stage]) -> Vec<Insertion> {
     for stage in stages {
         let orders: BTreeSet<u64> = stage.actions.iter().map(|a| a.run_order).collect();
         for order in orders {
-            let group: Vec<&Act> = stage.actions.iter().filter(|a| a.run_order == order).collect();
+            let group: Vec<&Act> = stage
+                .actions
+                .iter()
+                .filter(|a| a.run_order == order)
+                .collect();
             if !approved {
                 if let Some(first) = group.iter().find(|a| a.production.is_some()) {
                     out.push(Insertion {
@@ -504,7 +527,11 @@ fn reason(stage: &Stage, insertions: &[&Insertion]) -> String {
 /// `sns:Publish` on the topic for the pipeline role: appended to the policy attached to the role
 /// in the template, or an inline policy of the role. `Err` names a role that is not in the
 /// template.
-fn publish_grant(template: &Value, pipeline: &Value, topic: &str) -> std::result::Result<Change, String> {
+fn publish_grant(
+    template: &Value,
+    pipeline: &Value,
+    topic: &str,
+) -> std::result::Result<Change, String> {
     let role_arn = cfn::prop(pipeline, "RoleArn");
     let role = role_arn
         .and_then(cfn::getatt_target)
@@ -523,16 +550,24 @@ fn publish_grant(template: &Value, pipeline: &Value, topic: &str) -> std::result
         "Effect": "Allow",
         "Resource": topic
     });
-    let reason = format!("let the pipeline role publish the manual approval's notifications to `{topic}`");
+    let reason =
+        format!("let the pipeline role publish the manual approval's notifications to `{topic}`");
     let policy = cfn::resources_of(template, "AWS::IAM::Policy").find(|(_, p)| {
         cfn::prop(p, "Roles")
             .and_then(Value::as_array)
-            .is_some_and(|roles| roles.iter().any(|r| cfn::ref_target(r) == Some(role.as_str())))
+            .is_some_and(|roles| {
+                roles
+                    .iter()
+                    .any(|r| cfn::ref_target(r) == Some(role.as_str()))
+            })
     });
     Ok(match policy {
         Some((policy, _)) => Change::new(
             policy.clone(),
-            format!("/Resources/{}/Properties/PolicyDocument/Statement", pointer_escape(policy)),
+            format!(
+                "/Resources/{}/Properties/PolicyDocument/Statement",
+                pointer_escape(policy)
+            ),
             Op::AppendUnique,
             json!([statement]),
             reason,
@@ -613,18 +648,33 @@ mod tests {
 
     #[test]
     fn accounts_are_read_from_literal_and_joined_arns() {
-        assert_eq!(arn_account("arn:aws:iam::444444444444:role/x").as_deref(), Some("444444444444"));
+        assert_eq!(
+            arn_account("arn:aws:iam::444444444444:role/x").as_deref(),
+            Some("444444444444")
+        );
         assert_eq!(arn_account("arn:aws:iam::?:role/x"), None);
         assert_eq!(arn_account("not-an-arn"), None);
         let joined = json!({"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::444444444444:role/cdk-deploy"]]});
-        assert_eq!(arn_account(&literal_text(&joined, None)).as_deref(), Some("444444444444"));
+        assert_eq!(
+            arn_account(&literal_text(&joined, None)).as_deref(),
+            Some("444444444444")
+        );
         let own = json!({"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/r"});
-        assert_eq!(arn_account(&literal_text(&own, Some("444444444444"))).as_deref(), Some("444444444444"));
+        assert_eq!(
+            arn_account(&literal_text(&own, Some("444444444444"))).as_deref(),
+            Some("444444444444")
+        );
         assert_eq!(arn_account(&literal_text(&own, None)), None);
         let getatt = json!({"Fn::GetAtt": ["Role", "Arn"]});
-        assert_eq!(arn_account(&literal_text(&getatt, Some("444444444444"))), None);
+        assert_eq!(
+            arn_account(&literal_text(&getatt, Some("444444444444"))),
+            None
+        );
         let vars = json!({"Fn::Sub": ["arn:aws:iam::${Acct}:role/r", {"Acct": "444444444444"}]});
-        assert_eq!(arn_account(&literal_text(&vars, None)).as_deref(), Some("444444444444"));
+        assert_eq!(
+            arn_account(&literal_text(&vars, None)).as_deref(),
+            Some("444444444444")
+        );
     }
 
     #[test]
@@ -651,7 +701,10 @@ mod tests {
             "stack `App/Prod/Service` in production account 444444444444"
         );
         assert_eq!(stages[2].actions[0].run_order, 1, "a missing RunOrder is 1");
-        assert_eq!(stages[3].actions[0].production.as_ref().unwrap().describe(), "stage name matches `Prod*`");
+        assert_eq!(
+            stages[3].actions[0].production.as_ref().unwrap().describe(),
+            "stage name matches `Prod*`"
+        );
     }
 
     #[test]
@@ -723,11 +776,25 @@ mod tests {
         let stages = read_stages(&p, &facts(&c)).unwrap();
         let planned = plan(&stages);
         let refs: Vec<&Insertion> = planned.iter().collect();
-        let actions = p.pointer("/Properties/Stages/0/Actions").unwrap().as_array().unwrap();
-        let out = gated_actions(actions, &stages[0], &refs, &Some(json!({"CustomData": "ok?"})));
+        let actions = p
+            .pointer("/Properties/Stages/0/Actions")
+            .unwrap()
+            .as_array()
+            .unwrap();
+        let out = gated_actions(
+            actions,
+            &stages[0],
+            &refs,
+            &Some(json!({"CustomData": "ok?"})),
+        );
         let summary: Vec<(String, Value)> = out
             .iter()
-            .map(|a| (a["Name"].as_str().unwrap().to_string(), a.get("RunOrder").cloned().unwrap_or(Value::Null)))
+            .map(|a| {
+                (
+                    a["Name"].as_str().unwrap().to_string(),
+                    a.get("RunOrder").cloned().unwrap_or(Value::Null),
+                )
+            })
             .collect();
         assert_eq!(
             summary,
@@ -765,9 +832,14 @@ mod tests {
     fn unreadable_pipelines_are_explained() {
         let c = config(&["444444444444"], &[]);
         let p = json!({"Properties": {"Stages": {"Fn::If": ["C", [], []]}}});
-        assert!(read_stages(&p, &facts(&c)).unwrap_err().contains("not a literal list"));
-        let p = pipeline(json!([{"Name": "S", "Actions": [{"Name": "A", "RunOrder": {"Ref": "N"}}]}]));
-        assert!(read_stages(&p, &facts(&c)).unwrap_err().contains("RunOrder"));
+        assert!(read_stages(&p, &facts(&c))
+            .unwrap_err()
+            .contains("not a literal list"));
+        let p =
+            pipeline(json!([{"Name": "S", "Actions": [{"Name": "A", "RunOrder": {"Ref": "N"}}]}]));
+        assert!(read_stages(&p, &facts(&c))
+            .unwrap_err()
+            .contains("RunOrder"));
     }
 
     #[test]
@@ -777,8 +849,16 @@ mod tests {
             "Policy": {"Type": "AWS::IAM::Policy", "Properties": {"Roles": [{"Ref": "Role"}], "PolicyDocument": {"Statement": []}}},
             "P": {"Type": "AWS::CodePipeline::Pipeline", "Properties": {"RoleArn": {"Fn::GetAtt": ["Role", "Arn"]}}}
         }});
-        let change = publish_grant(&template, &template["Resources"]["P"], "arn:aws:sns:eu-west-1:1:t").unwrap();
-        assert_eq!(change.pointer, "/Resources/Policy/Properties/PolicyDocument/Statement");
+        let change = publish_grant(
+            &template,
+            &template["Resources"]["P"],
+            "arn:aws:sns:eu-west-1:1:t",
+        )
+        .unwrap();
+        assert_eq!(
+            change.pointer,
+            "/Resources/Policy/Properties/PolicyDocument/Statement"
+        );
         assert_eq!(change.value[0]["Action"], "sns:Publish");
 
         let no_policy = json!({"Resources": {
