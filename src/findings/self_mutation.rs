@@ -42,7 +42,7 @@ impl Check for SelfMutation {
     fn check(&self, _assembly: &Assembly, stack: &Stack, template: &Value) -> Vec<Finding> {
         let mut out = Vec::new();
         for (pipeline_id, pipeline) in cfn::resources_of(template, "AWS::CodePipeline::Pipeline") {
-            let Some(problem) = inspect(template, pipeline) else {
+            let Some(problem) = inspect(template, pipeline_id, pipeline) else {
                 continue;
             };
             let pipeline_path = pipeline
@@ -118,7 +118,7 @@ enum Problem {
 }
 
 /// `None` when the pipeline does not self-mutate, or its synth step runs cdk-harden.
-fn inspect(template: &Value, pipeline: &Value) -> Option<Problem> {
+fn inspect(template: &Value, pipeline_id: &str, pipeline: &Value) -> Option<Problem> {
     let stages = cfn::prop(pipeline, "Stages")?.as_array()?;
     // (stage name, action), in pipeline order.
     let actions: Vec<(&str, &Value)> = stages
@@ -136,12 +136,7 @@ fn inspect(template: &Value, pipeline: &Value) -> Option<Problem> {
         .iter()
         .find(|(stage, action)| is_self_mutation(template, stage, action))?;
     let inputs = artifact_names(self_mutate, "InputArtifacts");
-    let pipeline_id = || {
-        cfn::resources_of(template, "AWS::CodePipeline::Pipeline")
-            .find(|(_, p)| std::ptr::eq(*p, pipeline))
-            .map(|(id, _)| id.clone())
-            .unwrap_or_default()
-    };
+    let pipeline_id = || pipeline_id.to_string();
     let Some((stage, synth)) = actions.iter().find(|(_, a)| {
         artifact_names(a, "OutputArtifacts")
             .iter()
@@ -413,7 +408,7 @@ mod tests {
     }
 
     fn problem(template: &Value) -> Option<Problem> {
-        inspect(template, &template["Resources"]["Pipeline"])
+        inspect(template, "Pipeline", &template["Resources"]["Pipeline"])
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub const INLINE_POLICY_NAME: &str = "CdkHardenApprovalNotifications";
 impl Action for ProdApproval {
     fn propose(&self, template: &Value, selected: &[String], ctx: &Context) -> Result<Proposal> {
         let mut proposal = Proposal::default();
+        if selected.is_empty() {
+            return Ok(proposal);
+        }
         let facts = Facts {
             config: ctx.config,
             pipeline_account: ctx.stack.environment.account.as_deref(),
