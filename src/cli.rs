@@ -244,12 +244,18 @@ pub fn explain(registry: &Registry, id: Option<&str>) -> Result<String> {
             let mut out = String::new();
             for t in registry.iter() {
                 let origin = if t.builtin { "" } else { " (included)" };
-                out.push_str(&format!("{:width$}  {}{origin}\n", t.id(), t.compiled.doc.title));
+                out.push_str(&format!(
+                    "{:width$}  {}{origin}\n",
+                    t.id(),
+                    t.compiled.doc.title
+                ));
             }
             Ok(out)
         }
         Some(id) => {
-            let t = registry.get(id).ok_or_else(|| Error::UnknownTransform { id: id.to_string() })?;
+            let t = registry
+                .get(id)
+                .ok_or_else(|| Error::UnknownTransform { id: id.to_string() })?;
             let doc = &t.compiled.doc;
             Ok(format!(
                 "{}: {}\nRule: {}\n\n{}\n",
@@ -262,7 +268,10 @@ pub fn explain(registry: &Registry, id: Option<&str>) -> Result<String> {
 /// Writes to stdout; a closed pipe (`cdk-harden diff | head`) is not an error.
 pub fn print(text: &str) {
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("cdk-harden: writing to stdout: {e}");
         }

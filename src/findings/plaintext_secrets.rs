@@ -136,7 +136,11 @@ fn codebuild_variables(resource: &Value) -> Vec<Variable<'_>> {
             };
             Some(Variable {
                 name: name.to_string(),
-                value: if plain { entry.get("Value").and_then(literal) } else { None },
+                value: if plain {
+                    entry.get("Value").and_then(literal)
+                } else {
+                    None
+                },
                 pointer: format!("/Properties/Environment/EnvironmentVariables/{i}/Value"),
             })
         })
@@ -161,11 +165,22 @@ fn classify(name: &str, value: &str, resource_has_key_id: bool) -> Option<&'stat
         return Some("an access token");
     }
     let upper = name.to_ascii_uppercase().replace('-', "_");
-    if looks_like_secret_key(value) && (upper.contains("SECRET") || upper.contains("KEY") || resource_has_key_id) {
+    if looks_like_secret_key(value)
+        && (upper.contains("SECRET") || upper.contains("KEY") || resource_has_key_id)
+    {
         return Some("what looks like an AWS secret access key");
     }
-    const NAMES: &[&str] = &["SECRET", "PASSWORD", "PASSWD", "TOKEN", "API_KEY", "APIKEY", "PRIVATE_KEY"];
-    if NAMES.iter().any(|n| upper.contains(n)) && !names_a_secret(&upper) && !harmless_value(value) {
+    const NAMES: &[&str] = &[
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "TOKEN",
+        "API_KEY",
+        "APIKEY",
+        "PRIVATE_KEY",
+    ];
+    if NAMES.iter().any(|n| upper.contains(n)) && !names_a_secret(&upper) && !harmless_value(value)
+    {
         return Some("a literal value under a secret's name");
     }
     None
@@ -173,8 +188,22 @@ fn classify(name: &str, value: &str, resource_has_key_id: bool) -> Option<&'stat
 
 /// Suffixes saying the variable holds where a secret is, not the secret.
 const REFERENCE_SUFFIXES: &[&str] = &[
-    "_ARN", "_NAME", "_ID", "_PARAM", "_PARAMETER", "_PATH", "_KEY_ID", "_URL", "_URI", "_ENDPOINT", "_FILE",
-    "_REF", "_TTL", "_EXPIRY", "_TYPE", "_HEADER",
+    "_ARN",
+    "_NAME",
+    "_ID",
+    "_PARAM",
+    "_PARAMETER",
+    "_PATH",
+    "_KEY_ID",
+    "_URL",
+    "_URI",
+    "_ENDPOINT",
+    "_FILE",
+    "_REF",
+    "_TTL",
+    "_EXPIRY",
+    "_TYPE",
+    "_HEADER",
 ];
 
 fn names_a_secret(upper: &str) -> bool {
@@ -190,12 +219,17 @@ fn harmless_value(value: &str) -> bool {
     if v.len() > 1
         && v.starts_with('/')
         && v[1..].split('/').all(|seg| {
-            !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         })
     {
         return true;
     }
-    const WORDS: &[&str] = &["true", "false", "yes", "no", "on", "off", "enabled", "disabled"];
+    const WORDS: &[&str] = &[
+        "true", "false", "yes", "no", "on", "off", "enabled", "disabled",
+    ];
     if WORDS.iter().any(|w| v.eq_ignore_ascii_case(w)) {
         return true;
     }
@@ -208,7 +242,9 @@ fn find_access_key_id(value: &str) -> Option<usize> {
     let word = |c: u8| c.is_ascii_alphanumeric();
     (0..b.len().saturating_sub(19)).find(|&i| {
         (b[i..].starts_with(b"AKIA") || b[i..].starts_with(b"ASIA"))
-            && b[i + 4..i + 20].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            && b[i + 4..i + 20]
+                .iter()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
             && (i == 0 || !word(b[i - 1]))
             && b.get(i + 20).is_none_or(|c| !word(*c))
     })
@@ -246,7 +282,8 @@ fn has_known_token(value: &str) -> bool {
 fn looks_like_secret_key(value: &str) -> bool {
     let v = value.as_bytes();
     v.len() == 40
-        && v.iter().all(|c| c.is_ascii_alphanumeric() || b"/+=".contains(c))
+        && v.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"/+=".contains(c))
         && v.iter().any(u8::is_ascii_uppercase)
         && v.iter().any(u8::is_ascii_lowercase)
         && v.iter().any(|c| c.is_ascii_digit() || b"/+".contains(c))
@@ -279,10 +316,19 @@ mod tests {
         let key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
         assert!(classify("AWS_SECRET_ACCESS_KEY", key, false).is_some());
         assert!(classify("SIGNING_KEY", key, false).is_some());
-        assert!(classify("BLOB", key, true).is_some(), "next to an access key id");
-        assert!(classify("BLOB", key, false).is_none(), "no context: could be anything");
+        assert!(
+            classify("BLOB", key, true).is_some(),
+            "next to an access key id"
+        );
+        assert!(
+            classify("BLOB", key, false).is_none(),
+            "no context: could be anything"
+        );
         let sha1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709";
-        assert!(classify("CACHE_KEY", sha1, false).is_none(), "a hex hash is not a secret key");
+        assert!(
+            classify("CACHE_KEY", sha1, false).is_none(),
+            "a hex hash is not a secret key"
+        );
     }
 
     #[test]
@@ -291,18 +337,34 @@ mod tests {
         assert!(classify("github-token", "abc", false).is_some());
         assert!(classify("STRIPE_API_KEY", "sk_test_123", false).is_some());
         assert!(classify("API_TOKEN_PARAM", "/example/app/api-token", false).is_none());
-        assert!(classify("DB_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:x", false).is_none());
+        assert!(classify(
+            "DB_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:1:secret:x",
+            false
+        )
+        .is_none());
         assert!(classify("SECRET_NAME", "prod/db", false).is_none());
-        assert!(classify("DB_PASSWORD", "/prod/db/password", false).is_none(), "an SSM path");
+        assert!(
+            classify("DB_PASSWORD", "/prod/db/password", false).is_none(),
+            "an SSM path"
+        );
         assert!(classify("ENABLE_TOKEN_AUTH", "true", false).is_none());
         assert!(classify("TOKEN_LIFETIME", "3600", false).is_none());
         assert!(classify("STAGE", "dev", false).is_none());
-        assert!(classify("TABLE", "ghp_exampleexampleexampleexample0000", false).is_some(), "a GitHub token");
+        assert!(
+            classify("TABLE", "ghp_exampleexampleexampleexample0000", false).is_some(),
+            "a GitHub token"
+        );
     }
 
     #[test]
     fn dynamic_references_and_intrinsics_are_not_literals() {
-        assert_eq!(literal(&serde_json::json!("{{resolve:secretsmanager:prod/token:SecretString:::}}")), None);
+        assert_eq!(
+            literal(&serde_json::json!(
+                "{{resolve:secretsmanager:prod/token:SecretString:::}}"
+            )),
+            None
+        );
         assert_eq!(literal(&serde_json::json!({"Ref": "T"})), None);
         assert_eq!(literal(&serde_json::json!("")), None);
         assert_eq!(literal(&serde_json::json!("x")), Some("x"));

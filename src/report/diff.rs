@@ -60,8 +60,17 @@ mod tests {
         let before = "{\n \"A\": 1,\n \"B\": 2\n}";
         let after = "{\n \"A\": 1,\n \"B\": 3,\n \"C\": 4\n}";
         let d = unified("x/T.template.json", before, after);
-        assert!(d.text.starts_with("--- a/x/T.template.json\n+++ b/x/T.template.json\n@@"), "{}", d.text);
-        assert!(d.text.contains("-  \"B\": 2\n") || d.text.contains("- \"B\": 2\n"), "{}", d.text);
+        assert!(
+            d.text
+                .starts_with("--- a/x/T.template.json\n+++ b/x/T.template.json\n@@"),
+            "{}",
+            d.text
+        );
+        assert!(
+            d.text.contains("-  \"B\": 2\n") || d.text.contains("- \"B\": 2\n"),
+            "{}",
+            d.text
+        );
         assert_eq!((d.added, d.removed), (2, 1));
         assert_eq!(unified("t", before, before).text, "");
     }

@@ -87,13 +87,21 @@ impl Found {
             .map(render_value)
             .unwrap_or_else(|| "Allow".into());
         let mut actions = list(s.get("Action"));
-        actions.extend(list(s.get("NotAction")).into_iter().map(|a| format!("NOT {a}")));
+        actions.extend(
+            list(s.get("NotAction"))
+                .into_iter()
+                .map(|a| format!("NOT {a}")),
+        );
         let mut resources = list(s.get("Resource"));
-        resources.extend(list(s.get("NotResource")).into_iter().map(|r| format!("NOT {r}")));
+        resources.extend(
+            list(s.get("NotResource"))
+                .into_iter()
+                .map(|r| format!("NOT {r}")),
+        );
         if resources.is_empty() {
             resources = self.default_resource.clone();
         }
-        let mut principals = principals(s.get("Principal"));
+        let mut principals = principals_of(s.get("Principal"));
         principals.extend(
             principals_of(s.get("NotPrincipal"))
                 .into_iter()
@@ -116,13 +124,21 @@ impl Found {
     }
 }
 
-/// Every policy statement a resource carries.
-fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
-    let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
-    let empty = Value::Object(Map::new());
-    let props = resource.get("Properties").unwrap_or(&empty);
-    let mut out = Vec::new();
-    let mut doc = |document: String, policy: Option<&Value>, attached: Vec<String>, on: Vec<String>| {
+/// Collects the statements of the policy documents of one resource.
+struct Collector<'a> {
+    props: &'a Value,
+    out: Vec<Found>,
+}
+
+impl Collector<'_> {
+    /// The statements of the policy at `document` (a pointer relative to the resource).
+    fn doc(
+        &mut self,
+        document: &str,
+        policy: Option<&Value>,
+        attached: Vec<String>,
+        on: Vec<String>,
+    ) {
         let Some(policy) = policy else { return };
         let items = match policy.get("Statement") {
             Some(Value::Array(items)) => items.clone(),
@@ -130,15 +146,18 @@ fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
             _ => Vec::new(),
         };
         for statement in items {
-            out.push(Found {
-                document: document.clone(),
+            self.out.push(Found {
+                document: document.to_string(),
                 statement,
                 attached: attached.clone(),
                 default_resource: on.clone(),
             });
         }
-    };
-    let inline = |out: &mut dyn FnMut(String, Option<&Value>, Vec<String>, Vec<String>), who: Vec<String>| {
+    }
+
+    /// The inline `Policies` of a role, user or group.
+    fn inline(&mut self, who: Vec<String>) {
+        let props = self.props;
         for (i, p) in props
             .get("Policies")
             .and_then(Value::as_array)
@@ -146,22 +165,37 @@ fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
             .flatten()
             .enumerate()
         {
-            out(
-                format!("/Properties/Policies/{i}/PolicyDocument"),
+            self.doc(
+                &format!("/Properties/Policies/{i}/PolicyDocument"),
                 p.get("PolicyDocument"),
                 who.clone(),
                 Vec::new(),
             );
         }
+    }
+}
+
+/// Every policy statement a resource carries.
+fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
+    let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
+    let empty = Value::Object(Map::new());
+    let props = resource.get("Properties").unwrap_or(&empty);
+    let mut c = Collector {
+        props,
+        out: Vec::new(),
     };
     match kind {
         "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => {
             let mut attached = Vec::new();
             for (key, label) in [("Roles", "role"), ("Users", "user"), ("Groups", "group")] {
-                attached.extend(list(props.get(key)).into_iter().map(|r| format!("{label} {r}")));
+                attached.extend(
+                    list(props.get(key))
+                        .into_iter()
+                        .map(|r| format!("{label} {r}")),
+                );
             }
-            doc(
-                "/Properties/PolicyDocument".into(),
+            c.doc(
+                "/Properties/PolicyDocument",
                 props.get("PolicyDocument"),
                 attached,
                 Vec::new(),
@@ -169,42 +203,42 @@ fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
         }
         "AWS::IAM::Role" => {
             let me = vec![format!("role ${{{logical_id}}}")];
-            doc(
-                "/Properties/AssumeRolePolicyDocument".into(),
+            c.doc(
+                "/Properties/AssumeRolePolicyDocument",
                 props.get("AssumeRolePolicyDocument"),
                 Vec::new(),
                 me.clone(),
             );
-            inline(&mut doc, me);
+            c.inline(me);
         }
-        "AWS::IAM::User" => inline(&mut doc, vec![format!("user ${{{logical_id}}}")]),
-        "AWS::IAM::Group" => inline(&mut doc, vec![format!("group ${{{logical_id}}}")]),
-        "AWS::KMS::Key" => doc(
-            "/Properties/KeyPolicy".into(),
+        "AWS::IAM::User" => c.inline(vec![format!("user ${{{logical_id}}}")]),
+        "AWS::IAM::Group" => c.inline(vec![format!("group ${{{logical_id}}}")]),
+        "AWS::KMS::Key" => c.doc(
+            "/Properties/KeyPolicy",
             props.get("KeyPolicy"),
             Vec::new(),
             vec![format!("key ${{{logical_id}}}")],
         ),
-        "AWS::S3::BucketPolicy" => doc(
-            "/Properties/PolicyDocument".into(),
+        "AWS::S3::BucketPolicy" => c.doc(
+            "/Properties/PolicyDocument",
             props.get("PolicyDocument"),
             Vec::new(),
             list(props.get("Bucket")),
         ),
-        "AWS::SQS::QueuePolicy" => doc(
-            "/Properties/PolicyDocument".into(),
+        "AWS::SQS::QueuePolicy" => c.doc(
+            "/Properties/PolicyDocument",
             props.get("PolicyDocument"),
             Vec::new(),
             list(props.get("Queues")),
         ),
-        "AWS::SNS::TopicPolicy" => doc(
-            "/Properties/PolicyDocument".into(),
+        "AWS::SNS::TopicPolicy" => c.doc(
+            "/Properties/PolicyDocument",
             props.get("PolicyDocument"),
             Vec::new(),
             list(props.get("Topics")),
         ),
-        "AWS::SecretsManager::ResourcePolicy" => doc(
-            "/Properties/ResourcePolicy".into(),
+        "AWS::SecretsManager::ResourcePolicy" => c.doc(
+            "/Properties/ResourcePolicy",
             props.get("ResourcePolicy"),
             Vec::new(),
             list(props.get("SecretId")),
@@ -220,7 +254,11 @@ fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
             }
             if let Some(p) = props.get("Principal") {
                 let key = match p.as_str() {
-                    Some(s) if s.ends_with(".amazonaws.com") || s.ends_with(".amazonaws.com.cn") => "Service",
+                    Some(s)
+                        if s.ends_with(".amazonaws.com") || s.ends_with(".amazonaws.com.cn") =>
+                    {
+                        "Service"
+                    }
                     _ => "AWS",
                 };
                 let mut principal = Map::new();
@@ -245,8 +283,8 @@ fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
             if !condition.is_empty() {
                 statement.insert("Condition".into(), Value::Object(condition));
             }
-            doc(
-                "/Properties".into(),
+            c.doc(
+                "/Properties",
                 Some(&serde_json::json!({ "Statement": [Value::Object(statement)] })),
                 Vec::new(),
                 Vec::new(),
@@ -254,7 +292,7 @@ fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
         }
         _ => {}
     }
-    out
+    c.out
 }
 
 /// A value, or each item of an array, rendered.
@@ -267,16 +305,16 @@ fn list(value: Option<&Value>) -> Vec<String> {
 }
 
 /// `Principal` as `*`, `Service:x`, `AWS:y`, …
-fn principals(value: Option<&Value>) -> Vec<String> {
-    principals_of(value)
-}
-
 fn principals_of(value: Option<&Value>) -> Vec<String> {
     match value {
         None => Vec::new(),
         Some(Value::Object(map)) if !is_intrinsic(map) => map
             .iter()
-            .flat_map(|(kind, v)| list(Some(v)).into_iter().map(move |p| format!("{kind}:{p}")))
+            .flat_map(|(kind, v)| {
+                list(Some(v))
+                    .into_iter()
+                    .map(move |p| format!("{kind}:{p}"))
+            })
             .collect(),
         Some(v) => list(Some(v)),
     }
@@ -303,7 +341,9 @@ pub fn render_value(value: &Value) -> String {
                 ("Fn::Join", Value::Array(args)) if args.len() == 2 => {
                     let sep = args[0].as_str().unwrap_or("");
                     match &args[1] {
-                        Value::Array(parts) => parts.iter().map(render_value).collect::<Vec<_>>().join(sep),
+                        Value::Array(parts) => {
+                            parts.iter().map(render_value).collect::<Vec<_>>().join(sep)
+                        }
                         other => render_value(other),
                     }
                 }
@@ -344,12 +384,18 @@ mod tests {
     #[test]
     fn values_render_like_cdk_diff() {
         assert_eq!(render_value(&json!({"Ref": "B"})), "${B}");
-        assert_eq!(render_value(&json!({"Fn::GetAtt": ["B", "Arn"]})), "${B.Arn}");
+        assert_eq!(
+            render_value(&json!({"Fn::GetAtt": ["B", "Arn"]})),
+            "${B.Arn}"
+        );
         assert_eq!(
             render_value(&json!({"Fn::Join": ["", [{"Fn::GetAtt": ["B", "Arn"]}, "/*"]]})),
             "${B.Arn}/*"
         );
-        assert_eq!(render_value(&json!({"Fn::Sub": "arn:${AWS::Partition}:s3:::x"})), "arn:${AWS::Partition}:s3:::x");
+        assert_eq!(
+            render_value(&json!({"Fn::Sub": "arn:${AWS::Partition}:s3:::x"})),
+            "arn:${AWS::Partition}:s3:::x"
+        );
         assert_eq!(render_value(&json!(true)), "true");
     }
 
@@ -381,7 +427,10 @@ mod tests {
         assert_eq!(new.len(), 1);
         assert_eq!(new[0].principals, vec!["Service:logging.s3.amazonaws.com"]);
         assert_eq!(new[0].resources, vec!["${Logs.Arn}/*"]);
-        assert_eq!(new[0].condition.as_deref(), Some("StringEquals aws:SourceAccount=${AWS::AccountId}"));
+        assert_eq!(
+            new[0].condition.as_deref(),
+            Some("StringEquals aws:SourceAccount=${AWS::AccountId}")
+        );
     }
 
     #[test]
@@ -396,8 +445,14 @@ mod tests {
         assert_eq!(new.len(), 2);
         assert_eq!(new[0].principals, vec!["Service:events.amazonaws.com"]);
         assert_eq!(new[0].resources, vec!["${F.Arn}"]);
-        assert_eq!(new[0].condition.as_deref(), Some("ArnLike AWS:SourceArn=${Rule.Arn}"));
+        assert_eq!(
+            new[0].condition.as_deref(),
+            Some("ArnLike AWS:SourceArn=${Rule.Arn}")
+        );
         assert_eq!(new[1].resources, vec!["role ${Role}"]);
-        assert_eq!(new[1].principals, vec!["AWS:arn:aws:iam::111111111111:root"]);
+        assert_eq!(
+            new[1].principals,
+            vec!["AWS:arn:aws:iam::111111111111:root"]
+        );
     }
 }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::text::{note_label, note_rank};
-use super::{headline, plural, preview, relative_pointer, Report, RenderOptions, StackReport};
+use super::{headline, plural, preview, relative_pointer, RenderOptions, Report, StackReport};
 use crate::findings::{Finding, Severity};
 use crate::transform::{Note, NoteKind};
 
@@ -97,7 +97,17 @@ fn signature(report: &Report, stack: &StackReport) -> Option<String> {
     let findings: Vec<&Finding> = report.findings_for(&stack.template).collect();
     let mut findings: Vec<serde_json::Value> = findings
         .iter()
-        .map(|f| serde_json::json!([f.rule, f.severity, f.logical_id, f.construct_path, f.pointer, f.message, f.help]))
+        .map(|f| {
+            serde_json::json!([
+                f.rule,
+                f.severity,
+                f.logical_id,
+                f.construct_path,
+                f.pointer,
+                f.message,
+                f.help
+            ])
+        })
         .collect();
     findings.sort_by_key(|v| v.to_string());
     let raw = serde_json::json!({
@@ -137,7 +147,11 @@ fn render_head(report: &Report, groups: &[Group], options: &RenderOptions) -> St
     let assets = report.renamed_assets.len();
     let _ = write!(out, "{}", text(&capitalize(&line)));
     if assets > 0 {
-        let _ = write!(out, "; {assets} template asset id{} replaced", plural(assets));
+        let _ = write!(
+            out,
+            "; {assets} template asset id{} replaced",
+            plural(assets)
+        );
     }
     out.push_str(".\n\n");
     if groups.is_empty() {
@@ -204,9 +218,13 @@ fn render_head(report: &Report, groups: &[Group], options: &RenderOptions) -> St
 
     if with_findings {
         let _ = writeln!(out, "### Findings\n");
-        let _ = writeln!(out, "Problems `apply` cannot fix; each fails `cdk-harden check`.\n");
-        let _ = writeln!(out, "| | Rule | Stack | Resource | Finding | What to do |");
+        let _ = writeln!(
+            out,
+            "Problems `apply` cannot fix; each fails `cdk-harden check`.\n"
+        );
+        let _ = writeln!(out, "| | Rule | Stack | Resource | Finding | Fix |");
         let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+        let mut helps: Vec<&str> = Vec::new();
         for (f, stacks) in finding_groups(report) {
             let level = match f.severity {
                 Severity::Error => "❌ error",
@@ -217,14 +235,28 @@ fn render_head(report: &Report, groups: &[Group], options: &RenderOptions) -> St
                 (Some(l), None) => code(l),
                 _ => String::new(),
             };
+            let fix = match helps.iter().position(|h| *h == f.help) {
+                Some(i) => i + 1,
+                None => {
+                    helps.push(&f.help);
+                    helps.len()
+                }
+            };
             let _ = writeln!(
                 out,
-                "| {level} | {} | {} | {resource} | {} | {} |",
+                "| {level} | {} | {} | {resource} | {} | {fix} |",
                 code(&f.rule),
-                stacks.iter().map(|s| code(s)).collect::<Vec<_>>().join("<br>"),
+                stacks
+                    .iter()
+                    .map(|s| code(s))
+                    .collect::<Vec<_>>()
+                    .join("<br>"),
                 cell(&text(&f.message)),
-                cell(&text(&f.help)),
             );
+        }
+        let _ = writeln!(out, "\n**Fixes** (the numbers in the last column)\n");
+        for (i, help) in helps.iter().enumerate() {
+            let _ = writeln!(out, "{}. {}", i + 1, text(help));
         }
         out.push('\n');
     }
@@ -283,7 +315,11 @@ fn render_group(report: &Report, group: &Group) -> Section {
     }
     for r in &resources {
         let sign = if r.added { "[+]" } else { "[~]" };
-        let mut line = format!("- **{sign} {}** {}", text(r.resource_type.unwrap_or("?")), code(r.logical_id));
+        let mut line = format!(
+            "- **{sign} {}** {}",
+            text(r.resource_type.unwrap_or("?")),
+            code(r.logical_id)
+        );
         if let Some(path) = r.construct_path {
             let _ = write!(line, " <sub>{}</sub>", text(path));
         }
@@ -299,14 +335,23 @@ fn render_group(report: &Report, group: &Group) -> Section {
             if !rel.is_empty() {
                 match &c.old {
                     Some(old) => {
-                        let _ = write!(what, " {} → {}", code(&preview(old, 36)), code(&preview(&c.new, 36)));
+                        let _ = write!(
+                            what,
+                            " {} → {}",
+                            code(&preview(old, 36)),
+                            code(&preview(&c.new, 36))
+                        );
                     }
                     None => {
                         let _ = write!(what, " = {}", code(&preview(&c.new, 60)));
                     }
                 }
             }
-            let mut line = format!("  - {what} — **{}**: {}", text(&c.transform), text(&c.reason));
+            let mut line = format!(
+                "  - {what} — **{}**: {}",
+                text(&c.transform),
+                text(&c.reason)
+            );
             if let Some(rule) = report.rule_of(&c.transform) {
                 let _ = write!(line, " <sub>Rule: {}</sub>", text(rule));
             }
@@ -339,7 +384,13 @@ fn render_group(report: &Report, group: &Group) -> Section {
             out.push_str(" --- |");
         }
         out.push('\n');
-        let codes = |items: &[String]| items.iter().map(|i| code(i)).collect::<Vec<_>>().join("<br>");
+        let codes = |items: &[String]| {
+            items
+                .iter()
+                .map(|i| code(i))
+                .collect::<Vec<_>>()
+                .join("<br>")
+        };
         for p in &first.permissions {
             let _ = write!(
                 out,
@@ -378,7 +429,12 @@ fn render_group(report: &Report, group: &Group) -> Section {
                 .as_deref()
                 .map(|l| format!(", {}", code(l)))
                 .unwrap_or_default();
-            let _ = writeln!(out, "- {flag} ({}{about}): {}", code(&n.transform), text(&n.message));
+            let _ = writeln!(
+                out,
+                "- {flag} ({}{about}): {}",
+                code(&n.transform),
+                text(&n.message)
+            );
         }
         out.push('\n');
     }
@@ -421,7 +477,12 @@ fn render_group(report: &Report, group: &Group) -> Section {
 }
 
 /// Joins the parts, leaving out diffs and then sections until the text fits in `limit`.
-fn assemble(head: String, mut sections: Vec<Section>, footer: String, limit: Option<usize>) -> String {
+fn assemble(
+    head: String,
+    mut sections: Vec<Section>,
+    footer: String,
+    limit: Option<usize>,
+) -> String {
     let join = |sections: &[Section], dropped: usize| {
         let mut out = head.clone();
         for s in sections {
@@ -526,14 +587,19 @@ pub fn text(s: &str) -> String {
     }
     if in_code {
         // An unbalanced backtick: keep the text literal.
-        return s.replace('<', "&lt;").replace('>', "&gt;").replace('`', "\\`");
+        return s
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('`', "\\`");
     }
     out
 }
 
 /// Text inside an HTML element, where markdown is not read.
 fn html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Text for a table cell: `|` escaped, lines joined with `<br>`.
@@ -563,7 +629,10 @@ mod tests {
 
     #[test]
     fn text_escapes_html_outside_code() {
-        assert_eq!(text("prefix `<stack>/` or <stack>"), "prefix `<stack>/` or &lt;stack&gt;");
+        assert_eq!(
+            text("prefix `<stack>/` or <stack>"),
+            "prefix `<stack>/` or &lt;stack&gt;"
+        );
         assert_eq!(text("a ` b <c>"), "a \\` b &lt;c&gt;");
     }
 
@@ -574,14 +643,32 @@ mod tests {
             diff: "d".repeat(1000),
             diff_omitted: "(diff left out)\n".into(),
         };
-        let all = assemble("head\n".into(), (0..3).map(section).collect(), "foot\n".into(), None);
+        let all = assemble(
+            "head\n".into(),
+            (0..3).map(section).collect(),
+            "foot\n".into(),
+            None,
+        );
         assert!(all.len() > 3000);
-        let fits = assemble("head\n".into(), (0..3).map(section).collect(), "foot\n".into(), Some(2800));
+        let fits = assemble(
+            "head\n".into(),
+            (0..3).map(section).collect(),
+            "foot\n".into(),
+            Some(2800),
+        );
         assert!(fits.len() <= 2800);
         assert_eq!(fits.matches("(diff left out)").count(), 1, "{fits}");
-        let small = assemble("head\n".into(), (0..3).map(section).collect(), "foot\n".into(), Some(400));
-        assert!(small.len() <= 400, "{}", small.len());
-        assert!(small.contains("left out to keep this comment under the size limit"), "{small}");
+        let small = assemble(
+            "head\n".into(),
+            (0..3).map(section).collect(),
+            "foot\n".into(),
+            Some(350),
+        );
+        assert!(small.len() <= 350, "{}", small.len());
+        assert!(
+            small.contains("left out to keep this comment under the size limit"),
+            "{small}"
+        );
         assert!(small.contains("### s0"), "{small}");
         let tiny = assemble("h\n".repeat(500), vec![], "f\n".into(), Some(200));
         assert!(tiny.len() <= 200 && tiny.contains("Review cut"), "{tiny}");

@@ -134,7 +134,9 @@ impl StackReport {
 
     /// The last segment of the Stage path (`Prod` for `PipelineStack/Prod`).
     pub fn stage_name(&self) -> Option<&str> {
-        self.stage.as_deref().map(|s| s.rsplit('/').next().unwrap_or(s))
+        self.stage
+            .as_deref()
+            .map(|s| s.rsplit('/').next().unwrap_or(s))
     }
 }
 
@@ -534,7 +536,11 @@ pub fn summary(report: &Report, applied: bool) -> String {
     const SHOWN: usize = 10;
     for s in stacks.iter().take(SHOWN) {
         let findings = report.findings_for(&s.template).count();
-        let mut parts = vec![format!("{} change{}", s.changes.len(), plural(s.changes.len()))];
+        let mut parts = vec![format!(
+            "{} change{}",
+            s.changes.len(),
+            plural(s.changes.len())
+        )];
         if findings > 0 {
             parts.push(format!("{findings} finding{}", plural(findings)));
         }
@@ -593,9 +599,15 @@ mod tests {
 
     #[test]
     fn relative_pointers() {
-        assert_eq!(relative_pointer("/Resources/B/Properties/X", "B"), "/Properties/X");
+        assert_eq!(
+            relative_pointer("/Resources/B/Properties/X", "B"),
+            "/Properties/X"
+        );
         assert_eq!(relative_pointer("/Resources/B", "B"), "");
-        assert_eq!(relative_pointer("/Resources/BB/Properties", "B"), "/Resources/BB/Properties");
+        assert_eq!(
+            relative_pointer("/Resources/BB/Properties", "B"),
+            "/Resources/BB/Properties"
+        );
         assert_eq!(relative_pointer("/Parameters/P", "B"), "/Parameters/P");
     }
 
@@ -608,9 +620,13 @@ mod tests {
     #[test]
     fn masking_reaches_nested_strings() {
         let secrets = vec!["hunter2".to_string()];
-        let mut v = json!({"Variables": {"DB_PASSWORD": "hunter2", "URL": "x://u:hunter2@h"}, "N": 1});
+        let mut v =
+            json!({"Variables": {"DB_PASSWORD": "hunter2", "URL": "x://u:hunter2@h"}, "N": 1});
         mask_value(&mut v, &secrets);
-        assert_eq!(v, json!({"Variables": {"DB_PASSWORD": MASK, "URL": format!("x://u:{MASK}@h")}, "N": 1}));
+        assert_eq!(
+            v,
+            json!({"Variables": {"DB_PASSWORD": MASK, "URL": format!("x://u:{MASK}@h")}, "N": 1})
+        );
         assert_eq!(mask_text("is hunter2", &secrets), format!("is {MASK}"));
     }
 

@@ -16,7 +16,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{Report, RenderOptions, StackReport};
+use super::{RenderOptions, Report, StackReport};
 use crate::findings::{Severity, CHECKS};
 use crate::transform::change::{pointer_escape, pointer_tokens};
 use crate::transform::NoteKind;
@@ -74,7 +74,11 @@ pub fn render(report: &Report, options: &RenderOptions) -> String {
                 .as_deref()
                 .map(|l| format!("/Resources/{}", pointer_escape(l)))
         });
-        let line = stack.and_then(|s| pointer.as_deref().and_then(|p| locate(template_text(s, options), p)));
+        let line = stack.and_then(|s| {
+            pointer
+                .as_deref()
+                .and_then(|p| locate(template_text(s, options), p))
+        });
         let level = match f.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
@@ -97,10 +101,12 @@ pub fn render(report: &Report, options: &RenderOptions) -> String {
                 NoteKind::Refused => CHANGE_REFUSED,
                 _ => continue,
             };
-            let line = n
-                .logical_id
-                .as_deref()
-                .and_then(|l| locate(template_text(s, options), &format!("/Resources/{}", pointer_escape(l))));
+            let line = n.logical_id.as_deref().and_then(|l| {
+                locate(
+                    template_text(s, options),
+                    &format!("/Resources/{}", pointer_escape(l)),
+                )
+            });
             results.push(json!({
                 "ruleId": rule,
                 "ruleIndex": rule_index(rule),
@@ -147,7 +153,11 @@ fn location(
     stack: &str,
     logical_id: Option<&str>,
 ) -> Value {
-    let uri = match options.uri_prefix.as_deref().map(|p| p.trim_end_matches('/')) {
+    let uri = match options
+        .uri_prefix
+        .as_deref()
+        .map(|p| p.trim_end_matches('/'))
+    {
         Some(p) if !p.is_empty() && p != "." => format!("{p}/{template}"),
         _ => template.to_string(),
     };
@@ -187,9 +197,19 @@ fn percent_encode(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for b in path.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' | b'+' | b'@' | b':' | b'=' | b',' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'.'
+            | b'_'
+            | b'~'
+            | b'/'
+            | b'+'
+            | b'@'
+            | b':'
+            | b'='
+            | b',' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -266,9 +286,18 @@ mod tests {
         let text = to_cdk_json(&t);
         let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
         assert_eq!(locate(&text, "/Resources/A"), Some(line_of("\"A\":")));
-        assert_eq!(locate(&text, "/Resources/A/Properties/E"), Some(line_of("\"E\":")));
-        assert_eq!(locate(&text, "/Resources/A/Properties/L/1"), Some(line_of("\"Name\"") - 1));
-        assert_eq!(locate(&text, "/Resources/A/Properties/L/1/Value"), Some(line_of("\"Value\"")));
+        assert_eq!(
+            locate(&text, "/Resources/A/Properties/E"),
+            Some(line_of("\"E\":"))
+        );
+        assert_eq!(
+            locate(&text, "/Resources/A/Properties/L/1"),
+            Some(line_of("\"Name\"") - 1)
+        );
+        assert_eq!(
+            locate(&text, "/Resources/A/Properties/L/1/Value"),
+            Some(line_of("\"Value\""))
+        );
         assert_eq!(locate(&text, "/Resources/B~1x"), Some(line_of("\"B/x\"")));
         assert_eq!(locate(&text, "/Resources/C"), None);
         // Formatted differently: no guess.

@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use super::{headline, preview, relative_pointer, Report, RenderOptions, StackReport};
+use super::{headline, preview, relative_pointer, RenderOptions, Report, StackReport};
 use crate::findings::{Finding, Severity};
 use crate::transform::{Note, NoteKind};
 
@@ -88,7 +88,11 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
     if !resources.is_empty() {
         out.push('\n');
         for r in &resources {
-            let sign = if r.added { s.green("[+]") } else { s.yellow("[~]") };
+            let sign = if r.added {
+                s.green("[+]")
+            } else {
+                s.yellow("[~]")
+            };
             let mut line = format!("{sign} {}", r.resource_type.unwrap_or("?"));
             if let Some(path) = r.construct_path {
                 line.push(' ');
@@ -97,7 +101,11 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
             let _ = writeln!(out, "{line} {}", s.dim(&format!("({})", r.logical_id)));
             for (i, c) in r.changes.iter().enumerate() {
                 let last = i + 1 == r.changes.len();
-                let (branch, stem) = if last { (" └─ ", "    ") } else { (" ├─ ", " │  ") };
+                let (branch, stem) = if last {
+                    (" └─ ", "    ")
+                } else {
+                    (" ├─ ", " │  ")
+                };
                 let rel = relative_pointer(&c.pointer, &c.logical_id);
                 let what = if rel.is_empty() { "(resource)" } else { rel };
                 let mut head = match &c.old {
@@ -107,7 +115,12 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
                 if !rel.is_empty() {
                     match &c.old {
                         Some(old) => {
-                            let _ = write!(head, " {} → {}", preview(old, PREVIEW / 2), preview(&c.new, PREVIEW / 2));
+                            let _ = write!(
+                                head,
+                                " {} → {}",
+                                preview(old, PREVIEW / 2),
+                                preview(&c.new, PREVIEW / 2)
+                            );
                         }
                         None => {
                             let _ = write!(head, " = {}", preview(&c.new, PREVIEW));
@@ -188,7 +201,12 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
                 .as_deref()
                 .map(|l| format!(" {l}"))
                 .unwrap_or_default();
-            let _ = writeln!(out, " {flag} {}{about}: {}", s.cyan(&n.transform), n.message);
+            let _ = writeln!(
+                out,
+                " {flag} {}{about}: {}",
+                s.cyan(&n.transform),
+                n.message
+            );
         }
     }
 
@@ -286,7 +304,11 @@ fn table(header: &[&str], rows: &[Vec<String>], s: Style) -> String {
         format!("{l}{}{r}\n", parts.join(m))
     };
     let line = |cells: &[String], bold: bool| {
-        let height = cells.iter().map(|c| c.lines().count().max(1)).max().unwrap_or(1);
+        let height = cells
+            .iter()
+            .map(|c| c.lines().count().max(1))
+            .max()
+            .unwrap_or(1);
         let mut out = String::new();
         for k in 0..height {
             out.push('│');
@@ -324,7 +346,12 @@ mod tests {
         );
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 6, "{t}");
-        assert!(lines.iter().all(|l| l.chars().count() == lines[0].chars().count()), "{t}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.chars().count() == lines[0].chars().count()),
+            "{t}"
+        );
         assert!(t.contains("│ x │ one        │"), "{t}");
     }
 
