@@ -771,3 +771,119 @@ fn issue_7_sarif_has_the_required_structure() {
         assert_eq!(r["locations"][0]["logicalLocations"][0]["kind"], "resource");
     }
 }
+
+/// Test-only documents whose changes CloudFormation would answer with a replacement: a
+/// stateless function gets a name (applied, with a warning), a stateful bucket gets a name
+/// (refused, with a note).
+const RENAME_FUNCTION: &str = r#"{
+  "id": "test-name-functions",
+  "title": "Test only: name every function",
+  "rule": "none: exercises replacement warnings",
+  "description": "Sets FunctionName, a create-only property.",
+  "select": "$.Resources[?@.Type == 'AWS::Lambda::Function']",
+  "operations": [{ "op": "set-if-absent", "path": "/Properties/FunctionName", "value": "named", "reason": "give the function a name" }]
+}"#;
+const RENAME_BUCKET: &str = r#"{
+  "id": "test-name-buckets",
+  "title": "Test only: name every bucket",
+  "rule": "none: exercises refusals",
+  "description": "Sets BucketName, a create-only property.",
+  "select": "$.Resources[?@.Type == 'AWS::S3::Bucket']",
+  "operations": [{ "op": "set-if-absent", "path": "/Properties/BucketName", "value": "named", "reason": "give the bucket a name" }]
+}"#;
+
+#[test]
+fn issue_7_replacement_warnings_and_refusals_are_flagged_in_every_format() {
+    let (shapes, _root) = copy_fixture("shapes");
+    std::fs::create_dir(shapes.path().join("transforms")).unwrap();
+    std::fs::write(shapes.path().join("transforms/a.json"), RENAME_FUNCTION).unwrap();
+    std::fs::write(shapes.path().join("transforms/b.json"), RENAME_BUCKET).unwrap();
+    std::fs::write(
+        shapes.path().join("cdk-harden.json"),
+        r#"{"transforms": {"include": ["transforms"], "disable": ["bucket-versioning", "bucket-logging", "key-rotation"]}}"#,
+    )
+    .unwrap();
+    let out = |format: &str| {
+        let o = bin()
+            .env_remove("CLICOLOR_FORCE")
+            .current_dir(shapes.path())
+            .args(["diff", "cdk.out", "--format", format])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        stdout(&o)
+    };
+
+    let json: JsonReport = serde_json::from_str(&out("json")).unwrap();
+    let named: Vec<_> = json
+        .changes
+        .iter()
+        .filter(|c| c.transform == "test-name-functions")
+        .collect();
+    assert!(!named.is_empty());
+    for c in &named {
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with("requires replacement")),
+            "{c:?}"
+        );
+    }
+    assert!(
+        json.changes
+            .iter()
+            .all(|c| c.transform != "test-name-buckets"),
+        "refused"
+    );
+    let refused: Vec<_> = json
+        .notes
+        .iter()
+        .filter(|n| n.kind == cdk_harden::transform::NoteKind::Refused)
+        .collect();
+    assert!(!refused.is_empty());
+    assert!(
+        refused.iter().all(|n| n.construct_path.is_some()),
+        "{refused:#?}"
+    );
+
+    let text = out("text");
+    assert!(text.contains("! warning: requires replacement: `/FunctionName` is create-only for AWS::Lambda::Function"), "{text}");
+    assert!(text.contains(" ! refused test-name-buckets "), "{text}");
+    // Notes needing a person come before the others.
+    let compliant = text.split("Stack CompliantStack").nth(1).unwrap();
+    let notes = compliant.split("\nNotes\n").nth(1).unwrap();
+    assert!(notes.starts_with(" ! refused"), "{notes}");
+
+    let md = out("markdown");
+    assert!(
+        md.contains("    - ⚠️ **warning**: requires replacement:"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- ⚠️ **refused** (`test-name-buckets`, "),
+        "{md}"
+    );
+
+    // Refusals need a person: SARIF reports them as warnings on the bucket's line.
+    let sarif: Value = serde_json::from_str(&out("sarif")).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), refused.len());
+    for r in results {
+        assert_eq!(r["ruleId"], "change-refused");
+        assert_eq!(r["level"], "warning");
+        let uri = r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap();
+        let line = r["locations"][0]["physicalLocation"]["region"]["startLine"]
+            .as_u64()
+            .unwrap() as usize;
+        let id = r["locations"][0]["logicalLocations"][0]["name"]
+            .as_str()
+            .unwrap();
+        let template = std::fs::read_to_string(shapes.path().join(uri)).unwrap();
+        assert_eq!(
+            template.lines().nth(line - 1).unwrap().trim(),
+            format!("\"{id}\": {{")
+        );
+    }
+}
