@@ -19,8 +19,12 @@
 //!    `PRIVATE_KEY` (case-insensitive, `-` read as `_`), unless the name ends in a part that
 //!    says the value *names* a secret rather than holds one (`_ARN`, `_NAME`, `_ID`, `_PARAM`,
 //!    `_PARAMETER`, `_PATH`, `_KEY_ID`, `_URL`, `_URI`, `_ENDPOINT`, `_FILE`, `_REF`, `_TTL`,
-//!    `_EXPIRY`, `_TYPE`, `_HEADER`), or the value is an ARN, an SSM parameter path (`/a/b`), a
-//!    boolean (`true`, `false`, `yes`, `no`, `on`, `off`, `enabled`, `disabled`) or a number.
+//!    `_EXPIRY`, `_TYPE`, `_HEADER`, `_TABLE`, `_BUCKET`, `_QUEUE`, `_TOPIC`, `_REGION`,
+//!    `_ENABLED`), or the value is an ARN, an SSM parameter path (`/a/b`), a boolean (`true`,
+//!    `false`, `yes`, `no`, `on`, `off`, `enabled`, `disabled`) or a number.
+//!
+//! A finding cannot be waived: a false positive is fixed by renaming the variable (for
+//! example with one of the suffixes above when it holds a name, not a secret).
 //!
 //! The value is never printed: messages give its length only (and for an access key id, the
 //! four-letter prefix that makes it one). `apply` never changes these variables; moving a
@@ -204,6 +208,12 @@ const REFERENCE_SUFFIXES: &[&str] = &[
     "_EXPIRY",
     "_TYPE",
     "_HEADER",
+    "_TABLE",
+    "_BUCKET",
+    "_QUEUE",
+    "_TOPIC",
+    "_REGION",
+    "_ENABLED",
 ];
 
 fn names_a_secret(upper: &str) -> bool {
@@ -350,6 +360,7 @@ mod tests {
         );
         assert!(classify("ENABLE_TOKEN_AUTH", "true", false).is_none());
         assert!(classify("TOKEN_LIFETIME", "3600", false).is_none());
+        assert!(classify("TOKENS_TABLE", "prod-tokens", false).is_none());
         assert!(classify("STAGE", "dev", false).is_none());
         assert!(
             classify("TABLE", "ghp_exampleexampleexampleexample0000", false).is_some(),
