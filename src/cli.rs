@@ -2,17 +2,19 @@
 //!
 //! The doc comments here are the `--help` text. Nothing below `cli` sees a clap type: each
 //! command is converted into [`crate::Options`] (or a direct library call) and its outcome into
-//! an exit code: 0 success or compliant, 1 `check` found work to do, 2 error.
+//! an exit code: 0 success or compliant, 1 `check` found work to do, 2 error. The review is
+//! rendered by [`crate::report`] with plain [`RenderOptions`]; whether to color it is decided
+//! here, from the terminal and `NO_COLOR`.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
-use crate::report::text;
+use crate::report::{self, Format, RenderOptions, Report};
 use crate::transform::Registry;
 use crate::{Mode, Options};
 
@@ -47,7 +49,8 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Exit 1 if `apply` would change anything, 0 if the assembly is compliant.
+    /// Exit 0 if the assembly is compliant, 1 if `apply` would change anything or there are
+    /// findings (problems apply cannot fix, such as plaintext secrets), 2 on error.
     Check {
         #[command(flatten)]
         common: Common,
@@ -60,11 +63,15 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Print the JSON Schema of cdk-harden.json (or of transform documents).
+    /// Print the JSON Schema of cdk-harden.json (or of transform documents, or of the JSON
+    /// report).
     Schema {
         /// Print the schema of transform documents instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "report")]
         transform: bool,
+        /// Print the schema of the JSON report (`--format json`) instead.
+        #[arg(long)]
+        report: bool,
     },
 }
 
@@ -77,6 +84,38 @@ pub struct Common {
     /// The config file [default: ./cdk-harden.json if it exists].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The review's format: `text` (colored on a terminal unless NO_COLOR is set), `markdown`
+    /// (a pull-request comment), `json` (schema: `cdk-harden schema --report`) or `sarif`
+    /// (findings for code scanning).
+    #[arg(long, value_enum, default_value_t = FormatArg::Text, value_name = "FORMAT")]
+    pub format: FormatArg,
+    /// Write the full review to FILE and print only a short summary.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Markdown only: keep the review under this many bytes (GitHub comments hold 65,536
+    /// characters) by leaving out diffs, then stack sections, with a note; 0 for no limit.
+    #[arg(long, value_name = "BYTES", default_value_t = report::DEFAULT_MARKDOWN_LIMIT)]
+    pub markdown_limit: usize,
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Text,
+    Markdown,
+    Json,
+    Sarif,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Text => Format::Text,
+            FormatArg::Markdown => Format::Markdown,
+            FormatArg::Json => Format::Json,
+            FormatArg::Sarif => Format::Sarif,
+        }
+    }
 }
 
 impl Command {
@@ -99,23 +138,30 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             dry_run,
         } => {
             let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
+            let files = out.clone().unwrap_or_else(|| common.dir.clone());
             let outcome = crate::run(&Command::options(&common, out, mode))?;
-            print(&text::render(&outcome.report));
+            emit(&common, &outcome.report, mode == Mode::Apply, &files)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Diff { common } => {
             let outcome = crate::run(&Command::options(&common, None, Mode::DryRun))?;
-            print(&text::render(&outcome.report));
+            emit(&common, &outcome.report, false, &common.dir)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { common } => {
             let outcome = crate::run(&Command::options(&common, None, Mode::DryRun))?;
-            print(&text::render(&outcome.report));
-            Ok(if outcome.report.needs_work() {
-                ExitCode::from(1)
+            emit(&common, &outcome.report, false, &common.dir)?;
+            let report = &outcome.report;
+            if report.needs_work() {
+                eprintln!(
+                    "cdk-harden check: not compliant: {}",
+                    report::headline(report, false)
+                );
+                Ok(ExitCode::from(1))
             } else {
-                ExitCode::SUCCESS
-            })
+                eprintln!("cdk-harden check: compliant");
+                Ok(ExitCode::SUCCESS)
+            }
         }
         Command::Explain { id, config } => {
             let config = LoadedConfig::load(config.as_deref())?;
@@ -123,15 +169,71 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             print(&explain(&registry, id.as_deref())?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Schema { transform } => {
+        Command::Schema { transform, report } => {
             print(&if transform {
                 crate::transform::document::schema_json()
+            } else if report {
+                report::schema_json()
             } else {
                 crate::config::schema_json()
             });
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Prints the review, or writes it to `--output` and prints a summary. `files` is the
+/// assembly the review's templates are in (for SARIF locations).
+fn emit(common: &Common, report: &Report, applied: bool, files: &Path) -> Result<()> {
+    let format = Format::from(common.format);
+    let options = RenderOptions {
+        color: common.output.is_none() && color_stdout(),
+        applied,
+        markdown_limit: (common.markdown_limit > 0).then_some(common.markdown_limit),
+        uri_prefix: uri_prefix(files),
+    };
+    let text = report::render(report, format, &options);
+    match &common.output {
+        None => print(&text),
+        Some(path) => {
+            std::fs::write(path, text.as_bytes()).map_err(Error::io(path))?;
+            print(&format!(
+                "{}full review ({}): {}\n",
+                report::summary(report, applied),
+                format.name(),
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether to color stdout: never when `NO_COLOR` is set to anything but the empty string
+/// (no-color.org); otherwise when stdout is a terminal, or `CLICOLOR_FORCE` is set to anything
+/// but `0` or the empty string.
+pub fn color_stdout() -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    set("CLICOLOR_FORCE") || std::io::stdout().is_terminal()
+}
+
+/// The assembly directory as a relative URI prefix for SARIF: as given when relative, relative
+/// to the working directory when absolute below it, otherwise none.
+fn uri_prefix(dir: &Path) -> Option<String> {
+    let rel = if dir.is_absolute() {
+        let cwd = std::env::current_dir().ok()?;
+        dir.strip_prefix(&cwd).ok()?.to_path_buf()
+    } else {
+        dir.to_path_buf()
+    };
+    let parts: Vec<String> = rel
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("/"))
 }
 
 /// The text of `explain`: the list, or one transform's description.

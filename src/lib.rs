@@ -111,7 +111,7 @@ pub fn run(options: &Options) -> Result<Outcome> {
     let assembly = Assembly::load(&options.assembly)?;
     let hardened = harden(&assembly, &config.config, &registry)?;
     let plan = WritePlan::new(&assembly, &hardened.changed)?;
-    let report = Report::build(&assembly, &hardened, &plan);
+    let report = Report::build(&assembly, &hardened, &plan).with_transforms(&registry);
     let mut written = false;
     if options.mode == Mode::Apply {
         match &options.out {

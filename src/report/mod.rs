@@ -2,35 +2,73 @@
 //!
 //! [`Report`] is built from the engine's records and the write plan; it holds no paths but the
 //! assembly-relative ones and no timestamps, so its output is stable across runs and machines.
-//! The renderers (text, markdown, json, sarif) only format it.
+//! The renderers only format it:
+//!
+//! - [`text`]: the terminal review (the default), colored on a terminal;
+//! - [`markdown`]: a pull-request comment, grouped across Stages and kept under a size limit;
+//! - [`json`]: the documented, versioned machine format ([`json::JsonReport`]);
+//! - [`sarif`]: SARIF 2.1.0 for code scanning: findings and what needs a person.
+//!
+//! Shared pieces: [`diff`] (unified template diffs), [`iam`] (the permissions a change adds).
+//! Nothing here reads or writes files.
 
+pub mod diff;
+pub mod iam;
+pub mod json;
+pub mod markdown;
+pub mod sarif;
 pub mod text;
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::assembly::rehash::Renamed;
 use crate::assembly::{Assembly, WritePlan};
 use crate::findings::Finding;
-use crate::transform::{Applied, Note};
+use crate::transform::{Applied, Note, Registry};
 use crate::Harden;
+
+pub use iam::Permission;
 
 /// The version of the JSON report format; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Everything a reviewer needs: per stack, what changed, and what did not and why.
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub schema_version: u32,
+    /// The transforms the changes and notes name, in registry order, with their rules. Filled
+    /// by [`Report::with_transforms`]; empty otherwise (renderers then show no rule lines).
+    #[serde(default)]
+    pub transforms: Vec<TransformInfo>,
     pub stacks: Vec<StackReport>,
     /// Template asset ids replaced because their templates changed.
     pub renamed_assets: Vec<RenamedAsset>,
     /// Problems apply cannot fix; any of these fails `check`.
     pub findings: Vec<Finding>,
+    /// Secret values the findings point at. Never output: every renderer shows [`MASK`] in
+    /// their place, in values, messages and diffs alike.
+    #[serde(skip)]
+    pub masked: Vec<String>,
+}
+
+/// What replaces a secret value in any output.
+pub const MASK: &str = "***masked***";
+
+/// What the review says about a transform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TransformInfo {
+    pub id: String,
+    /// One line: what it does.
+    pub title: String,
+    /// One line: the rule of the security catalogue it enforces.
+    pub rule: String,
 }
 
 /// One template's part of the report.
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StackReport {
     /// The artifact id (nested stacks: parent's name, `/`, logical id).
@@ -45,6 +83,16 @@ pub struct StackReport {
     pub nested: bool,
     pub changes: Vec<Applied>,
     pub notes: Vec<Note>,
+    /// Logical ids of the resources the changes added, in template order.
+    #[serde(default)]
+    pub added: Vec<String>,
+    /// IAM statements (identity and resource policies, trust policies, key policies, Lambda
+    /// permissions) that are in the hardened template and were not in the input.
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+    /// Construct paths of the resources that notes name (logical id → path).
+    #[serde(default)]
+    pub construct_paths: BTreeMap<String, String>,
     /// The template before and after, for diffs; not part of the JSON report.
     #[serde(skip)]
     pub before: String,
@@ -52,9 +100,61 @@ pub struct StackReport {
     pub after: String,
 }
 
+impl StackReport {
+    /// Whether applying changes this template's bytes (changes, or only replaced asset ids).
+    pub fn changed(&self) -> bool {
+        self.before != self.after
+    }
+
+    /// Whether the review has anything to say about this template.
+    pub fn is_interesting(&self, findings: &[Finding]) -> bool {
+        self.changed()
+            || !self.changes.is_empty()
+            || !self.notes.is_empty()
+            || findings.iter().any(|f| f.template == self.template)
+    }
+
+    /// The changes grouped by resource, in order of first appearance.
+    pub fn by_resource(&self) -> Vec<ResourceChanges<'_>> {
+        let mut out: Vec<ResourceChanges> = Vec::new();
+        for change in &self.changes {
+            match out.iter_mut().find(|r| r.logical_id == change.logical_id) {
+                Some(r) => r.changes.push(change),
+                None => out.push(ResourceChanges {
+                    logical_id: &change.logical_id,
+                    resource_type: change.resource_type.as_deref(),
+                    construct_path: change.construct_path.as_deref(),
+                    added: self.added.contains(&change.logical_id),
+                    changes: vec![change],
+                }),
+            }
+        }
+        out
+    }
+
+    /// The last segment of the Stage path (`Prod` for `PipelineStack/Prod`).
+    pub fn stage_name(&self) -> Option<&str> {
+        self.stage
+            .as_deref()
+            .map(|s| s.rsplit('/').next().unwrap_or(s))
+    }
+}
+
+/// The changes to one resource.
+#[derive(Debug)]
+pub struct ResourceChanges<'a> {
+    pub logical_id: &'a str,
+    pub resource_type: Option<&'a str>,
+    pub construct_path: Option<&'a str>,
+    /// The resource did not exist before: a transform added it.
+    pub added: bool,
+    pub changes: Vec<&'a Applied>,
+}
+
 /// A template asset id that was replaced.
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RenamedAsset {
+    /// The template, relative to the assembly root.
     pub template: String,
     pub old: String,
     pub new: String,
@@ -72,7 +172,7 @@ impl From<&Renamed> for RenamedAsset {
 
 impl Report {
     pub fn build(assembly: &Assembly, hardened: &Harden, plan: &WritePlan) -> Report {
-        let written: std::collections::BTreeMap<&str, &str> = plan
+        let written: BTreeMap<&str, &str> = plan
             .files
             .iter()
             .map(|(p, t)| (p.as_str(), t.as_str()))
@@ -80,6 +180,7 @@ impl Report {
         let templates: Vec<&serde_json::Value> =
             hardened.stacks.iter().map(|h| &h.template).collect();
         let findings = crate::findings::scan(assembly, &templates);
+        let masked = secret_values(assembly, &templates, &findings);
         let stacks = assembly
             .stacks
             .iter()
@@ -91,8 +192,45 @@ impl Report {
                 environment: stack.environment.key(),
                 stage: stack.stage.clone(),
                 nested: stack.nested.is_some(),
-                changes: h.applied.clone(),
-                notes: h.notes.clone(),
+                changes: h
+                    .applied
+                    .iter()
+                    .map(|c| {
+                        let mut c = c.clone();
+                        c.old.iter_mut().for_each(|v| mask_value(v, &masked));
+                        mask_value(&mut c.new, &masked);
+                        c.reason = mask_text(&c.reason, &masked);
+                        c.warnings = c.warnings.iter().map(|w| mask_text(w, &masked)).collect();
+                        c
+                    })
+                    .collect(),
+                notes: h
+                    .notes
+                    .iter()
+                    .map(|n| {
+                        let mut n = n.clone();
+                        n.message = mask_text(&n.message, &masked);
+                        n
+                    })
+                    .collect(),
+                added: added_resources(&stack.template, &h.template),
+                permissions: iam::new_permissions(&stack.template, &h.template)
+                    .into_iter()
+                    .map(|mut p| {
+                        mask_value(&mut p.statement, &masked);
+                        p
+                    })
+                    .collect(),
+                construct_paths: h
+                    .notes
+                    .iter()
+                    .filter_map(|n| n.logical_id.as_deref())
+                    .filter_map(|id| {
+                        let path = construct_path(&h.template, id)
+                            .or_else(|| construct_path(&stack.template, id))?;
+                        Some((id.to_string(), path.to_string()))
+                    })
+                    .collect(),
                 before: stack.original.clone(),
                 after: written
                     .get(stack.template_path.as_str())
@@ -102,15 +240,78 @@ impl Report {
             .collect();
         Report {
             schema_version: SCHEMA_VERSION,
+            transforms: Vec::new(),
             stacks,
             renamed_assets: plan.renamed.iter().map(RenamedAsset::from).collect(),
             findings,
+            masked,
         }
+    }
+
+    /// The unified diff of a template, with secret values masked.
+    pub fn diff(&self, stack: &StackReport) -> diff::Unified {
+        let mut d = diff::unified(&stack.template, &stack.before, &stack.after);
+        for secret in &self.masked {
+            // As the template spells it: JSON-escaped, without the quotes.
+            let quoted = serde_json::to_string(secret).expect("a string serializes");
+            let escaped = &quoted[1..quoted.len() - 1];
+            d.text = d.text.replace(escaped, MASK);
+        }
+        d
+    }
+
+    /// Adds the title and rule of every transform the changes and notes name, in registry
+    /// order, so each change can show the rule behind it.
+    pub fn with_transforms(mut self, registry: &Registry) -> Report {
+        let named: std::collections::BTreeSet<&str> = self
+            .stacks
+            .iter()
+            .flat_map(|s| {
+                let changes = s.changes.iter().map(|c| c.transform.as_str());
+                changes.chain(s.notes.iter().map(|n| n.transform.as_str()))
+            })
+            .collect();
+        self.transforms = registry
+            .iter()
+            .filter(|t| named.contains(t.id()))
+            .map(|t| TransformInfo {
+                id: t.id().to_string(),
+                title: t.compiled.doc.title.clone(),
+                rule: t.compiled.doc.rule.clone(),
+            })
+            .collect();
+        self
+    }
+
+    /// The rule line of a transform, if known.
+    pub fn rule_of(&self, transform: &str) -> Option<&str> {
+        self.transforms
+            .iter()
+            .find(|t| t.id == transform)
+            .map(|t| t.rule.as_str())
+    }
+
+    /// Transform ids in registry order (those without [`TransformInfo`] last, by first use).
+    pub fn transform_order(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.transforms.iter().map(|t| t.id.clone()).collect();
+        for stack in &self.stacks {
+            for change in &stack.changes {
+                if !out.contains(&change.transform) {
+                    out.push(change.transform.clone());
+                }
+            }
+        }
+        out
     }
 
     /// Number of changes over all stacks.
     pub fn change_count(&self) -> usize {
         self.stacks.iter().map(|s| s.changes.len()).sum()
+    }
+
+    /// Number of templates whose bytes change.
+    pub fn changed_templates(&self) -> usize {
+        self.stacks.iter().filter(|s| s.changed()).count()
     }
 
     /// Whether `check` fails: apply would change something, or there are findings.
@@ -121,5 +322,318 @@ impl Report {
     /// Whether applying would change anything.
     pub fn has_changes(&self) -> bool {
         self.stacks.iter().any(|s| s.before != s.after)
+    }
+
+    /// Changes per transform id, in [`Report::transform_order`].
+    pub fn counts_by_transform(&self) -> Vec<(String, usize)> {
+        self.transform_order()
+            .into_iter()
+            .map(|id| {
+                let n = self
+                    .stacks
+                    .iter()
+                    .flat_map(|s| &s.changes)
+                    .filter(|c| c.transform == id)
+                    .count();
+                (id, n)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// The findings about one template.
+    pub fn findings_for<'a>(&'a self, template: &'a str) -> impl Iterator<Item = &'a Finding> {
+        self.findings.iter().filter(move |f| f.template == template)
+    }
+}
+
+/// The string values that `plaintext-secret` findings point at, longest first.
+fn secret_values(
+    assembly: &Assembly,
+    templates: &[&serde_json::Value],
+    findings: &[Finding],
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in findings.iter().filter(|f| f.rule == "plaintext-secret") {
+        let Some(pointer) = &f.pointer else { continue };
+        for (stack, template) in assembly.stacks.iter().zip(templates) {
+            if stack.template_path.as_str() != f.template {
+                continue;
+            }
+            for t in [*template, &stack.template] {
+                if let Some(s) = t.pointer(pointer).and_then(serde_json::Value::as_str) {
+                    if !s.is_empty() && !out.iter().any(|o| o == s) {
+                        out.push(s.to_string());
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    out
+}
+
+/// `text` with every secret replaced by [`MASK`].
+pub fn mask_text(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), MASK);
+        }
+    }
+    out
+}
+
+/// Masks every string inside `value` (keys stay).
+fn mask_value(value: &mut serde_json::Value, secrets: &[String]) {
+    if secrets.is_empty() {
+        return;
+    }
+    match value {
+        serde_json::Value::String(s) => *s = mask_text(s, secrets),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| mask_value(v, secrets)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| mask_value(v, secrets)),
+        _ => {}
+    }
+}
+
+/// `Metadata["aws:cdk:path"]` of a resource.
+fn construct_path<'a>(template: &'a serde_json::Value, logical_id: &str) -> Option<&'a str> {
+    template
+        .get("Resources")?
+        .get(logical_id)?
+        .pointer("/Metadata/aws:cdk:path")?
+        .as_str()
+}
+
+/// Resources present in `after` and not in `before`, in `after`'s order.
+fn added_resources(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {
+    let had = before.get("Resources").and_then(|r| r.as_object());
+    after
+        .get("Resources")
+        .and_then(|r| r.as_object())
+        .into_iter()
+        .flatten()
+        .filter(|(id, _)| !had.is_some_and(|h| h.contains_key(*id)))
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// The output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// The terminal review.
+    #[default]
+    Text,
+    /// A pull-request comment.
+    Markdown,
+    /// The machine format, [`json::JsonReport`].
+    Json,
+    /// SARIF 2.1.0, for code scanning.
+    Sarif,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Markdown => "markdown",
+            Format::Json => "json",
+            Format::Sarif => "sarif",
+        }
+    }
+}
+
+/// How to render; plain values, no terminal or command-line types.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    /// ANSI colors (text format only).
+    pub color: bool,
+    /// True when the changes were written (`apply`): wording says "changed", and SARIF line
+    /// numbers refer to the hardened templates. False for `diff` and `check`: "would change",
+    /// lines of the templates as they are on disk.
+    pub applied: bool,
+    /// Markdown: the maximum size in bytes; past it, diffs and then stack sections are left out
+    /// with a note. `None`: no limit.
+    pub markdown_limit: Option<usize>,
+    /// SARIF: a relative path prepended to every template path in artifact URIs, e.g. `cdk.out`
+    /// when the assembly is `cdk.out` below the repository root.
+    pub uri_prefix: Option<String>,
+}
+
+/// GitHub limits a comment to 65,536 characters; this leaves room for a header a workflow adds.
+pub const DEFAULT_MARKDOWN_LIMIT: usize = 60_000;
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            color: false,
+            applied: false,
+            markdown_limit: Some(DEFAULT_MARKDOWN_LIMIT),
+            uri_prefix: None,
+        }
+    }
+}
+
+/// Renders the report in `format`.
+pub fn render(report: &Report, format: Format, options: &RenderOptions) -> String {
+    match format {
+        Format::Text => text::render(report, options),
+        Format::Markdown => markdown::render(report, options),
+        Format::Json => json::render(report),
+        Format::Sarif => sarif::render(report, options),
+    }
+}
+
+/// The JSON Schema of the JSON report ([`json::JsonReport`]), as committed in
+/// `schema/report.schema.json`.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(json::JsonReport);
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
+    text.push('\n');
+    text
+}
+
+/// One line: what apply does (or did), e.g. "apply would change 7 of 10 templates (34
+/// changes); 2 findings".
+pub fn headline(report: &Report, applied: bool) -> String {
+    let templates = report.stacks.len();
+    let changed = report.changed_templates();
+    let changes = report.change_count();
+    let findings = report.findings.len();
+    let verb = if applied { "changed" } else { "would change" };
+    let what = if changed == 0 {
+        format!(
+            "apply {} nothing in {templates} template{}",
+            if applied { "changed" } else { "would change" },
+            plural(templates)
+        )
+    } else {
+        format!(
+            "apply {verb} {changed} of {templates} template{} ({changes} change{})",
+            plural(templates),
+            plural(changes)
+        )
+    };
+    format!("{what}; {findings} finding{}", plural(findings))
+}
+
+/// A few lines for the terminal when the full report goes to a file: the headline, counts per
+/// transform, per stack (at most ten), and the findings.
+pub fn summary(report: &Report, applied: bool) -> String {
+    use std::fmt::Write;
+    let mut out = format!("cdk-harden: {}\n", headline(report, applied));
+    let counts = report.counts_by_transform();
+    if !counts.is_empty() {
+        let list: Vec<String> = counts.iter().map(|(id, n)| format!("{id} {n}")).collect();
+        let _ = writeln!(out, "  by transform: {}", list.join(", "));
+    }
+    let stacks: Vec<&StackReport> = report
+        .stacks
+        .iter()
+        .filter(|s| s.is_interesting(&report.findings))
+        .collect();
+    const SHOWN: usize = 10;
+    for s in stacks.iter().take(SHOWN) {
+        let findings = report.findings_for(&s.template).count();
+        let mut parts = vec![format!(
+            "{} change{}",
+            s.changes.len(),
+            plural(s.changes.len())
+        )];
+        if findings > 0 {
+            parts.push(format!("{findings} finding{}", plural(findings)));
+        }
+        let notes = s.notes.len();
+        if notes > 0 {
+            parts.push(format!("{notes} note{}", plural(notes)));
+        }
+        let _ = writeln!(out, "  {}: {}", s.display_name, parts.join(", "));
+    }
+    if stacks.len() > SHOWN {
+        let _ = writeln!(out, "  … and {} more stacks", stacks.len() - SHOWN);
+    }
+    out
+}
+
+/// `"s"` unless `n` is 1.
+pub(crate) fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// A JSON pointer relative to a resource: `/Resources/X/Properties/A` → `/Properties/A`; the
+/// resource itself → empty.
+pub fn relative_pointer<'a>(pointer: &'a str, logical_id: &str) -> &'a str {
+    let prefix = format!(
+        "/Resources/{}",
+        crate::transform::change::pointer_escape(logical_id)
+    );
+    match pointer.strip_prefix(&prefix) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        _ => pointer,
+    }
+}
+
+/// A value on one line, shortened to about `max` characters with `…`.
+pub fn preview(value: &serde_json::Value, max: usize) -> String {
+    shorten(&value.to_string(), max)
+}
+
+/// `text` cut to at most `max` characters, with `…` when cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn relative_pointers() {
+        assert_eq!(
+            relative_pointer("/Resources/B/Properties/X", "B"),
+            "/Properties/X"
+        );
+        assert_eq!(relative_pointer("/Resources/B", "B"), "");
+        assert_eq!(
+            relative_pointer("/Resources/BB/Properties", "B"),
+            "/Resources/BB/Properties"
+        );
+        assert_eq!(relative_pointer("/Parameters/P", "B"), "/Parameters/P");
+    }
+
+    #[test]
+    fn previews_are_cut_on_characters() {
+        assert_eq!(preview(&json!("Enabled"), 60), "\"Enabled\"");
+        assert_eq!(shorten("ééééé", 3), "éé…");
+    }
+
+    #[test]
+    fn masking_reaches_nested_strings() {
+        let secrets = vec!["hunter2".to_string()];
+        let mut v =
+            json!({"Variables": {"DB_PASSWORD": "hunter2", "URL": "x://u:hunter2@h"}, "N": 1});
+        mask_value(&mut v, &secrets);
+        assert_eq!(
+            v,
+            json!({"Variables": {"DB_PASSWORD": MASK, "URL": format!("x://u:{MASK}@h")}, "N": 1})
+        );
+        assert_eq!(mask_text("is hunter2", &secrets), format!("is {MASK}"));
+    }
+
+    #[test]
+    fn added_resources_keep_template_order() {
+        let before = json!({"Resources": {"A": {}}});
+        let after = json!({"Resources": {"A": {}, "C": {}, "B": {}}});
+        assert_eq!(added_resources(&before, &after), vec!["C", "B"]);
     }
 }

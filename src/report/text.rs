@@ -1,55 +1,363 @@
-//! The plain-text review: per stack, each changed resource with the changes under it.
+//! The terminal review, the default format.
+//!
+//! Per stack: each changed resource as `cdk diff` shows it (`[~]` changed, `[+]` added), with
+//! its changes as a tree (pointer relative to the resource, operation, transform, reason, rule
+//! and warnings); the new IAM permissions as a table; notes (action required, refused, opt-outs,
+//! left alone, skipped); findings; then the unified diff of the template. A summary line ends
+//! the review. Colors are ANSI escapes, only when [`RenderOptions::color`] says so.
 
 use std::fmt::Write;
 
-use super::Report;
+use super::{headline, preview, relative_pointer, RenderOptions, Report, StackReport};
+use crate::findings::{Finding, Severity};
+use crate::transform::{Note, NoteKind};
+
+/// ANSI styling, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color && !text.is_empty() {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    pub fn bold(self, t: &str) -> String {
+        self.paint("1", t)
+    }
+    pub fn dim(self, t: &str) -> String {
+        self.paint("2", t)
+    }
+    pub fn red(self, t: &str) -> String {
+        self.paint("31", t)
+    }
+    pub fn green(self, t: &str) -> String {
+        self.paint("32", t)
+    }
+    pub fn yellow(self, t: &str) -> String {
+        self.paint("33", t)
+    }
+    pub fn cyan(self, t: &str) -> String {
+        self.paint("36", t)
+    }
+}
+
+/// Longest value shown inline in a change line; the diff shows the rest.
+const PREVIEW: usize = 72;
 
 /// Renders the report as text.
-pub fn render(report: &Report) -> String {
+pub fn render(report: &Report, options: &RenderOptions) -> String {
+    let s = Style {
+        color: options.color,
+    };
     let mut out = String::new();
     for stack in &report.stacks {
-        if stack.changes.is_empty() && stack.notes.is_empty() {
+        if !stack.is_interesting(&report.findings) {
             continue;
         }
-        let _ = writeln!(out, "Stack {} ({})", stack.display_name, stack.template);
-        let mut last: Option<&str> = None;
-        for change in &stack.changes {
-            if last != Some(change.logical_id.as_str()) {
-                let _ = writeln!(
-                    out,
-                    "[~] {} {} ({})",
-                    change.resource_type.as_deref().unwrap_or("?"),
-                    change.construct_path.as_deref().unwrap_or("-"),
-                    change.logical_id
-                );
-                last = Some(change.logical_id.as_str());
-            }
-            let _ = writeln!(
-                out,
-                "    {} {}: {}",
-                change.transform, change.pointer, change.reason
-            );
-        }
-        for note in &stack.notes {
-            let _ = writeln!(
-                out,
-                "    note [{}] {}{}",
-                note.transform,
-                note.logical_id
-                    .as_deref()
-                    .map(|l| format!("{l}: "))
-                    .unwrap_or_default(),
-                note.message
-            );
-        }
-        out.push('\n');
+        render_stack(&mut out, report, stack, s);
     }
+    let line = headline(report, options.applied);
+    let assets = report.renamed_assets.len();
+    let line = if assets > 0 {
+        format!(
+            "{line}; {assets} template asset id{} replaced",
+            super::plural(assets)
+        )
+    } else {
+        line
+    };
+    let _ = writeln!(out, "{}", s.bold(&line));
+    out
+}
+
+fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style) {
     let _ = writeln!(
         out,
-        "{} change(s) in {} template(s); {} asset id(s) replaced",
-        report.change_count(),
-        report.stacks.iter().filter(|s| s.before != s.after).count(),
-        report.renamed_assets.len()
+        "{} {}",
+        s.bold(&format!("Stack {}", stack.display_name)),
+        s.dim(&format!("({})", stack.environment))
     );
+    let _ = writeln!(out, "{}", s.dim(&format!("template {}", stack.template)));
+
+    let resources = stack.by_resource();
+    if !resources.is_empty() {
+        out.push('\n');
+        for r in &resources {
+            let sign = if r.added {
+                s.green("[+]")
+            } else {
+                s.yellow("[~]")
+            };
+            let mut line = format!("{sign} {}", r.resource_type.unwrap_or("?"));
+            if let Some(path) = r.construct_path {
+                line.push(' ');
+                line.push_str(path);
+            }
+            let _ = writeln!(out, "{line} {}", s.dim(&format!("({})", r.logical_id)));
+            for (i, c) in r.changes.iter().enumerate() {
+                let last = i + 1 == r.changes.len();
+                let (branch, stem) = if last {
+                    (" └─ ", "    ")
+                } else {
+                    (" ├─ ", " │  ")
+                };
+                let rel = relative_pointer(&c.pointer, &c.logical_id);
+                let what = if rel.is_empty() { "(resource)" } else { rel };
+                let mut head = match &c.old {
+                    None => format!("{} {what}", s.green("[+]")),
+                    Some(_) => format!("{} {what}", s.yellow("[~]")),
+                };
+                if !rel.is_empty() {
+                    match &c.old {
+                        Some(old) => {
+                            let _ = write!(
+                                head,
+                                " {} → {}",
+                                preview(old, PREVIEW / 2),
+                                preview(&c.new, PREVIEW / 2)
+                            );
+                        }
+                        None => {
+                            let _ = write!(head, " = {}", preview(&c.new, PREVIEW));
+                        }
+                    }
+                }
+                let _ = writeln!(out, "{branch}{head}");
+                let op = serde_json::to_value(c.op)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "{stem}    {} {}: {}",
+                    s.cyan(&c.transform),
+                    s.dim(&format!("({op})")),
+                    c.reason
+                );
+                if let Some(rule) = report.rule_of(&c.transform) {
+                    let _ = writeln!(out, "{stem}    {}", s.dim(&format!("rule: {rule}")));
+                }
+                if c.enforced {
+                    let _ = writeln!(
+                        out,
+                        "{stem}    {}",
+                        s.yellow("! enforced: overwrote a value the app set (transforms.enforce)")
+                    );
+                }
+                for w in &c.warnings {
+                    let _ = writeln!(out, "{stem}    {}", s.yellow(&format!("! warning: {w}")));
+                }
+            }
+        }
+    }
+
+    if !stack.permissions.is_empty() {
+        out.push('\n');
+        let _ = writeln!(out, "{}", s.bold("IAM permissions added"));
+        let with_condition = stack.permissions.iter().any(|p| p.condition.is_some());
+        let mut header = vec!["Policy", "Effect", "Action", "Resource", "Principal"];
+        if with_condition {
+            header.push("Condition");
+        }
+        let rows: Vec<Vec<String>> = stack
+            .permissions
+            .iter()
+            .map(|p| {
+                let mut row = vec![
+                    p.logical_id.clone(),
+                    p.effect.clone(),
+                    p.actions.join("\n"),
+                    p.resources.join("\n"),
+                    p.principals.join("\n"),
+                ];
+                if with_condition {
+                    row.push(p.condition.clone().unwrap_or_default().replace("; ", "\n"));
+                }
+                row
+            })
+            .collect();
+        out.push_str(&table(&header, &rows, s));
+    }
+
+    if !stack.notes.is_empty() {
+        out.push('\n');
+        let _ = writeln!(out, "{}", s.bold("Notes"));
+        let mut notes: Vec<&Note> = stack.notes.iter().collect();
+        notes.sort_by_key(|n| note_rank(n.kind));
+        for n in notes {
+            let (mark, label) = note_label(n.kind);
+            let flag = match n.kind {
+                NoteKind::ActionRequired | NoteKind::Refused => s.red(&format!("{mark} {label}")),
+                NoteKind::LeftAlone => s.yellow(&format!("{mark} {label}")),
+                _ => s.dim(&format!("{mark} {label}")),
+            };
+            let about = n
+                .logical_id
+                .as_deref()
+                .map(|l| format!(" {l}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                " {flag} {}{about}: {}",
+                s.cyan(&n.transform),
+                n.message
+            );
+        }
+    }
+
+    let findings: Vec<&Finding> = report.findings_for(&stack.template).collect();
+    if !findings.is_empty() {
+        out.push('\n');
+        let _ = writeln!(out, "{}", s.bold("Findings"));
+        let mut last_help: Option<&str> = None;
+        for f in findings {
+            let level = match f.severity {
+                Severity::Error => s.red("✗ error"),
+                Severity::Warning => s.yellow("! warning"),
+            };
+            let mut about = String::new();
+            if let Some(l) = &f.logical_id {
+                about.push(' ');
+                about.push_str(l);
+            }
+            if let Some(p) = &f.construct_path {
+                let _ = write!(about, " {}", s.dim(&format!("({p})")));
+            }
+            let _ = writeln!(out, " {level} {}{about}", s.cyan(&f.rule));
+            let _ = writeln!(out, "     {}", f.message);
+            if last_help == Some(f.help.as_str()) {
+                let _ = writeln!(out, "     {}", s.dim("fix: as above"));
+            } else {
+                let _ = writeln!(out, "     {}", s.dim(&format!("fix: {}", f.help)));
+            }
+            last_help = Some(&f.help);
+        }
+    }
+
+    let d = report.diff(stack);
+    if !d.text.is_empty() {
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "{} {}",
+            s.bold("Template diff"),
+            s.dim(&format!("(+{} -{})", d.added, d.removed))
+        );
+        for line in d.text.lines() {
+            let painted = if line.starts_with("+++") || line.starts_with("---") {
+                s.bold(line)
+            } else if line.starts_with('+') {
+                s.green(line)
+            } else if line.starts_with('-') {
+                s.red(line)
+            } else if line.starts_with("@@") {
+                s.cyan(line)
+            } else {
+                line.to_string()
+            };
+            let _ = writeln!(out, "{painted}");
+        }
+    }
+    out.push('\n');
+}
+
+/// Notes needing a person first.
+pub(crate) fn note_rank(kind: NoteKind) -> u8 {
+    match kind {
+        NoteKind::ActionRequired => 0,
+        NoteKind::Refused => 1,
+        NoteKind::LeftAlone => 2,
+        NoteKind::OptOut => 3,
+        NoteKind::Skipped => 4,
+    }
+}
+
+/// A mark and a label for a note kind.
+pub(crate) fn note_label(kind: NoteKind) -> (&'static str, &'static str) {
+    match kind {
+        NoteKind::ActionRequired => ("!", "action required"),
+        NoteKind::Refused => ("!", "refused"),
+        NoteKind::LeftAlone => ("-", "left alone"),
+        NoteKind::OptOut => ("-", "opt-out"),
+        NoteKind::Skipped => ("-", "skipped"),
+    }
+}
+
+/// A boxed table; cells may hold several lines.
+fn table(header: &[&str], rows: &[Vec<String>], s: Style) -> String {
+    let n = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(n) {
+            for line in cell.lines() {
+                widths[i] = widths[i].max(line.chars().count());
+            }
+        }
+    }
+    let rule = |l: &str, m: &str, r: &str| {
+        let parts: Vec<String> = widths.iter().map(|w| "─".repeat(w + 2)).collect();
+        format!("{l}{}{r}\n", parts.join(m))
+    };
+    let line = |cells: &[String], bold: bool| {
+        let height = cells
+            .iter()
+            .map(|c| c.lines().count().max(1))
+            .max()
+            .unwrap_or(1);
+        let mut out = String::new();
+        for k in 0..height {
+            out.push('│');
+            for (i, cell) in cells.iter().enumerate() {
+                let text = cell.lines().nth(k).unwrap_or("");
+                let pad = widths[i] - text.chars().count();
+                let text = if bold { s.bold(text) } else { text.to_string() };
+                let _ = write!(out, " {text}{} │", " ".repeat(pad));
+            }
+            out.push('\n');
+        }
+        out
+    };
+    let mut out = rule("┌", "┬", "┐");
+    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    out.push_str(&line(&head, true));
+    for row in rows {
+        out.push_str(&rule("├", "┼", "┤"));
+        out.push_str(&line(row, false));
+    }
+    out.push_str(&rule("└", "┴", "┘"));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_fit_multi_line_cells() {
+        let t = table(
+            &["A", "Bee"],
+            &[vec!["x".into(), "one\ntwo longer".into()]],
+            Style { color: false },
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 6, "{t}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.chars().count() == lines[0].chars().count()),
+            "{t}"
+        );
+        assert!(t.contains("│ x │ one        │"), "{t}");
+    }
+
+    #[test]
+    fn color_only_when_asked() {
+        assert_eq!(Style { color: false }.red("x"), "x");
+        assert_eq!(Style { color: true }.red("x"), "\x1b[31mx\x1b[0m");
+    }
 }

@@ -1,0 +1,458 @@
+//! The IAM permissions a hardening adds, for the review's permissions table.
+//!
+//! Reviewers care most about new permissions. Every resource that carries a policy (identity
+//! policies of `AWS::IAM::Policy`/`ManagedPolicy`/`Role`/`User`/`Group`, role trust policies,
+//! key policies, bucket, queue, topic and secret resource policies, and `AWS::Lambda::Permission`)
+//! is compared between the input and the hardened template; each statement of the hardened one
+//! that the input did not have, word for word, is a new permission. This module only reads
+//! templates.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One new or changed policy statement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Permission {
+    /// The resource that carries the policy.
+    pub logical_id: String,
+    pub resource_type: String,
+    /// Where the statement is, relative to the resource, e.g. `/Properties/PolicyDocument`.
+    pub document: String,
+    /// `Allow` or `Deny`.
+    pub effect: String,
+    /// Actions; `NotAction` entries are prefixed with `NOT `.
+    pub actions: Vec<String>,
+    /// Resources, with intrinsics shown as `${Id}` / `${Id.Attr}`; for a trust policy, the role.
+    pub resources: Vec<String>,
+    /// Who gets the permission: the statement's principals (`Service:…`, `AWS:…`, `*`), or for
+    /// an identity policy the roles, users and groups it is attached to.
+    pub principals: Vec<String>,
+    /// The statement's condition, on one line, e.g. `StringEquals aws:SourceAccount=${AWS::AccountId}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// The statement as it is in the template.
+    pub statement: Value,
+}
+
+/// The policy statements of every policy-bearing resource in `after` that are not in the same
+/// place in `before`, in template order.
+pub fn new_permissions(before: &Value, after: &Value) -> Vec<Permission> {
+    let mut out = Vec::new();
+    let Some(resources) = after.get("Resources").and_then(Value::as_object) else {
+        return out;
+    };
+    for (logical_id, resource) in resources {
+        let old = before.get("Resources").and_then(|r| r.get(logical_id));
+        if old == Some(resource) {
+            continue;
+        }
+        let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
+        let old_statements: Vec<(String, Value)> = old
+            .filter(|o| o.get("Type").and_then(Value::as_str) == Some(kind))
+            .map(|o| statements(logical_id, o))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| (s.document, s.statement))
+            .collect();
+        for s in statements(logical_id, resource) {
+            if old_statements
+                .iter()
+                .any(|(d, st)| *d == s.document && *st == s.statement)
+            {
+                continue;
+            }
+            out.push(s.into_permission(logical_id, kind));
+        }
+    }
+    out
+}
+
+/// A statement found in a resource, with what the statement does not say itself.
+struct Found {
+    document: String,
+    statement: Value,
+    /// For identity policies: who the policy is attached to.
+    attached: Vec<String>,
+    /// For resource policies without a `Resource`: what the policy is on.
+    default_resource: Vec<String>,
+}
+
+impl Found {
+    fn into_permission(self, logical_id: &str, kind: &str) -> Permission {
+        let s = &self.statement;
+        let effect = s
+            .get("Effect")
+            .map(render_value)
+            .unwrap_or_else(|| "Allow".into());
+        let mut actions = list(s.get("Action"));
+        actions.extend(
+            list(s.get("NotAction"))
+                .into_iter()
+                .map(|a| format!("NOT {a}")),
+        );
+        let mut resources = list(s.get("Resource"));
+        resources.extend(
+            list(s.get("NotResource"))
+                .into_iter()
+                .map(|r| format!("NOT {r}")),
+        );
+        if resources.is_empty() {
+            resources = self.default_resource.clone();
+        }
+        let mut principals = principals_of(s.get("Principal"));
+        principals.extend(
+            principals_of(s.get("NotPrincipal"))
+                .into_iter()
+                .map(|p| format!("NOT {p}")),
+        );
+        if principals.is_empty() {
+            principals = self.attached.clone();
+        }
+        Permission {
+            logical_id: logical_id.to_string(),
+            resource_type: kind.to_string(),
+            document: self.document,
+            effect,
+            actions,
+            resources,
+            principals,
+            condition: s.get("Condition").map(render_condition),
+            statement: self.statement,
+        }
+    }
+}
+
+/// Collects the statements of the policy documents of one resource.
+struct Collector<'a> {
+    props: &'a Value,
+    out: Vec<Found>,
+}
+
+impl Collector<'_> {
+    /// The statements of the policy at `document` (a pointer relative to the resource).
+    fn doc(
+        &mut self,
+        document: &str,
+        policy: Option<&Value>,
+        attached: Vec<String>,
+        on: Vec<String>,
+    ) {
+        let Some(policy) = policy else { return };
+        let items = match policy.get("Statement") {
+            Some(Value::Array(items)) => items.clone(),
+            Some(one @ Value::Object(_)) => vec![one.clone()],
+            _ => Vec::new(),
+        };
+        for statement in items {
+            self.out.push(Found {
+                document: document.to_string(),
+                statement,
+                attached: attached.clone(),
+                default_resource: on.clone(),
+            });
+        }
+    }
+
+    /// The inline `Policies` of a role, user or group.
+    fn inline(&mut self, who: Vec<String>) {
+        let props = self.props;
+        for (i, p) in props
+            .get("Policies")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            self.doc(
+                &format!("/Properties/Policies/{i}/PolicyDocument"),
+                p.get("PolicyDocument"),
+                who.clone(),
+                Vec::new(),
+            );
+        }
+    }
+}
+
+/// Every policy statement a resource carries.
+fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
+    let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
+    let empty = Value::Object(Map::new());
+    let props = resource.get("Properties").unwrap_or(&empty);
+    let mut c = Collector {
+        props,
+        out: Vec::new(),
+    };
+    match kind {
+        "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => {
+            let mut attached = Vec::new();
+            for (key, label) in [("Roles", "role"), ("Users", "user"), ("Groups", "group")] {
+                attached.extend(
+                    list(props.get(key))
+                        .into_iter()
+                        .map(|r| format!("{label} {r}")),
+                );
+            }
+            c.doc(
+                "/Properties/PolicyDocument",
+                props.get("PolicyDocument"),
+                attached,
+                Vec::new(),
+            );
+        }
+        "AWS::IAM::Role" => {
+            let me = vec![format!("role ${{{logical_id}}}")];
+            c.doc(
+                "/Properties/AssumeRolePolicyDocument",
+                props.get("AssumeRolePolicyDocument"),
+                Vec::new(),
+                me.clone(),
+            );
+            c.inline(me);
+        }
+        "AWS::IAM::User" => c.inline(vec![format!("user ${{{logical_id}}}")]),
+        "AWS::IAM::Group" => c.inline(vec![format!("group ${{{logical_id}}}")]),
+        "AWS::KMS::Key" => c.doc(
+            "/Properties/KeyPolicy",
+            props.get("KeyPolicy"),
+            Vec::new(),
+            vec![format!("key ${{{logical_id}}}")],
+        ),
+        "AWS::S3::BucketPolicy" => c.doc(
+            "/Properties/PolicyDocument",
+            props.get("PolicyDocument"),
+            Vec::new(),
+            list(props.get("Bucket")),
+        ),
+        "AWS::SQS::QueuePolicy" => c.doc(
+            "/Properties/PolicyDocument",
+            props.get("PolicyDocument"),
+            Vec::new(),
+            list(props.get("Queues")),
+        ),
+        "AWS::SNS::TopicPolicy" => c.doc(
+            "/Properties/PolicyDocument",
+            props.get("PolicyDocument"),
+            Vec::new(),
+            list(props.get("Topics")),
+        ),
+        "AWS::SecretsManager::ResourcePolicy" => c.doc(
+            "/Properties/ResourcePolicy",
+            props.get("ResourcePolicy"),
+            Vec::new(),
+            list(props.get("SecretId")),
+        ),
+        "AWS::Lambda::Permission" => {
+            // One statement, spelled out as properties.
+            let mut statement = Map::new();
+            statement.insert("Effect".into(), Value::String("Allow".into()));
+            for (from, to) in [("Action", "Action"), ("FunctionName", "Resource")] {
+                if let Some(v) = props.get(from) {
+                    statement.insert(to.into(), v.clone());
+                }
+            }
+            if let Some(p) = props.get("Principal") {
+                let key = match p.as_str() {
+                    Some(s)
+                        if s.ends_with(".amazonaws.com") || s.ends_with(".amazonaws.com.cn") =>
+                    {
+                        "Service"
+                    }
+                    _ => "AWS",
+                };
+                let mut principal = Map::new();
+                principal.insert(key.into(), p.clone());
+                statement.insert("Principal".into(), Value::Object(principal));
+            }
+            let mut condition = Map::new();
+            for (prop, key, op) in [
+                ("SourceArn", "AWS:SourceArn", "ArnLike"),
+                ("SourceAccount", "AWS:SourceAccount", "StringEquals"),
+                ("PrincipalOrgID", "aws:PrincipalOrgID", "StringEquals"),
+            ] {
+                if let Some(v) = props.get(prop) {
+                    let entry = condition
+                        .entry(op.to_string())
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(m) = entry {
+                        m.insert(key.into(), v.clone());
+                    }
+                }
+            }
+            if !condition.is_empty() {
+                statement.insert("Condition".into(), Value::Object(condition));
+            }
+            c.doc(
+                "/Properties",
+                Some(&serde_json::json!({ "Statement": [Value::Object(statement)] })),
+                Vec::new(),
+                Vec::new(),
+            );
+        }
+        _ => {}
+    }
+    c.out
+}
+
+/// A value, or each item of an array, rendered.
+fn list(value: Option<&Value>) -> Vec<String> {
+    match value {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items.iter().map(render_value).collect(),
+        Some(v) => vec![render_value(v)],
+    }
+}
+
+/// `Principal` as `*`, `Service:x`, `AWS:y`, …
+fn principals_of(value: Option<&Value>) -> Vec<String> {
+    match value {
+        None => Vec::new(),
+        Some(Value::Object(map)) if !is_intrinsic(map) => map
+            .iter()
+            .flat_map(|(kind, v)| {
+                list(Some(v))
+                    .into_iter()
+                    .map(move |p| format!("{kind}:{p}"))
+            })
+            .collect(),
+        Some(v) => list(Some(v)),
+    }
+}
+
+fn is_intrinsic(map: &Map<String, Value>) -> bool {
+    map.len() == 1 && map.keys().all(|k| k == "Ref" || k.starts_with("Fn::"))
+}
+
+/// A template value on one line: strings as they are, `${X}` for `Ref`, `${X.Attr}` for
+/// `Fn::GetAtt`, joins and subs spelled out; anything else as compact JSON.
+pub fn render_value(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Object(map) if map.len() == 1 => {
+            let (key, arg) = map.iter().next().expect("one entry");
+            match (key.as_str(), arg) {
+                ("Ref", Value::String(id)) => format!("${{{id}}}"),
+                ("Fn::GetAtt", Value::Array(parts)) => {
+                    let parts: Vec<String> = parts.iter().map(render_value).collect();
+                    format!("${{{}}}", parts.join("."))
+                }
+                ("Fn::GetAtt", Value::String(s)) => format!("${{{s}}}"),
+                ("Fn::Join", Value::Array(args)) if args.len() == 2 => {
+                    let sep = args[0].as_str().unwrap_or("");
+                    match &args[1] {
+                        Value::Array(parts) => {
+                            parts.iter().map(render_value).collect::<Vec<_>>().join(sep)
+                        }
+                        other => render_value(other),
+                    }
+                }
+                ("Fn::Sub", Value::String(s)) => s.clone(),
+                ("Fn::Sub", Value::Array(args)) if !args.is_empty() => render_value(&args[0]),
+                ("Fn::ImportValue", v) => format!("${{Import:{}}}", render_value(v)),
+                _ => value.to_string(),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `{"StringEquals": {"aws:SourceAccount": X}}` → `StringEquals aws:SourceAccount=X`.
+pub fn render_condition(value: &Value) -> String {
+    let Some(ops) = value.as_object() else {
+        return render_value(value);
+    };
+    let mut parts = Vec::new();
+    for (op, keys) in ops {
+        match keys.as_object() {
+            Some(keys) => {
+                for (key, v) in keys {
+                    parts.push(format!("{op} {key}={}", list(Some(v)).join(",")));
+                }
+            }
+            None => parts.push(format!("{op} {}", render_value(keys))),
+        }
+    }
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn values_render_like_cdk_diff() {
+        assert_eq!(render_value(&json!({"Ref": "B"})), "${B}");
+        assert_eq!(
+            render_value(&json!({"Fn::GetAtt": ["B", "Arn"]})),
+            "${B.Arn}"
+        );
+        assert_eq!(
+            render_value(&json!({"Fn::Join": ["", [{"Fn::GetAtt": ["B", "Arn"]}, "/*"]]})),
+            "${B.Arn}/*"
+        );
+        assert_eq!(
+            render_value(&json!({"Fn::Sub": "arn:${AWS::Partition}:s3:::x"})),
+            "arn:${AWS::Partition}:s3:::x"
+        );
+        assert_eq!(render_value(&json!(true)), "true");
+    }
+
+    #[test]
+    fn only_statements_the_input_lacked_are_new() {
+        let stmt_a = json!({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"});
+        let stmt_b = json!({"Effect": "Allow", "Action": ["kms:Decrypt", "kms:Encrypt"], "Resource": {"Fn::GetAtt": ["K", "Arn"]}});
+        let before = json!({"Resources": {"P": {"Type": "AWS::IAM::Policy", "Properties": {
+            "PolicyDocument": {"Statement": [stmt_a.clone()]}, "Roles": [{"Ref": "R"}]}}}});
+        let after = json!({"Resources": {"P": {"Type": "AWS::IAM::Policy", "Properties": {
+            "PolicyDocument": {"Statement": [stmt_a, stmt_b]}, "Roles": [{"Ref": "R"}]}}}});
+        let new = new_permissions(&before, &after);
+        assert_eq!(new.len(), 1, "{new:#?}");
+        assert_eq!(new[0].actions, vec!["kms:Decrypt", "kms:Encrypt"]);
+        assert_eq!(new[0].resources, vec!["${K.Arn}"]);
+        assert_eq!(new[0].principals, vec!["role ${R}"]);
+        assert!(new_permissions(&after, &after).is_empty());
+    }
+
+    #[test]
+    fn resource_policies_show_principals_and_conditions() {
+        let after = json!({"Resources": {"BP": {"Type": "AWS::S3::BucketPolicy", "Properties": {
+            "Bucket": {"Ref": "Logs"},
+            "PolicyDocument": {"Statement": {"Effect": "Allow", "Action": "s3:PutObject",
+                "Principal": {"Service": "logging.s3.amazonaws.com"},
+                "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": ["Logs", "Arn"]}, "/*"]]},
+                "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}}}}}});
+        let new = new_permissions(&json!({"Resources": {}}), &after);
+        assert_eq!(new.len(), 1);
+        assert_eq!(new[0].principals, vec!["Service:logging.s3.amazonaws.com"]);
+        assert_eq!(new[0].resources, vec!["${Logs.Arn}/*"]);
+        assert_eq!(
+            new[0].condition.as_deref(),
+            Some("StringEquals aws:SourceAccount=${AWS::AccountId}")
+        );
+    }
+
+    #[test]
+    fn lambda_permissions_and_trust_policies_count() {
+        let after = json!({"Resources": {
+            "Perm": {"Type": "AWS::Lambda::Permission", "Properties": {"Action": "lambda:InvokeFunction",
+                "FunctionName": {"Fn::GetAtt": ["F", "Arn"]}, "Principal": "events.amazonaws.com",
+                "SourceArn": {"Fn::GetAtt": ["Rule", "Arn"]}}},
+            "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Statement": [
+                {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}}]}}}}});
+        let new = new_permissions(&json!({}), &after);
+        assert_eq!(new.len(), 2);
+        assert_eq!(new[0].principals, vec!["Service:events.amazonaws.com"]);
+        assert_eq!(new[0].resources, vec!["${F.Arn}"]);
+        assert_eq!(
+            new[0].condition.as_deref(),
+            Some("ArnLike AWS:SourceArn=${Rule.Arn}")
+        );
+        assert_eq!(new[1].resources, vec!["role ${Role}"]);
+        assert_eq!(
+            new[1].principals,
+            vec!["AWS:arn:aws:iam::111111111111:root"]
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! SARIF 2.1.0, for GitHub code scanning and other SARIF consumers.
+//!
+//! What goes in: what needs a person. Every finding (level `error` or `warning`), and the
+//! notes a person must act on: `action-required` (for example a role outside the template that
+//! needs a permission) and `change-refused` (a change not applied because CloudFormation would
+//! replace a stateful resource), both at level `warning`. Pending changes are not results:
+//! `apply` makes them, and `check` is the gate for them; an alert per change would bury the
+//! findings.
+//!
+//! Locations: `artifactLocation.uri` is the template path relative to the assembly root,
+//! prefixed with [`RenderOptions::uri_prefix`] (the CLI passes the assembly directory as given
+//! when it is relative, e.g. `cdk.out`), with `uriBaseId` `%SRCROOT%`, so a file produced from
+//! the repository root resolves against it. `region.startLine` is the line of the offending
+//! value (or of its resource) in the template: the hardened template after `apply`, the
+//! template on disk for `diff` and `check` ([`RenderOptions::applied`]).
+
+use serde_json::{json, Map, Value};
+
+use super::{RenderOptions, Report, StackReport};
+use crate::findings::{Severity, CHECKS};
+use crate::transform::change::{pointer_escape, pointer_tokens};
+use crate::transform::NoteKind;
+
+/// The SARIF schema this output follows.
+pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+/// Rule ids for the notes that are results.
+pub const ACTION_REQUIRED: &str = "action-required";
+pub const CHANGE_REFUSED: &str = "change-refused";
+
+/// Renders the findings and the notes that need a person as a SARIF 2.1.0 log.
+pub fn render(report: &Report, options: &RenderOptions) -> String {
+    let mut rules: Vec<Value> = CHECKS
+        .iter()
+        .map(|c| {
+            let mut rule = json!({
+                "id": c.rule(),
+                "name": camel(c.rule()),
+                "shortDescription": { "text": c.description() },
+                "fullDescription": { "text": c.description() },
+                "help": { "text": format!("{} Each result says what to do instead.", c.description()) },
+                "defaultConfiguration": { "level": "error" },
+                "properties": { "tags": ["security"] },
+            });
+            if c.rule() == "plaintext-secret" {
+                rule["properties"]["security-severity"] = json!("8.0");
+            }
+            rule
+        })
+        .collect();
+    rules.push(json!({
+        "id": ACTION_REQUIRED,
+        "name": "ActionRequired",
+        "shortDescription": { "text": "Hardening needs a change outside the template" },
+        "fullDescription": { "text": "A transform hardened the template, but something outside it must change too, for example a role in another stack or account that needs a permission, or a central key policy that must allow a service." },
+        "help": { "text": "Make the change the message describes, outside the template; cdk-harden cannot make it." },
+        "defaultConfiguration": { "level": "warning" },
+    }));
+    rules.push(json!({
+        "id": CHANGE_REFUSED,
+        "name": "ChangeRefused",
+        "shortDescription": { "text": "A hardening change was refused because it would replace a stateful resource" },
+        "fullDescription": { "text": "Changing a create-only property makes CloudFormation replace the resource; for a stateful resource that loses its data, so cdk-harden did not apply the change." },
+        "help": { "text": "Migrate the data and apply the change deliberately (list the transform under allowReplacement in cdk-harden.json), or opt the resource out with a reason." },
+        "defaultConfiguration": { "level": "warning" },
+    }));
+    let rule_index = |id: &str| rules.iter().position(|r| r["id"] == id);
+
+    let mut results = Vec::new();
+    for f in &report.findings {
+        let stack = report.stacks.iter().find(|s| s.template == f.template);
+        let pointer = f.pointer.clone().or_else(|| {
+            f.logical_id
+                .as_deref()
+                .map(|l| format!("/Resources/{}", pointer_escape(l)))
+        });
+        let line = stack.and_then(|s| {
+            pointer
+                .as_deref()
+                .and_then(|p| locate(template_text(s, options), p))
+        });
+        let level = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut result = json!({
+            "ruleId": f.rule,
+            "level": level,
+            "message": { "text": format!("{} {}", f.message, f.help) },
+            "locations": [location(options, &f.template, line, &f.stack, f.logical_id.as_deref())],
+        });
+        if let Some(i) = rule_index(&f.rule) {
+            result["ruleIndex"] = json!(i);
+        }
+        results.push(result);
+    }
+    for s in &report.stacks {
+        for n in &s.notes {
+            let rule = match n.kind {
+                NoteKind::ActionRequired => ACTION_REQUIRED,
+                NoteKind::Refused => CHANGE_REFUSED,
+                _ => continue,
+            };
+            let line = n.logical_id.as_deref().and_then(|l| {
+                locate(
+                    template_text(s, options),
+                    &format!("/Resources/{}", pointer_escape(l)),
+                )
+            });
+            results.push(json!({
+                "ruleId": rule,
+                "ruleIndex": rule_index(rule),
+                "level": "warning",
+                "message": { "text": format!("{} (transform `{}`)", n.message, n.transform) },
+                "locations": [location(options, &s.template, line, &s.display_name, n.logical_id.as_deref())],
+            }));
+        }
+    }
+
+    let log = json!({
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {
+                "driver": {
+                    "name": "cdk-harden",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "rules": rules,
+                }
+            },
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }]
+    });
+    let mut text = serde_json::to_string_pretty(&log).expect("SARIF serializes");
+    text.push('\n');
+    text
+}
+
+/// The template text the line numbers refer to.
+fn template_text<'a>(stack: &'a StackReport, options: &RenderOptions) -> &'a str {
+    if options.applied {
+        &stack.after
+    } else {
+        &stack.before
+    }
+}
+
+fn location(
+    options: &RenderOptions,
+    template: &str,
+    line: Option<usize>,
+    stack: &str,
+    logical_id: Option<&str>,
+) -> Value {
+    let uri = match options
+        .uri_prefix
+        .as_deref()
+        .map(|p| p.trim_end_matches('/'))
+    {
+        Some(p) if !p.is_empty() && p != "." => format!("{p}/{template}"),
+        _ => template.to_string(),
+    };
+    let mut physical = Map::new();
+    physical.insert(
+        "artifactLocation".into(),
+        json!({ "uri": percent_encode(&uri), "uriBaseId": "%SRCROOT%" }),
+    );
+    if let Some(line) = line {
+        physical.insert("region".into(), json!({ "startLine": line }));
+    }
+    let mut loc = json!({ "physicalLocation": Value::Object(physical) });
+    if let Some(id) = logical_id {
+        loc["logicalLocations"] = json!([{
+            "name": id,
+            "fullyQualifiedName": format!("{stack}/{id}"),
+            "kind": "resource",
+        }]);
+    }
+    loc
+}
+
+/// `plaintext-secret` → `PlaintextSecret`.
+fn camel(id: &str) -> String {
+    id.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Percent-encodes what a URI path may not hold (spaces, `%`, `#`, `?`, non-ASCII).
+fn percent_encode(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        match b {
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'.'
+            | b'_'
+            | b'~'
+            | b'/'
+            | b'+'
+            | b'@'
+            | b':'
+            | b'='
+            | b',' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The 1-based line where the value at `pointer` starts in `text`, a template in CDK's format
+/// (one-space indent, as `JSON.stringify(t, undefined, 1)` writes it). The line is computed
+/// from the structure and then checked against the text; `None` if the pointer is absent or
+/// the text is formatted differently.
+pub fn locate(text: &str, pointer: &str) -> Option<usize> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    let tokens = pointer_tokens(pointer);
+    let mut node = &value;
+    let mut line = 1;
+    let mut depth = 0;
+    let mut key: Option<&str> = None;
+    for token in &tokens {
+        let (before, child): (Vec<&Value>, &Value) = match node {
+            Value::Object(map) => {
+                let mut before = Vec::new();
+                let mut found = None;
+                for (k, v) in map {
+                    if k == token {
+                        found = Some((k.as_str(), v));
+                        break;
+                    }
+                    before.push(v);
+                }
+                let (k, v) = found?;
+                key = Some(k);
+                (before, v)
+            }
+            Value::Array(items) => {
+                let i: usize = token.parse().ok()?;
+                key = None;
+                (items.iter().take(i).collect(), items.get(i)?)
+            }
+            _ => return None,
+        };
+        line += 1 + before.iter().map(|v| lines_of(v)).sum::<usize>();
+        depth += 1;
+        node = child;
+    }
+    let at = text.lines().nth(line - 1)?;
+    let indent = " ".repeat(depth);
+    let ok = match key {
+        Some(k) => at.starts_with(&format!("{indent}{}:", Value::String(k.to_string()))),
+        None => at.starts_with(&indent) && !at[depth..].starts_with(' '),
+    };
+    ok.then_some(line)
+}
+
+/// How many lines a value takes in CDK's format.
+fn lines_of(value: &Value) -> usize {
+    match value {
+        Value::Object(m) if !m.is_empty() => 2 + m.values().map(lines_of).sum::<usize>(),
+        Value::Array(a) if !a.is_empty() => 2 + a.iter().map(lines_of).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assembly::format::to_cdk_json;
+
+    #[test]
+    fn locate_finds_keys_and_array_items() {
+        let t: Value = serde_json::from_str(
+            r#"{"Resources": {"A": {"Type": "X", "Properties": {"L": [1, {"Name": "N", "Value": "v"}], "E": {}}}, "B/x": {"Type": "Y"}}}"#,
+        )
+        .unwrap();
+        let text = to_cdk_json(&t);
+        let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        assert_eq!(locate(&text, "/Resources/A"), Some(line_of("\"A\":")));
+        assert_eq!(
+            locate(&text, "/Resources/A/Properties/E"),
+            Some(line_of("\"E\":"))
+        );
+        assert_eq!(
+            locate(&text, "/Resources/A/Properties/L/1"),
+            Some(line_of("\"Name\"") - 1)
+        );
+        assert_eq!(
+            locate(&text, "/Resources/A/Properties/L/1/Value"),
+            Some(line_of("\"Value\""))
+        );
+        assert_eq!(locate(&text, "/Resources/B~1x"), Some(line_of("\"B/x\"")));
+        assert_eq!(locate(&text, "/Resources/C"), None);
+        // Formatted differently: no guess.
+        assert_eq!(locate(&t.to_string(), "/Resources/A"), None);
+    }
+
+    #[test]
+    fn uris_are_encoded() {
+        assert_eq!(percent_encode("cdk.out/a b#.json"), "cdk.out/a%20b%23.json");
+        assert_eq!(camel("plaintext-secret"), "PlaintextSecret");
+    }
+}
