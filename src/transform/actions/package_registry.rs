@@ -73,15 +73,11 @@ impl Action for PackageRegistry {
             ));
         }
         for mirror in [Mirror::Npm, Mirror::Pip, Mirror::Maven] {
-            if let Some(url) = mirror.url(&mirrors) {
-                if !(url.starts_with("https://") || url.starts_with("http://"))
-                    || url.contains(char::is_whitespace)
-                {
-                    return Err(Error::Environment {
-                        environment: ctx.environment(),
-                        problem: format!("`{}`: `{url}` is not an http(s) URL", mirror.key()),
-                    });
-                }
+            if let Some(problem) = mirror.url(&mirrors).and_then(url_problem) {
+                return Err(Error::Environment {
+                    environment: ctx.environment(),
+                    problem: format!("`{}`: {problem}", mirror.key()),
+                });
             }
         }
         let wanted: Vec<(&str, &str)> = VARIABLES
@@ -150,6 +146,27 @@ impl Action for PackageRegistry {
     }
 }
 
+/// Why a mirror URL cannot be used, if it cannot: it must be http(s), and it must not carry
+/// credentials, which would be stored in plain text in the template.
+fn url_problem(url: &str) -> Option<String> {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return Some(format!("`{url}` is not an http(s) URL"));
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || url.contains(char::is_whitespace) {
+        return Some(format!("`{url}` is not an http(s) URL"));
+    }
+    if host.contains('@') {
+        return Some(
+            "the URL carries credentials, which would be stored in plain text in the template; give the build its token through a SECRETS_MANAGER or PARAMETER_STORE variable instead".into(),
+        );
+    }
+    None
+}
+
 /// A variable's value for a note, without printing what may be a secret reference.
 fn describe(variable: &Value) -> String {
     let kind = variable
@@ -176,6 +193,26 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), VARIABLES.len());
+    }
+
+    #[test]
+    fn mirror_urls_are_http_and_carry_no_credentials() {
+        assert_eq!(url_problem("https://npm.mirror.example.com/"), None);
+        assert_eq!(
+            url_problem("http://10.0.0.1:8081/repository/pypi/simple"),
+            None
+        );
+        assert!(url_problem("npm.mirror.example.com")
+            .unwrap()
+            .contains("not an http(s) URL"));
+        assert!(url_problem("https://").is_some());
+        let secret = url_problem("https://ci:s3cret@npm.mirror.example.com/").unwrap();
+        assert!(
+            secret.contains("credentials") && !secret.contains("s3cret"),
+            "{secret}"
+        );
+        // An `@` in the path (npm scopes) is not a credential.
+        assert_eq!(url_problem("https://mirror.example.com/@scope/"), None);
     }
 
     #[test]

@@ -139,18 +139,12 @@ fn trusts_edgelambda(document: &Value) -> bool {
 
 /// Records for checkov why the function has no VPC, unless a skip for the check is there.
 pub fn checkov_skip(logical_id: &str, resource: &Value) -> Option<Change> {
+    let already = |s: &Value| s.get("id").and_then(Value::as_str) == Some(CHECKOV_VPC_CHECK);
     match resource.pointer("/Metadata/checkov") {
         None => {}
         Some(Value::Object(checkov)) => match checkov.get("skip") {
             None => {}
-            Some(Value::Array(skips)) => {
-                if skips
-                    .iter()
-                    .any(|s| s.get("id").and_then(Value::as_str) == Some(CHECKOV_VPC_CHECK))
-                {
-                    return None;
-                }
-            }
+            Some(Value::Array(skips)) if !skips.iter().any(already) => {}
             Some(_) => return None,
         },
         Some(_) => return None,
