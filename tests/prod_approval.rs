@@ -193,7 +193,7 @@ fn issue_6_review_says_it_plainly() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("prod-approval /Resources/Pipeline9850B417/Properties/Stages/6/Actions: Prod: manual approval added before Prepare (stack `Prod-Service`; stage name matches `Prod*`, action role in production account 444444444444)"),
+        text.contains("prod-approval (upgrade): Prod: manual approval added before Prepare (stack `Prod-Service`; stage name matches `Prod*`, action role in production account 444444444444)"),
         "{text}"
     );
     assert!(!text.contains("Dev: manual approval"), "{text}");
