@@ -75,25 +75,37 @@ pub fn rehash(
             .cloned()
             .unwrap_or_else(|| stacks[i].original.clone())
     };
+    // Ids that are not 64 hex digits cannot be found by the hex scan; CDK writes none.
+    let opaque: Vec<(&str, usize)> = id_owner
+        .iter()
+        .filter(|(id, _)| !is_hex64(id))
+        .map(|(&id, &o)| (id, o))
+        .collect();
     let mentions: Vec<BTreeSet<usize>> = (0..stacks.len())
         .map(|i| {
             let t = text
                 .get(&i)
                 .map(String::as_str)
                 .unwrap_or(&stacks[i].original);
-            find_ids(t, &id_owner)
+            find_ids(t, &id_owner, &opaque)
                 .into_iter()
                 .filter(|&o| o != i)
                 .collect()
         })
         .collect();
+    let mut mentioned_by: Vec<Vec<usize>> = vec![Vec::new(); stacks.len()];
+    for (i, m) in mentions.iter().enumerate() {
+        for &o in m {
+            mentioned_by[o].push(i);
+        }
+    }
 
     // Every template that names a dirty template is dirty too.
     let mut dirty: BTreeSet<usize> = text.keys().copied().collect();
     let mut queue: Vec<usize> = dirty.iter().copied().collect();
     while let Some(d) = queue.pop() {
-        for (i, m) in mentions.iter().enumerate() {
-            if m.contains(&d) && dirty.insert(i) {
+        for &i in &mentioned_by[d] {
+            if dirty.insert(i) {
                 queue.push(i);
             }
         }
@@ -201,15 +213,15 @@ fn visit(
 
 /// The owners of every known id that occurs in `text`. Ids are found as maximal runs of
 /// hex digits (CDK's ids are 64 of them) in one pass; ids of any other form are searched for.
-fn find_ids<'a>(text: &str, owners: &BTreeMap<&'a str, usize>) -> BTreeSet<usize> {
+fn find_ids(text: &str, owners: &BTreeMap<&str, usize>, opaque: &[(&str, usize)]) -> BTreeSet<usize> {
     let mut found = BTreeSet::new();
     for run in hex_runs(text) {
         if let Some(&o) = owners.get(run) {
             found.insert(o);
         }
     }
-    for (id, &o) in owners {
-        if !is_hex64(id) && text.contains(id) {
+    for &(id, o) in opaque {
+        if text.contains(id) {
             found.insert(o);
         }
     }
@@ -269,8 +281,10 @@ pub fn substitute(text: &str, map: &BTreeMap<String, String>) -> String {
         }
     }
     out.push_str(&text[last..]);
-    for (old, new) in map.iter().filter(|(old, _)| !is_hex64(old)) {
-        out = out.replace(old.as_str(), new);
+    if map.keys().next_back().is_some_and(|_| map.keys().any(|k| !is_hex64(k))) {
+        for (old, new) in map.iter().filter(|(old, _)| !is_hex64(old)) {
+            out = out.replace(old.as_str(), new);
+        }
     }
     out
 }

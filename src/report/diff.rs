@@ -27,7 +27,12 @@ pub fn unified(path: &str, before: &str, after: &str) -> Unified {
             removed: 0,
         };
     }
-    let diff = TextDiff::from_lines(before, after);
+    // Patience anchors on lines that occur once on both sides and runs Myers only between
+    // them: near-linear on large templates whose changes are spread out, where plain Myers
+    // is quadratic. Deterministic, like any of similar's algorithms without a deadline.
+    let diff = TextDiff::configure()
+        .algorithm(similar::Algorithm::Patience)
+        .diff_lines(before, after);
     let (mut added, mut removed) = (0, 0);
     for change in diff.iter_all_changes() {
         match change.tag() {
