@@ -18,7 +18,8 @@ use super::super::bucket_logging::CREATED_BUCKET;
 use super::grants::{action_patterns, covers};
 use crate::transform::cfn;
 
-const ACCESS_LOGS: &str = "receives S3 server access logs, which S3 delivers only to SSE-S3 buckets; stays SSE-S3";
+const ACCESS_LOGS: &str =
+    "receives S3 server access logs, which S3 delivers only to SSE-S3 buckets; stays SSE-S3";
 const ELB_LOGS: &str =
     "receives Elastic Load Balancing access logs, which support only SSE-S3 buckets; stays SSE-S3";
 const CLOUDFRONT_LOGS: &str = "receives CloudFront standard logs; stays SSE-S3";
@@ -41,7 +42,9 @@ pub fn exempt_buckets(template: &Value) -> BTreeMap<String, &'static str> {
         add(vec![CREATED_BUCKET.to_string()], ACCESS_LOGS);
     }
     for (id, bucket) in &buckets {
-        if let Some(dest) = cfn::prop(bucket, "LoggingConfiguration").and_then(|l| l.get("DestinationBucketName")) {
+        if let Some(dest) =
+            cfn::prop(bucket, "LoggingConfiguration").and_then(|l| l.get("DestinationBucketName"))
+        {
             add(named_buckets(template, dest), ACCESS_LOGS);
         }
         if cfn::prop(bucket, "AccessControl").and_then(Value::as_str) == Some("LogDeliveryWrite") {
@@ -49,7 +52,9 @@ pub fn exempt_buckets(template: &Value) -> BTreeMap<String, &'static str> {
         }
     }
     for (_, policy) in cfn::resources_of(template, "AWS::S3::BucketPolicy") {
-        let Some(target) = cfn::prop(policy, "Bucket") else { continue };
+        let Some(target) = cfn::prop(policy, "Bucket") else {
+            continue;
+        };
         let ids = named_buckets(template, target);
         for statement in statements(cfn::prop(policy, "PolicyDocument")) {
             if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
@@ -60,7 +65,10 @@ pub fn exempt_buckets(template: &Value) -> BTreeMap<String, &'static str> {
             if services.iter().any(|s| s == "logging.s3.amazonaws.com") {
                 add(ids.clone(), ACCESS_LOGS);
             }
-            if services.iter().any(|s| s == "logdelivery.elasticloadbalancing.amazonaws.com") {
+            if services
+                .iter()
+                .any(|s| s == "logdelivery.elasticloadbalancing.amazonaws.com")
+            {
                 add(ids.clone(), ELB_LOGS);
             }
             let anonymous = matches!(principal, Some(Value::String(s)) if s == "*")
@@ -76,20 +84,19 @@ pub fn exempt_buckets(template: &Value) -> BTreeMap<String, &'static str> {
             }
         }
     }
-    for kind in ["AWS::ElasticLoadBalancingV2::LoadBalancer"] {
-        for (_, lb) in cfn::resources_of(template, kind) {
-            for attribute in cfn::prop(lb, "LoadBalancerAttributes").and_then(Value::as_array).into_iter().flatten() {
-                let key = attribute.get("Key").and_then(Value::as_str).unwrap_or("");
-                if key.ends_with("_logs.s3.bucket") {
-                    if let Some(v) = attribute.get("Value") {
-                        add(named_buckets(template, v), ELB_LOGS);
-                    }
-                }
+    for (_, lb) in cfn::resources_of(template, "AWS::ElasticLoadBalancingV2::LoadBalancer") {
+        let attributes = cfn::prop(lb, "LoadBalancerAttributes").and_then(Value::as_array);
+        for attribute in attributes.into_iter().flatten() {
+            // `access_logs.s3.bucket`, `connection_logs.s3.bucket`: SSE-S3 only.
+            let key = attribute.get("Key").and_then(Value::as_str).unwrap_or("");
+            if let (true, Some(v)) = (key.ends_with("_logs.s3.bucket"), attribute.get("Value")) {
+                add(named_buckets(template, v), ELB_LOGS);
             }
         }
     }
     for (_, lb) in cfn::resources_of(template, "AWS::ElasticLoadBalancing::LoadBalancer") {
-        if let Some(name) = cfn::prop(lb, "AccessLoggingPolicy").and_then(|p| p.get("S3BucketName")) {
+        if let Some(name) = cfn::prop(lb, "AccessLoggingPolicy").and_then(|p| p.get("S3BucketName"))
+        {
             add(named_buckets(template, name), ELB_LOGS);
         }
     }
@@ -115,10 +122,15 @@ pub fn named_buckets(template: &Value, value: &Value) -> Vec<String> {
     let is_bucket = |id: &str| cfn::type_of(template, id) == Some("AWS::S3::Bucket");
     match value {
         Value::String(name) => cfn::resources_of(template, "AWS::S3::Bucket")
-            .filter(|(_, b)| cfn::prop(b, "BucketName").and_then(Value::as_str) == Some(name.as_str()))
+            .filter(|(_, b)| {
+                cfn::prop(b, "BucketName").and_then(Value::as_str) == Some(name.as_str())
+            })
             .map(|(id, _)| id.clone())
             .collect(),
-        other => cfn::referenced_ids(other).into_iter().filter(|id| is_bucket(id)).collect(),
+        other => cfn::referenced_ids(other)
+            .into_iter()
+            .filter(|id| is_bucket(id))
+            .collect(),
     }
 }
 
@@ -135,22 +147,29 @@ pub fn statements(document: Option<&Value>) -> Vec<&Value> {
 pub fn service_principals(principal: Option<&Value>) -> Vec<String> {
     match principal.and_then(|p| p.get("Service")) {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items.iter().filter_map(|s| s.as_str().map(str::to_string)).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect(),
         _ => Vec::new(),
     }
 }
 
 fn is_oai(template: &Value, principal: Option<&Value>) -> bool {
-    let Some(principal) = principal else { return false };
+    let Some(principal) = principal else {
+        return false;
+    };
     if principal.get("CanonicalUser").is_some() {
         return true;
     }
-    let Some(aws) = principal.get("AWS") else { return false };
+    let Some(aws) = principal.get("AWS") else {
+        return false;
+    };
     let text = aws.to_string();
     text.contains("CloudFront Origin Access Identity")
-        || cfn::referenced_ids(aws)
-            .iter()
-            .any(|id| cfn::type_of(template, id) == Some("AWS::CloudFront::CloudFrontOriginAccessIdentity"))
+        || cfn::referenced_ids(aws).iter().any(|id| {
+            cfn::type_of(template, id) == Some("AWS::CloudFront::CloudFrontOriginAccessIdentity")
+        })
 }
 
 #[cfg(test)]
@@ -182,7 +201,10 @@ mod tests {
         }});
         let exempt = exempt_buckets(&t);
         let ids: Vec<&str> = exempt.keys().map(String::as_str).collect();
-        assert_eq!(ids, ["Acl", "Alb", "Logs", "Named", "Oai", "Public", "Site"]);
+        assert_eq!(
+            ids,
+            ["Acl", "Alb", "Logs", "Named", "Oai", "Public", "Site"]
+        );
         assert!(exempt["Logs"].contains("server access logs"));
         assert!(exempt["Alb"].contains("Elastic Load Balancing"));
         assert!(exempt["Site"].contains("website"));

@@ -39,7 +39,11 @@ const ACTIONS: [(u8, &str); 4] = [
 
 /// The KMS actions of a mask, sorted.
 pub fn kms_actions(mask: u8) -> Vec<&'static str> {
-    ACTIONS.iter().filter(|(bit, _)| mask & bit != 0).map(|(_, a)| *a).collect()
+    ACTIONS
+        .iter()
+        .filter(|(bit, _)| mask & bit != 0)
+        .map(|(_, a)| *a)
+        .collect()
 }
 
 /// The mask of a statement's `Action` (only the actions this module grants count).
@@ -72,7 +76,14 @@ const S3: Service = Service {
 };
 const DYNAMODB: Service = Service {
     prefix: "dynamodb",
-    reads: &["GetItem", "BatchGetItem", "Query", "Scan", "GetRecords", "PartiQLSelect"],
+    reads: &[
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "GetRecords",
+        "PartiQLSelect",
+    ],
     writes: &[
         "PutItem",
         "UpdateItem",
@@ -133,7 +144,10 @@ pub fn action_patterns(statement: &Value) -> Patterns {
     let list = |v: Option<&Value>| -> Vec<String> {
         match v {
             Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(items)) => items.iter().filter_map(|s| s.as_str().map(str::to_string)).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect(),
             _ => Vec::new(),
         }
     };
@@ -186,7 +200,11 @@ pub fn access(statement: &Value, kind: Kind) -> Access {
         return Access::default();
     };
     let patterns = action_patterns(statement);
-    let any = |names: &[&str]| names.iter().any(|a| covers(&patterns, &format!("{}:{a}", service.prefix)));
+    let any = |names: &[&str]| {
+        names
+            .iter()
+            .any(|a| covers(&patterns, &format!("{}:{a}", service.prefix)))
+    };
     Access {
         read: any(service.reads),
         write: any(service.writes),
@@ -235,7 +253,9 @@ fn documents(template: &Value) -> Vec<Doc> {
                     .collect();
                 if kind == "AWS::IAM::ManagedPolicy" {
                     for (role_id, role) in cfn::resources_of(template, "AWS::IAM::Role") {
-                        let arns = cfn::prop(role, "ManagedPolicyArns").map(cfn::referenced_ids).unwrap_or_default();
+                        let arns = cfn::prop(role, "ManagedPolicyArns")
+                            .map(cfn::referenced_ids)
+                            .unwrap_or_default();
                         if arns.iter().any(|a| a == id) && !roles.contains(role_id) {
                             roles.push(role_id.clone());
                         }
@@ -243,19 +263,36 @@ fn documents(template: &Value) -> Vec<Doc> {
                 }
                 out.push(Doc {
                     logical_id: id.clone(),
-                    pointer: format!("/Resources/{}/Properties/PolicyDocument", pointer_escape(id)),
+                    pointer: format!(
+                        "/Resources/{}/Properties/PolicyDocument",
+                        pointer_escape(id)
+                    ),
                     roles,
                     inline: None,
                     policy_resource: kind == "AWS::IAM::Policy",
                 });
             }
             "AWS::IAM::Role" => {
-                for (i, policy) in cfn::prop(resource, "Policies").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                for (i, policy) in cfn::prop(resource, "Policies")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
                     out.push(Doc {
                         logical_id: id.clone(),
-                        pointer: format!("/Resources/{}/Properties/Policies/{i}/PolicyDocument", pointer_escape(id)),
+                        pointer: format!(
+                            "/Resources/{}/Properties/Policies/{i}/PolicyDocument",
+                            pointer_escape(id)
+                        ),
                         roles: vec![id.clone()],
-                        inline: Some(policy.get("PolicyName").and_then(Value::as_str).unwrap_or("").to_string()),
+                        inline: Some(
+                            policy
+                                .get("PolicyName")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string(),
+                        ),
                         policy_resource: false,
                     });
                 }
@@ -290,28 +327,46 @@ impl Need {
     }
 }
 
-/// The encrypted resources the grants are about, in template order.
-pub struct Encrypted<'a> {
-    pub items: &'a [(String, Kind)],
+/// The key to grant, and the resources it encrypts.
+pub struct Grant<'a> {
+    /// The key as resources name it.
+    pub key: &'a Value,
+    /// The key as the review names it.
+    pub label: &'a str,
+    /// The resources encrypted with the key, in template order.
+    pub encrypted: &'a [(String, Kind)],
 }
 
-impl Encrypted<'_> {
+impl Grant<'_> {
     fn kind(&self, id: &str) -> Option<Kind> {
-        self.items.iter().find(|(i, _)| i == id).map(|(_, k)| *k)
+        self.encrypted
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, k)| *k)
+    }
+
+    /// Proposes the grants of the key to everyone who uses an encrypted resource.
+    pub fn propose(
+        &self,
+        template: &Value,
+        selected: &[String],
+        role_uses: &[RoleUse],
+        ctx: &Context,
+        proposal: &mut Proposal,
+    ) {
+        propose(self, template, selected, role_uses, ctx, proposal)
     }
 }
 
-/// Proposes the grants of the key to everyone who uses an encrypted resource.
-pub fn propose(
+fn propose(
+    grant: &Grant,
     template: &Value,
     selected: &[String],
-    encrypted: &Encrypted,
     role_uses: &[RoleUse],
-    key: &Value,
-    key_label: &str,
     ctx: &Context,
     proposal: &mut Proposal,
 ) {
+    let (key, key_label) = (grant.key, grant.label);
     let docs = documents(template);
     let mut needs: Vec<Need> = docs.iter().map(|_| Need::default()).collect();
     for (doc, need) in docs.iter().zip(needs.iter_mut()) {
@@ -321,15 +376,22 @@ pub fn propose(
             {
                 continue;
             }
-            let Some(resource) = statement.get("Resource") else { continue };
-            let wildcard = resource == "*" || resource.as_array().is_some_and(|l| l.iter().any(|r| r == "*"));
+            let Some(resource) = statement.get("Resource") else {
+                continue;
+            };
+            let wildcard = resource == "*"
+                || resource
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|r| r == "*"));
             let ids: Vec<String> = if wildcard {
-                encrypted.items.iter().map(|(id, _)| id.clone()).collect()
+                grant.encrypted.iter().map(|(id, _)| id.clone()).collect()
             } else {
                 cfn::referenced_ids(resource)
             };
             for id in ids {
-                let Some(kind) = encrypted.kind(&id) else { continue };
+                let Some(kind) = grant.kind(&id) else {
+                    continue;
+                };
                 let mask = identity_mask(access(statement, kind), kind);
                 if mask != 0 {
                     need.add(mask, format!("`{id}`"));
@@ -352,7 +414,10 @@ pub fn propose(
                 Value::String(s) => format!("`{s}`"),
                 other => format!("`{other}`"),
             };
-            imported.entry(label).or_default().add(usage.mask, usage.why.clone());
+            imported
+                .entry(label)
+                .or_default()
+                .add(usage.mask, usage.why.clone());
             continue;
         };
         let attached = docs.iter().position(|d| {
@@ -363,7 +428,10 @@ pub fn propose(
             .position(|d| d.logical_id == role_id && d.inline.as_deref() == Some(GRANT_SID));
         match attached.or(inline) {
             Some(i) => needs[i].add(usage.mask, usage.why.clone()),
-            None => new_inline.entry(role_id.to_string()).or_default().add(usage.mask, usage.why.clone()),
+            None => new_inline
+                .entry(role_id.to_string())
+                .or_default()
+                .add(usage.mask, usage.why.clone()),
         }
     }
 
@@ -396,11 +464,20 @@ pub fn propose(
             }
             _ => None,
         };
-        let reason = format!("let this policy's principals use the customer-managed KMS key ({}) for {why}", actions(need.mask));
+        let reason = format!(
+            "let this policy's principals use the customer-managed KMS key ({}) for {why}",
+            actions(need.mask)
+        );
         match existing {
             Some((pointer, old)) => {
                 let mask = need.mask | mask_of(old.get("Action"));
-                proposal.push(Change::new(&doc.logical_id, pointer, Op::Upgrade, statement(mask, key), reason));
+                proposal.push(Change::new(
+                    &doc.logical_id,
+                    pointer,
+                    Op::Upgrade,
+                    statement(mask, key),
+                    reason,
+                ));
             }
             None => proposal.push(Change::new(
                 &doc.logical_id,
@@ -462,12 +539,17 @@ fn already_granted(statements: Vec<&Value>, key: &Value) -> u8 {
         {
             continue;
         }
-        let Some(resource) = statement.get("Resource") else { continue };
+        let Some(resource) = statement.get("Resource") else {
+            continue;
+        };
         let items: Vec<&Value> = match resource {
             Value::Array(list) => list.iter().collect(),
             other => vec![other],
         };
-        if !items.iter().any(|r| *r == "*" || super::targets::same_key(r, key)) {
+        if !items
+            .iter()
+            .any(|r| *r == "*" || super::targets::same_key(r, key))
+        {
             continue;
         }
         let patterns = action_patterns(statement);
@@ -507,30 +589,115 @@ mod tests {
     #[test]
     fn actions_are_classified_per_service() {
         let s = |action: Value| json!({"Effect": "Allow", "Action": action});
-        assert_eq!(access(&s(json!(["s3:GetObject*", "s3:GetBucket*", "s3:List*"])), Kind::Bucket), Access { read: true, write: false });
-        assert_eq!(access(&s(json!("s3:*")), Kind::Bucket), Access { read: true, write: true });
-        assert_eq!(access(&s(json!(["s3:GetBucket*", "s3:List*"])), Kind::Bucket), Access::default());
-        assert_eq!(access(&s(json!(["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"])), Kind::Queue), Access { read: false, write: true });
-        assert_eq!(access(&s(json!("dynamodb:Query")), Kind::Table), Access { read: true, write: false });
-        assert_eq!(access(&s(json!("dynamodb:BatchWriteItem")), Kind::Table), Access { read: false, write: true });
-        assert_eq!(access(&s(json!("secretsmanager:GetSecretValue")), Kind::Secret), Access { read: true, write: false });
-        assert_eq!(access(&s(json!("sns:Publish")), Kind::Topic), Access { read: false, write: true });
-        assert_eq!(access(&s(json!("logs:PutLogEvents")), Kind::LogGroup), Access::default());
+        assert_eq!(
+            access(
+                &s(json!(["s3:GetObject*", "s3:GetBucket*", "s3:List*"])),
+                Kind::Bucket
+            ),
+            Access {
+                read: true,
+                write: false
+            }
+        );
+        assert_eq!(
+            access(&s(json!("s3:*")), Kind::Bucket),
+            Access {
+                read: true,
+                write: true
+            }
+        );
+        assert_eq!(
+            access(&s(json!(["s3:GetBucket*", "s3:List*"])), Kind::Bucket),
+            Access::default()
+        );
+        assert_eq!(
+            access(
+                &s(json!([
+                    "sqs:GetQueueAttributes",
+                    "sqs:GetQueueUrl",
+                    "sqs:SendMessage"
+                ])),
+                Kind::Queue
+            ),
+            Access {
+                read: false,
+                write: true
+            }
+        );
+        assert_eq!(
+            access(&s(json!("dynamodb:Query")), Kind::Table),
+            Access {
+                read: true,
+                write: false
+            }
+        );
+        assert_eq!(
+            access(&s(json!("dynamodb:BatchWriteItem")), Kind::Table),
+            Access {
+                read: false,
+                write: true
+            }
+        );
+        assert_eq!(
+            access(&s(json!("secretsmanager:GetSecretValue")), Kind::Secret),
+            Access {
+                read: true,
+                write: false
+            }
+        );
+        assert_eq!(
+            access(&s(json!("sns:Publish")), Kind::Topic),
+            Access {
+                read: false,
+                write: true
+            }
+        );
+        assert_eq!(
+            access(&s(json!("logs:PutLogEvents")), Kind::LogGroup),
+            Access::default()
+        );
         let not = json!({"Effect": "Allow", "NotAction": "s3:PutObject"});
-        assert_eq!(access(&not, Kind::Bucket), Access { read: true, write: true }, "ReplicateObject is still allowed");
+        assert_eq!(
+            access(&not, Kind::Bucket),
+            Access {
+                read: true,
+                write: true
+            },
+            "ReplicateObject is still allowed"
+        );
     }
 
     #[test]
     fn masks_name_kms_actions_in_order() {
         assert_eq!(kms_actions(DECRYPT), ["kms:Decrypt"]);
         assert_eq!(
-            kms_actions(identity_mask(Access { read: false, write: true }, Kind::Queue)),
-            ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
+            kms_actions(identity_mask(
+                Access {
+                    read: false,
+                    write: true
+                },
+                Kind::Queue
+            )),
+            [
+                "kms:Decrypt",
+                "kms:Encrypt",
+                "kms:GenerateDataKey*",
+                "kms:ReEncrypt*"
+            ]
         );
         assert_eq!(
-            kms_actions(identity_mask(Access { read: false, write: true }, Kind::Stream)),
+            kms_actions(identity_mask(
+                Access {
+                    read: false,
+                    write: true
+                },
+                Kind::Stream
+            )),
             ["kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
         );
-        assert_eq!(mask_of(Some(&json!(["kms:Decrypt", "kms:ReEncrypt*"]))), DECRYPT | REENCRYPT);
+        assert_eq!(
+            mask_of(Some(&json!(["kms:Decrypt", "kms:ReEncrypt*"]))),
+            DECRYPT | REENCRYPT
+        );
     }
 }

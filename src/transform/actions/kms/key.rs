@@ -42,23 +42,32 @@ pub fn service_uses(template: &Value, encrypted: &[(String, Kind)]) -> Vec<Servi
     let kind = |id: &str| encrypted.iter().find(|(i, _)| i == id).map(|(_, k)| *k);
     let mut uses: BTreeMap<String, ServiceUse> = BTreeMap::new();
     let mut add = |principal: &str, mask: u8, because: String| {
-        let entry = uses.entry(principal.to_string()).or_insert_with(|| ServiceUse {
-            principal: principal.to_string(),
-            mask: 0,
-            because: BTreeSet::new(),
-        });
+        let entry = uses
+            .entry(principal.to_string())
+            .or_insert_with(|| ServiceUse {
+                principal: principal.to_string(),
+                mask: 0,
+                because: BTreeSet::new(),
+            });
         entry.mask |= mask;
         entry.because.insert(because);
     };
     let publish = DECRYPT | GENERATE;
 
-    let log_groups: Vec<&String> = encrypted.iter().filter(|(_, k)| *k == Kind::LogGroup).map(|(id, _)| id).collect();
+    let log_groups: Vec<&String> = encrypted
+        .iter()
+        .filter(|(_, k)| *k == Kind::LogGroup)
+        .map(|(id, _)| id)
+        .collect();
     let mut logs = None;
     if !log_groups.is_empty() {
         logs = Some(ServiceUse {
             principal: LOGS.to_string(),
             mask: 0,
-            because: log_groups.iter().map(|id| format!("log group `{id}`")).collect(),
+            because: log_groups
+                .iter()
+                .map(|id| format!("log group `{id}`"))
+                .collect(),
         });
     }
 
@@ -83,7 +92,13 @@ pub fn service_uses(template: &Value, encrypted: &[(String, Kind)]) -> Vec<Servi
                 for service in service_principals(statement.get("Principal")) {
                     for (id, k) in &targets {
                         let a = access(statement, *k);
-                        let mask = if a.write { publish } else if a.read { DECRYPT } else { 0 };
+                        let mask = if a.write {
+                            publish
+                        } else if a.read {
+                            DECRYPT
+                        } else {
+                            0
+                        };
                         if mask != 0 {
                             add(&service, mask, format!("`{policy_id}` lets it use `{id}`"));
                         }
@@ -96,27 +111,53 @@ pub fn service_uses(template: &Value, encrypted: &[(String, Kind)]) -> Vec<Servi
         if cfn::prop(subscription, "Protocol").and_then(Value::as_str) != Some("sqs") {
             continue;
         }
-        for queue in cfn::prop(subscription, "Endpoint").map(cfn::referenced_ids).unwrap_or_default() {
+        for queue in cfn::prop(subscription, "Endpoint")
+            .map(cfn::referenced_ids)
+            .unwrap_or_default()
+        {
             if kind(&queue) == Some(Kind::Queue) {
-                add("sns.amazonaws.com", publish, format!("subscription `{id}` delivers to `{queue}`"));
+                add(
+                    "sns.amazonaws.com",
+                    publish,
+                    format!("subscription `{id}` delivers to `{queue}`"),
+                );
             }
         }
     }
     let messaging = |id: &str| matches!(kind(id), Some(Kind::Topic | Kind::Queue));
     for (id, alarm) in cfn::resources_of(template, "AWS::CloudWatch::Alarm") {
         for property in ["AlarmActions", "OKActions", "InsufficientDataActions"] {
-            for target in cfn::prop(alarm, property).map(cfn::referenced_ids).unwrap_or_default() {
+            for target in cfn::prop(alarm, property)
+                .map(cfn::referenced_ids)
+                .unwrap_or_default()
+            {
                 if messaging(&target) {
-                    add("cloudwatch.amazonaws.com", publish, format!("alarm `{id}` notifies `{target}`"));
+                    add(
+                        "cloudwatch.amazonaws.com",
+                        publish,
+                        format!("alarm `{id}` notifies `{target}`"),
+                    );
                 }
             }
         }
     }
     for (id, rule) in cfn::resources_of(template, "AWS::Events::Rule") {
-        for entry in cfn::prop(rule, "Targets").and_then(Value::as_array).into_iter().flatten() {
-            for target in entry.get("Arn").map(cfn::referenced_ids).unwrap_or_default() {
+        for entry in cfn::prop(rule, "Targets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for target in entry
+                .get("Arn")
+                .map(cfn::referenced_ids)
+                .unwrap_or_default()
+            {
                 if messaging(&target) {
-                    add("events.amazonaws.com", publish, format!("rule `{id}` targets `{target}`"));
+                    add(
+                        "events.amazonaws.com",
+                        publish,
+                        format!("rule `{id}` targets `{target}`"),
+                    );
                 }
             }
         }
@@ -129,14 +170,115 @@ pub fn service_uses(template: &Value, encrypted: &[(String, Kind)]) -> Vec<Servi
         );
     for (id, config) in notifications {
         for section in ["TopicConfigurations", "QueueConfigurations"] {
-            for target in config.get(section).map(cfn::referenced_ids).unwrap_or_default() {
+            for target in config
+                .get(section)
+                .map(cfn::referenced_ids)
+                .unwrap_or_default()
+            {
                 if messaging(&target) {
-                    add("s3.amazonaws.com", publish, format!("bucket notifications of `{id}` go to `{target}`"));
+                    add(
+                        "s3.amazonaws.com",
+                        publish,
+                        format!("bucket notifications of `{id}` go to `{target}`"),
+                    );
                 }
             }
         }
     }
     logs.into_iter().chain(uses.into_values()).collect()
+}
+
+/// Principals other than services that a resource policy lets use an encrypted resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyPrincipals {
+    /// The bucket, queue or topic policy.
+    pub policy: String,
+    /// The principals as written, quoted.
+    pub principals: BTreeSet<String>,
+    /// The encrypted resources they may use, quoted.
+    pub resources: BTreeSet<String>,
+    pub mask: u8,
+}
+
+/// The principals other than services that resource policies of encrypted resources let in.
+/// They use the resources with their own credentials, so they need the key in their IAM
+/// policies (and, for another account, in the key policy); this stack cannot grant that.
+pub fn policy_principals(template: &Value, encrypted: &[(String, Kind)]) -> Vec<PolicyPrincipals> {
+    let kind = |id: &str| encrypted.iter().find(|(i, _)| i == id).map(|(_, k)| *k);
+    let mut out = Vec::new();
+    let policies = [
+        ("AWS::S3::BucketPolicy", "Bucket"),
+        ("AWS::SQS::QueuePolicy", "Queues"),
+        ("AWS::SNS::TopicPolicy", "Topics"),
+    ];
+    for (policy_id, policy) in cfn::resources(template) {
+        let Some(target) = policies
+            .iter()
+            .find(|(t, _)| policy.get("Type").and_then(Value::as_str) == Some(t))
+            .map(|(_, p)| *p)
+        else {
+            continue;
+        };
+        let targets: Vec<(String, Kind)> = cfn::prop(policy, target)
+            .map(cfn::referenced_ids)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|id| kind(&id).map(|k| (id, k)))
+            .collect();
+        let (mut principals, mut resources, mut mask) = (BTreeSet::new(), BTreeSet::new(), 0);
+        for statement in statements(cfn::prop(policy, "PolicyDocument")) {
+            if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
+                continue;
+            }
+            let Some(principal) = statement.get("Principal") else {
+                continue;
+            };
+            let named: Vec<&Value> = match principal {
+                Value::String(s) if s == "*" => vec![principal],
+                Value::Object(m) => m
+                    .iter()
+                    .filter(|(k, _)| *k != "Service")
+                    .flat_map(|(_, v)| match v {
+                        Value::Array(items) => items.iter().collect::<Vec<_>>(),
+                        other => vec![other],
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if named.is_empty() {
+                continue;
+            }
+            for (id, k) in &targets {
+                let a = access(statement, *k);
+                let m = if a.write {
+                    DECRYPT | GENERATE | super::grants::ENCRYPT
+                } else if a.read {
+                    DECRYPT
+                } else {
+                    0
+                };
+                if m != 0 {
+                    mask |= m;
+                    resources.insert(format!("`{id}`"));
+                    for p in &named {
+                        principals.insert(match p {
+                            Value::String(s) => format!("`{s}`"),
+                            other => format!("`{other}`"),
+                        });
+                    }
+                }
+            }
+        }
+        if mask != 0 {
+            out.push(PolicyPrincipals {
+                policy: policy_id.clone(),
+                principals,
+                resources,
+                mask,
+            });
+        }
+    }
+    out
 }
 
 /// `AllowSns` for `sns.amazonaws.com`, `AllowCodestarNotifications` for
@@ -249,14 +391,23 @@ pub fn parameter(name: &str) -> Value {
 }
 
 /// What the policy of a key this stack cannot edit must allow, as one sentence.
-pub fn central_requirements(uses: &[ServiceUse], account: Option<&str>, region: Option<&str>) -> String {
+pub fn central_requirements(
+    uses: &[ServiceUse],
+    account: Option<&str>,
+    region: Option<&str>,
+) -> String {
     let account = account.unwrap_or("<account>");
     let region = region.unwrap_or("<region>");
     let mut parts = vec![format!(
         "this account's IAM policies (principal `arn:aws:iam::{account}:root`), so the grants added to this stack's roles take effect, and the CloudFormation execution role that deploys the stack (kms:CreateGrant, kms:DescribeKey, kms:Encrypt, kms:GenerateDataKey*, kms:Decrypt)"
     )];
     for service in uses {
-        let because = service.because.iter().cloned().collect::<Vec<_>>().join(", ");
+        let because = service
+            .because
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
         parts.push(if service.principal == LOGS {
             format!(
                 "`logs.{region}.amazonaws.com` ({}) with `kms:EncryptionContext:aws:logs:arn` like `arn:aws:logs:{region}:{account}:log-group:*`, for {because}",
@@ -278,9 +429,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn other_principals_of_resource_policies_are_found() {
+        let t = json!({"Resources": {
+            "Bucket": {"Type": "AWS::S3::Bucket"},
+            "Policy": {"Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": {"Ref": "Bucket"}, "PolicyDocument": {"Statement": [
+                {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "s3:*", "Resource": "*"},
+                {"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::333333333333:root"]}, "Action": ["s3:GetObject*", "s3:List*"], "Resource": "*"},
+                {"Effect": "Allow", "Principal": {"Service": "cloudfront.amazonaws.com"}, "Action": "s3:GetObject", "Resource": "*"}
+            ]}}}
+        }});
+        let found = policy_principals(&t, &[("Bucket".to_string(), Kind::Bucket)]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].policy, "Policy");
+        assert_eq!(found[0].principals.iter().collect::<Vec<_>>(), ["`arn:aws:iam::333333333333:root`"]);
+        assert_eq!(found[0].mask, DECRYPT);
+        assert!(policy_principals(&t, &[]).is_empty());
+    }
+
+    #[test]
     fn sids_are_alphanumeric() {
         assert_eq!(sid("sns.amazonaws.com"), "AllowSns");
-        assert_eq!(sid("codestar-notifications.amazonaws.com"), "AllowCodestarNotifications");
+        assert_eq!(
+            sid("codestar-notifications.amazonaws.com"),
+            "AllowCodestarNotifications"
+        );
     }
 
     #[test]
@@ -301,11 +473,25 @@ mod tests {
         ];
         let uses = service_uses(&t, &encrypted);
         let principals: Vec<&str> = uses.iter().map(|u| u.principal.as_str()).collect();
-        assert_eq!(principals, [LOGS, "cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"]);
-        assert_eq!(kms_actions(uses[3].mask), ["kms:Decrypt", "kms:GenerateDataKey*"]);
+        assert_eq!(
+            principals,
+            [
+                LOGS,
+                "cloudwatch.amazonaws.com",
+                "events.amazonaws.com",
+                "sns.amazonaws.com"
+            ]
+        );
+        assert_eq!(
+            kms_actions(uses[3].mask),
+            ["kms:Decrypt", "kms:GenerateDataKey*"]
+        );
         let policy = key_policy(&uses);
         assert_eq!(policy["Statement"][1]["Sid"], json!("AllowCloudWatchLogs"));
-        assert_eq!(policy["Statement"][4]["Principal"]["Service"], json!("sns.amazonaws.com"));
+        assert_eq!(
+            policy["Statement"][4]["Principal"]["Service"],
+            json!("sns.amazonaws.com")
+        );
 
         let no_logs = service_uses(&t, &encrypted[..2]);
         assert!(no_logs.iter().all(|u| u.principal != LOGS));

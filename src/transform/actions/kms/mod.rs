@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::transform::replacement::{self, Verdict};
 use crate::transform::{cfn, Action, Change, Context, NoteKind, Op, Proposal};
 use grants::{RoleUse, DECRYPT, ENCRYPT_DECRYPT};
-use targets::{assess, Kind, KeyRef};
+use targets::{assess, KeyRef, Kind};
 
 pub use key::{ALIAS_ID, KEY_ID, PARAMETER_ID};
 
@@ -66,7 +66,9 @@ impl Source {
         if let Some(name) = &settings.ssm {
             let valid = !name.is_empty()
                 && name.len() <= 2048
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c));
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c));
             if !valid {
                 return Err(invalid(format!(
                     "`kms.ssm` is `{name}`, which is not an SSM parameter name (letters, digits, `_.-/`)"
@@ -105,7 +107,9 @@ fn key_arn_region(arn: &str) -> Option<&str> {
                 && !region.is_empty()
                 && account.len() == 12
                 && account.bytes().all(|b| b.is_ascii_digit())
-                && resource.strip_prefix("key/").is_some_and(|id| !id.is_empty() && !id.contains('/')) =>
+                && resource
+                    .strip_prefix("key/")
+                    .is_some_and(|id| !id.is_empty() && !id.contains('/')) =>
         {
             Some(region)
         }
@@ -121,13 +125,21 @@ impl Action for Kms {
         let exempt = exempt::exempt_buckets(template);
         let mut candidates: Vec<(&String, Kind, &Value)> = Vec::new();
         for id in selected {
-            let Some(resource) = cfn::resource(template, id) else { continue };
-            let Some(kind) = resource.get("Type").and_then(Value::as_str).and_then(Kind::of) else {
+            let Some(resource) = cfn::resource(template, id) else {
+                continue;
+            };
+            let Some(kind) = resource
+                .get("Type")
+                .and_then(Value::as_str)
+                .and_then(Kind::of)
+            else {
                 continue;
             };
             if kind == Kind::Bucket {
                 if let Some(reason) = exempt.get(id) {
-                    proposal.notes.push(ctx.note(Some(id), NoteKind::Skipped, *reason));
+                    proposal
+                        .notes
+                        .push(ctx.note(Some(id), NoteKind::Skipped, *reason));
                     continue;
                 }
             }
@@ -149,7 +161,10 @@ impl Action for Kms {
         }
 
         let unset = Value::Null;
-        let unset_key = KeyRef { value: &unset, region: stack_region };
+        let unset_key = KeyRef {
+            value: &unset,
+            region: stack_region,
+        };
         let needs_key = candidates
             .iter()
             .any(|(id, kind, r)| !assess(id, *kind, r, unset_key).changes.is_empty());
@@ -175,18 +190,26 @@ impl Action for Kms {
             }
         }
         let key = source.value();
-        let key_ref = KeyRef { value: &key, region: key_region };
+        let key_ref = KeyRef {
+            value: &key,
+            region: key_region,
+        };
 
         // 1. What to encrypt.
-        let may_replace = ctx.config.allow_replacement.iter().any(|t| *t == ctx.doc.id);
+        let may_replace = ctx.config.allow_replacement.contains(&ctx.doc.id);
         let mut encrypted: Vec<(String, Kind)> = Vec::new();
         for (id, kind, resource) in &candidates {
             let assessment = assess(id, *kind, resource, key_ref);
             for message in assessment.skipped {
-                proposal.notes.push(ctx.note(Some(id), NoteKind::Skipped, message));
+                proposal
+                    .notes
+                    .push(ctx.note(Some(id), NoteKind::Skipped, message));
             }
             let refused = assessment.changes.iter().any(|c| {
-                matches!(replacement::check(&ctx.stack.template, c, may_replace), Some(Verdict::Refuse(_)))
+                matches!(
+                    replacement::check(&ctx.stack.template, c, may_replace),
+                    Some(Verdict::Refuse(_))
+                )
             });
             if assessment.ours || (!assessment.changes.is_empty() && !refused) {
                 encrypted.push(((*id).clone(), *kind));
@@ -244,18 +267,32 @@ impl Action for Kms {
             ));
         }
 
+        for found in key::policy_principals(template, &encrypted) {
+            let list = |set: std::collections::BTreeSet<String>| {
+                set.into_iter().collect::<Vec<_>>().join(", ")
+            };
+            proposal.notes.push(ctx.note(
+                Some(&found.policy),
+                NoteKind::ActionRequired,
+                format!(
+                    "lets {} use {}, now encrypted with {}; they need {} on that key in their own IAM policies (and, for another account, in the key policy)",
+                    list(found.principals),
+                    list(found.resources),
+                    source.label(),
+                    grants::kms_actions(found.mask).join(", ")
+                ),
+            ));
+        }
+
         // 3. The grants.
         let role_uses = role_uses(template, &encrypted);
-        grants::propose(
-            template,
-            selected,
-            &grants::Encrypted { items: &encrypted },
-            &role_uses,
-            &key,
-            &source.label(),
-            ctx,
-            &mut proposal,
-        );
+        let label = source.label();
+        let grant = grants::Grant {
+            key: &key,
+            label: &label,
+            encrypted: &encrypted,
+        };
+        grant.propose(template, selected, &role_uses, ctx, &mut proposal);
         Ok(proposal)
     }
 }
@@ -265,10 +302,16 @@ impl Action for Kms {
 fn role_uses(template: &Value, encrypted: &[(String, Kind)]) -> Vec<RoleUse> {
     let mut out = Vec::new();
     for (id, kind) in encrypted {
-        let Some(resource) = cfn::resource(template, id) else { continue };
+        let Some(resource) = cfn::resource(template, id) else {
+            continue;
+        };
         let mut push = |role: Option<&Value>, mask: u8, why: String| {
             if let Some(role) = role {
-                out.push(RoleUse { role: role.clone(), mask, why });
+                out.push(RoleUse {
+                    role: role.clone(),
+                    mask,
+                    why,
+                });
             }
         };
         match kind {
@@ -283,12 +326,20 @@ fn role_uses(template: &Value, encrypted: &[(String, Kind)]) -> Vec<RoleUse> {
                 format!("the build artifacts of `{id}`"),
             ),
             Kind::Pipeline => {
-                push(cfn::prop(resource, "RoleArn"), ENCRYPT_DECRYPT, format!("the artifacts of `{id}`"));
+                push(
+                    cfn::prop(resource, "RoleArn"),
+                    ENCRYPT_DECRYPT,
+                    format!("the artifacts of `{id}`"),
+                );
                 let stages = cfn::prop(resource, "Stages").and_then(Value::as_array);
                 for stage in stages.into_iter().flatten() {
                     let actions = stage.get("Actions").and_then(Value::as_array);
                     for action in actions.into_iter().flatten() {
-                        push(action.get("RoleArn"), ENCRYPT_DECRYPT, format!("the artifacts of `{id}`"));
+                        push(
+                            action.get("RoleArn"),
+                            ENCRYPT_DECRYPT,
+                            format!("the artifacts of `{id}`"),
+                        );
                     }
                 }
             }
@@ -305,11 +356,19 @@ mod tests {
     #[test]
     fn key_arns_are_checked() {
         assert_eq!(
-            key_arn_region("arn:aws:kms:eu-west-1:444444444444:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+            key_arn_region(
+                "arn:aws:kms:eu-west-1:444444444444:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+            ),
             Some("eu-west-1")
         );
-        assert_eq!(key_arn_region("arn:aws-cn:kms:cn-north-1:444444444444:key/x"), Some("cn-north-1"));
-        assert_eq!(key_arn_region("arn:aws:kms:eu-west-1:444444444444:alias/app"), None);
+        assert_eq!(
+            key_arn_region("arn:aws-cn:kms:cn-north-1:444444444444:key/x"),
+            Some("cn-north-1")
+        );
+        assert_eq!(
+            key_arn_region("arn:aws:kms:eu-west-1:444444444444:alias/app"),
+            None
+        );
         assert_eq!(key_arn_region("1234abcd-12ab-34cd-56ef-1234567890ab"), None);
         assert_eq!(key_arn_region("arn:aws:kms:eu-west-1:4444:key/x"), None);
     }

@@ -45,7 +45,10 @@ pub const TYPES: &[(&str, Kind)] = &[
 
 impl Kind {
     pub fn of(resource_type: &str) -> Option<Kind> {
-        TYPES.iter().find(|(t, _)| *t == resource_type).map(|(_, k)| *k)
+        TYPES
+            .iter()
+            .find(|(t, _)| *t == resource_type)
+            .map(|(_, k)| *k)
     }
 }
 
@@ -135,11 +138,23 @@ fn single(id: &str, resource: &Value, property: &str, key: &Value) -> Assessment
     let rel = format!("/Properties/{property}");
     match cfn::prop(resource, property) {
         None | Some(Value::Null) => Assessment {
-            changes: vec![Change::on_resource(id, &rel, Op::SetIfAbsent, key.clone(), ENCRYPT)],
+            changes: vec![Change::on_resource(
+                id,
+                &rel,
+                Op::SetIfAbsent,
+                key.clone(),
+                ENCRYPT,
+            )],
             ..Default::default()
         },
         Some(old) if is_aws_managed(old) => Assessment {
-            changes: vec![Change::on_resource(id, &rel, Op::Upgrade, key.clone(), upgrade_reason(old))],
+            changes: vec![Change::on_resource(
+                id,
+                &rel,
+                Op::Upgrade,
+                key.clone(),
+                upgrade_reason(old),
+            )],
             ..Default::default()
         },
         Some(old) => Assessment {
@@ -177,7 +192,9 @@ fn bucket(id: &str, resource: &Value, key: &Value) -> Assessment {
     };
     let base = "/Properties/BucketEncryption/ServerSideEncryptionConfiguration/0";
     let default = rule.get("ServerSideEncryptionByDefault");
-    let algorithm = default.and_then(|d| d.get("SSEAlgorithm")).and_then(Value::as_str);
+    let algorithm = default
+        .and_then(|d| d.get("SSEAlgorithm"))
+        .and_then(Value::as_str);
     let current = default.and_then(|d| d.get("KMSMasterKeyID"));
     let new_algorithm = match algorithm {
         None | Some("AES256") => "aws:kms",
@@ -194,15 +211,23 @@ fn bucket(id: &str, resource: &Value, key: &Value) -> Assessment {
     };
     let old = default.cloned().unwrap_or(Value::Null);
     let reason = match (algorithm, current) {
-        (Some("AES256"), _) => "replace SSE-S3 (`AES256`) with SSE-KMS under the customer-managed key".to_string(),
+        (Some("AES256"), _) => {
+            "replace SSE-S3 (`AES256`) with SSE-KMS under the customer-managed key".to_string()
+        }
         (_, Some(k)) => upgrade_reason(k),
-        (Some(_), None) => "replace the AWS-managed key `aws/s3` with the customer-managed KMS key".to_string(),
+        (Some(_), None) => {
+            "replace the AWS-managed key `aws/s3` with the customer-managed KMS key".to_string()
+        }
         (None, None) => ENCRYPT.to_string(),
     };
     let mut changes = vec![Change::on_resource(
         id,
         &format!("{base}/ServerSideEncryptionByDefault"),
-        if old.is_null() { Op::SetIfAbsent } else { Op::Upgrade },
+        if old.is_null() {
+            Op::SetIfAbsent
+        } else {
+            Op::Upgrade
+        },
         json!({ "SSEAlgorithm": new_algorithm, "KMSMasterKeyID": key }),
         reason,
     )];
@@ -239,7 +264,10 @@ fn queue(id: &str, resource: &Value, key: &Value) -> Assessment {
 
 fn table(id: &str, resource: &Value, key: &Value) -> Assessment {
     let wanted = |old: Option<&Value>| {
-        let mut spec = old.filter(|o| o.is_object()).cloned().unwrap_or_else(|| json!({}));
+        let mut spec = old
+            .filter(|o| o.is_object())
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         spec["SSEEnabled"] = json!(true);
         spec["SSEType"] = json!("KMS");
         spec["KMSMasterKeyId"] = key.clone();
@@ -270,7 +298,8 @@ fn table(id: &str, resource: &Value, key: &Value) -> Assessment {
             let reason = match current {
                 Some(k) if truthy(spec.get("SSEEnabled")) => upgrade_reason(k),
                 _ if truthy(spec.get("SSEEnabled")) => {
-                    "replace the AWS-managed key `aws/dynamodb` with the customer-managed KMS key".to_string()
+                    "replace the AWS-managed key `aws/dynamodb` with the customer-managed KMS key"
+                        .to_string()
                 }
                 _ => "replace the AWS-owned key with the customer-managed KMS key".to_string(),
             };
@@ -331,7 +360,11 @@ fn pipeline(id: &str, resource: &Value, key: KeyRef) -> Assessment {
                 }
             }
             if let Some(s) = entry.get("ArtifactStore") {
-                store(format!("/Properties/ArtifactStores/{i}/ArtifactStore"), s, &mut out);
+                store(
+                    format!("/Properties/ArtifactStores/{i}/ArtifactStore"),
+                    s,
+                    &mut out,
+                );
             }
         }
     }
@@ -368,7 +401,10 @@ fn stream(id: &str, resource: &Value, key: &Value) -> Assessment {
         Some(spec) => {
             let current = spec.get("KeyId");
             match current {
-                Some(k) if !is_aws_managed(k) && spec.get("EncryptionType").and_then(Value::as_str) != Some("NONE") => {
+                Some(k)
+                    if !is_aws_managed(k)
+                        && spec.get("EncryptionType").and_then(Value::as_str) != Some("NONE") =>
+                {
                     Assessment {
                         ours: same_key(k, key),
                         ..Default::default()
@@ -402,17 +438,30 @@ mod tests {
 
     fn run(kind: Kind, props: Value) -> Assessment {
         let k = key();
-        assess("R", kind, &json!({"Properties": props}), KeyRef { value: &k, region: Some("eu-west-1") })
+        assess(
+            "R",
+            kind,
+            &json!({"Properties": props}),
+            KeyRef {
+                value: &k,
+                region: Some("eu-west-1"),
+            },
+        )
     }
 
     fn ops(a: &Assessment) -> Vec<(String, Op)> {
-        a.changes.iter().map(|c| (c.pointer.clone(), c.op)).collect()
+        a.changes
+            .iter()
+            .map(|c| (c.pointer.clone(), c.op))
+            .collect()
     }
 
     #[test]
     fn aws_managed_keys_are_recognised() {
         assert!(is_aws_managed(&json!("alias/aws/s3")));
-        assert!(is_aws_managed(&json!("arn:aws:kms:eu-west-1:111111111111:alias/aws/sns")));
+        assert!(is_aws_managed(&json!(
+            "arn:aws:kms:eu-west-1:111111111111:alias/aws/sns"
+        )));
         assert!(!is_aws_managed(&json!("alias/app-key")));
         assert!(!is_aws_managed(&json!({"Ref": "KeyParam"})));
         assert!(same_key(&json!({"Fn::GetAtt": "CdkHardenKey.Arn"}), &key()));
@@ -421,10 +470,19 @@ mod tests {
     #[test]
     fn buckets_without_encryption_get_sse_kms_with_a_bucket_key() {
         let a = run(Kind::Bucket, json!({}));
-        assert_eq!(ops(&a), [("/Resources/R/Properties/BucketEncryption".to_string(), Op::SetIfAbsent)]);
+        assert_eq!(
+            ops(&a),
+            [(
+                "/Resources/R/Properties/BucketEncryption".to_string(),
+                Op::SetIfAbsent
+            )]
+        );
         let rule = &a.changes[0].value["ServerSideEncryptionConfiguration"][0];
         assert_eq!(rule["BucketKeyEnabled"], json!(true));
-        assert_eq!(rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"], key());
+        assert_eq!(
+            rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"],
+            key()
+        );
     }
 
     #[test]
@@ -455,8 +513,14 @@ mod tests {
         assert_eq!(
             ops(&a),
             [
-                ("/Resources/R/Properties/KmsMasterKeyId".to_string(), Op::SetIfAbsent),
-                ("/Resources/R/Properties/SqsManagedSseEnabled".to_string(), Op::Upgrade)
+                (
+                    "/Resources/R/Properties/KmsMasterKeyId".to_string(),
+                    Op::SetIfAbsent
+                ),
+                (
+                    "/Resources/R/Properties/SqsManagedSseEnabled".to_string(),
+                    Op::Upgrade
+                )
             ]
         );
         assert_eq!(a.changes[1].value, json!(false));
@@ -468,21 +532,46 @@ mod tests {
     #[test]
     fn functions_need_a_key_only_for_environment_variables() {
         assert!(run(Kind::Function, json!({})).changes.is_empty());
-        assert!(run(Kind::Function, json!({"Environment": {"Variables": {}}})).changes.is_empty());
-        let a = run(Kind::Function, json!({"Environment": {"Variables": {"A": "b"}}}));
-        assert_eq!(ops(&a), [("/Resources/R/Properties/KmsKeyArn".to_string(), Op::SetIfAbsent)]);
+        assert!(
+            run(Kind::Function, json!({"Environment": {"Variables": {}}}))
+                .changes
+                .is_empty()
+        );
+        let a = run(
+            Kind::Function,
+            json!({"Environment": {"Variables": {"A": "b"}}}),
+        );
+        assert_eq!(
+            ops(&a),
+            [(
+                "/Resources/R/Properties/KmsKeyArn".to_string(),
+                Op::SetIfAbsent
+            )]
+        );
     }
 
     #[test]
     fn dynamodb_aws_owned_and_aws_managed_become_the_key() {
         let a = run(Kind::Table, json!({}));
-        assert_eq!(a.changes[0].value, json!({"SSEEnabled": true, "SSEType": "KMS", "KMSMasterKeyId": key()}));
-        let a = run(Kind::Table, json!({"SSESpecification": {"SSEEnabled": false}}));
+        assert_eq!(
+            a.changes[0].value,
+            json!({"SSEEnabled": true, "SSEType": "KMS", "KMSMasterKeyId": key()})
+        );
+        let a = run(
+            Kind::Table,
+            json!({"SSESpecification": {"SSEEnabled": false}}),
+        );
         assert_eq!(a.changes[0].op, Op::Upgrade);
         assert!(a.changes[0].reason.contains("AWS-owned"));
-        let a = run(Kind::Table, json!({"SSESpecification": {"SSEEnabled": true}}));
+        let a = run(
+            Kind::Table,
+            json!({"SSESpecification": {"SSEEnabled": true}}),
+        );
         assert!(a.changes[0].reason.contains("aws/dynamodb"));
-        let a = run(Kind::Table, json!({"SSESpecification": {"SSEEnabled": true, "KMSMasterKeyId": "arn:aws:kms:eu-west-1:1:key/x"}}));
+        let a = run(
+            Kind::Table,
+            json!({"SSESpecification": {"SSEEnabled": true, "KMSMasterKeyId": "arn:aws:kms:eu-west-1:1:key/x"}}),
+        );
         assert!(a.changes.is_empty() && !a.ours);
     }
 
@@ -495,11 +584,26 @@ mod tests {
                 {"Region": "us-east-1", "ArtifactStore": {"Type": "S3", "Location": "b"}}
             ]}),
         );
-        assert_eq!(ops(&a), [("/Resources/R/Properties/ArtifactStores/0/ArtifactStore/EncryptionKey".to_string(), Op::SetIfAbsent)]);
+        assert_eq!(
+            ops(&a),
+            [(
+                "/Resources/R/Properties/ArtifactStores/0/ArtifactStore/EncryptionKey".to_string(),
+                Op::SetIfAbsent
+            )]
+        );
         assert_eq!(a.skipped.len(), 1);
         assert!(a.skipped[0].contains("us-east-1"));
-        let a = run(Kind::Pipeline, json!({"ArtifactStore": {"Type": "S3", "Location": "a", "EncryptionKey": {"Id": "alias/aws/s3", "Type": "KMS"}}}));
-        assert_eq!(ops(&a), [("/Resources/R/Properties/ArtifactStore/EncryptionKey/Id".to_string(), Op::Upgrade)]);
+        let a = run(
+            Kind::Pipeline,
+            json!({"ArtifactStore": {"Type": "S3", "Location": "a", "EncryptionKey": {"Id": "alias/aws/s3", "Type": "KMS"}}}),
+        );
+        assert_eq!(
+            ops(&a),
+            [(
+                "/Resources/R/Properties/ArtifactStore/EncryptionKey/Id".to_string(),
+                Op::Upgrade
+            )]
+        );
     }
 
     #[test]
@@ -508,7 +612,10 @@ mod tests {
         assert_eq!(
             ops(&a),
             [
-                ("/Resources/R/Properties/KmsKeyId".to_string(), Op::SetIfAbsent),
+                (
+                    "/Resources/R/Properties/KmsKeyId".to_string(),
+                    Op::SetIfAbsent
+                ),
                 ("/Resources/R/Properties/Encrypted".to_string(), Op::Upgrade)
             ]
         );
@@ -518,8 +625,14 @@ mod tests {
 
     #[test]
     fn streams_get_kms_encryption() {
-        let a = run(Kind::Stream, json!({"StreamEncryption": {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}}));
+        let a = run(
+            Kind::Stream,
+            json!({"StreamEncryption": {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}}),
+        );
         assert_eq!(a.changes[0].op, Op::Upgrade);
-        assert_eq!(a.changes[0].value, json!({"EncryptionType": "KMS", "KeyId": key()}));
+        assert_eq!(
+            a.changes[0].value,
+            json!({"EncryptionType": "KMS", "KeyId": key()})
+        );
     }
 }
