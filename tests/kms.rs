@@ -819,3 +819,35 @@ fn issue_5_functions_roles_get_decrypt_for_environment_variables_and_pipelines_r
         );
     }
 }
+
+/// Principals that a bucket policy lets read the bucket keep reading it: a role of the
+/// template through its IAM policy, another account through the key policy (and a note).
+#[test]
+fn issue_5_principals_of_resource_policies_keep_access() {
+    let template = json!({"Resources": {
+        "Bucket": {"Type": "AWS::S3::Bucket"},
+        "Reader": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}}},
+        "BucketPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": {"Ref": "Bucket"}, "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::333333333333:root", {"Fn::GetAtt": ["Reader", "Arn"]}]},
+             "Action": "s3:GetObject", "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": ["Bucket", "Arn"]}, "/*"]]}}]}}}
+    }});
+    let run = apply(template, ENV, config(json!({"create": true}), &[])).unwrap();
+    let r = &run.template["Resources"];
+    let statements = r["CdkHardenKey"]["Properties"]["KeyPolicy"]["Statement"].as_array().unwrap().clone();
+    let other = statements
+        .iter()
+        .find(|s| s["Sid"] == "AllowPrincipalsOfBucketPolicy")
+        .unwrap_or_else(|| panic!("{statements:#?}"));
+    assert_eq!(other["Principal"], json!({"AWS": "arn:aws:iam::333333333333:root"}));
+    assert_eq!(actions(other), ["kms:Decrypt"]);
+    assert_eq!(
+        r["Reader"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0],
+        json!({"Action": ["kms:Decrypt"], "Effect": "Allow", "Resource": created_key(), "Sid": "CdkHardenKms"})
+    );
+    let required = kms_notes(&run.stack, NoteKind::ActionRequired);
+    assert!(required.iter().any(|m| m.contains("333333333333") && m.contains("own IAM policies")), "{required:#?}");
+
+    let new = new_cfn_lint_errors(&no_kms(&run), &run.root);
+    assert!(new.is_empty(), "{new:#?}");
+}

@@ -142,16 +142,14 @@ pub fn service_uses(template: &Value, encrypted: &[(String, Kind)]) -> Vec<Servi
         }
     }
     for (id, rule) in cfn::resources_of(template, "AWS::Events::Rule") {
+        // A target's `Arn`, and its `DeadLetterConfig.Arn`: EventBridge sends to both.
         for entry in cfn::prop(rule, "Targets")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
         {
-            for target in entry
-                .get("Arn")
-                .map(cfn::referenced_ids)
-                .unwrap_or_default()
-            {
+            let sent_to = [entry.get("Arn"), entry.pointer("/DeadLetterConfig/Arn")];
+            for target in sent_to.into_iter().flatten().flat_map(cfn::referenced_ids) {
                 if messaging(&target) {
                     add(
                         "events.amazonaws.com",
@@ -189,20 +187,22 @@ pub fn service_uses(template: &Value, encrypted: &[(String, Kind)]) -> Vec<Servi
 }
 
 /// Principals other than services that a resource policy lets use an encrypted resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PolicyPrincipals {
     /// The bucket, queue or topic policy.
     pub policy: String,
-    /// The principals as written, quoted.
-    pub principals: BTreeSet<String>,
+    /// `AWS` principals as written (ARN strings, intrinsics), without duplicates.
+    pub aws: Vec<Value>,
+    /// Any other principal (`*`, `CanonicalUser`, `Federated`), quoted.
+    pub others: BTreeSet<String>,
     /// The encrypted resources they may use, quoted.
     pub resources: BTreeSet<String>,
     pub mask: u8,
 }
 
 /// The principals other than services that resource policies of encrypted resources let in.
-/// They use the resources with their own credentials, so they need the key in their IAM
-/// policies (and, for another account, in the key policy); this stack cannot grant that.
+/// They use the resources with their own credentials, so they need the key: in the key policy,
+/// or in their own IAM policies.
 pub fn policy_principals(template: &Value, encrypted: &[(String, Kind)]) -> Vec<PolicyPrincipals> {
     let kind = |id: &str| encrypted.iter().find(|(i, _)| i == id).map(|(_, k)| *k);
     let mut out = Vec::new();
@@ -225,7 +225,8 @@ pub fn policy_principals(template: &Value, encrypted: &[(String, Kind)]) -> Vec<
             .into_iter()
             .filter_map(|id| kind(&id).map(|k| (id, k)))
             .collect();
-        let (mut principals, mut resources, mut mask) = (BTreeSet::new(), BTreeSet::new(), 0);
+        let (mut aws, mut others, mut resources, mut mask) =
+            (Vec::new(), BTreeSet::new(), BTreeSet::new(), 0);
         for statement in statements(cfn::prop(policy, "PolicyDocument")) {
             if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
                 continue;
@@ -233,19 +234,27 @@ pub fn policy_principals(template: &Value, encrypted: &[(String, Kind)]) -> Vec<
             let Some(principal) = statement.get("Principal") else {
                 continue;
             };
-            let named: Vec<&Value> = match principal {
-                Value::String(s) if s == "*" => vec![principal],
-                Value::Object(m) => m
-                    .iter()
-                    .filter(|(k, _)| *k != "Service")
-                    .flat_map(|(_, v)| match v {
-                        Value::Array(items) => items.iter().collect::<Vec<_>>(),
-                        other => vec![other],
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            if named.is_empty() {
+            let mut named_aws: Vec<&Value> = Vec::new();
+            let mut named_others: Vec<&Value> = Vec::new();
+            match principal {
+                Value::Object(m) => {
+                    for (key, value) in m.iter().filter(|(k, _)| *k != "Service") {
+                        let list: Vec<&Value> = match value {
+                            Value::Array(items) => items.iter().collect(),
+                            other => vec![other],
+                        };
+                        for v in list {
+                            if key == "AWS" && v != "*" {
+                                named_aws.push(v);
+                            } else {
+                                named_others.push(v);
+                            }
+                        }
+                    }
+                }
+                other => named_others.push(other),
+            }
+            if named_aws.is_empty() && named_others.is_empty() {
                 continue;
             }
             for (id, k) in &targets {
@@ -260,11 +269,13 @@ pub fn policy_principals(template: &Value, encrypted: &[(String, Kind)]) -> Vec<
                 if m != 0 {
                     mask |= m;
                     resources.insert(format!("`{id}`"));
-                    for p in &named {
-                        principals.insert(match p {
-                            Value::String(s) => format!("`{s}`"),
-                            other => format!("`{other}`"),
-                        });
+                    for p in &named_aws {
+                        if !aws.contains(*p) {
+                            aws.push((*p).clone());
+                        }
+                    }
+                    for p in &named_others {
+                        others.insert(quote(p));
                     }
                 }
             }
@@ -272,13 +283,31 @@ pub fn policy_principals(template: &Value, encrypted: &[(String, Kind)]) -> Vec<
         if mask != 0 {
             out.push(PolicyPrincipals {
                 policy: policy_id.clone(),
-                principals,
+                aws,
+                others,
                 resources,
                 mask,
             });
         }
     }
     out
+}
+
+/// A value for a message: a string as is, anything else as compact JSON, in backticks.
+pub fn quote(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("`{s}`"),
+        other => format!("`{other}`"),
+    }
+}
+
+/// Principals outside the template that the key policy of the created key lets use it,
+/// because a resource policy lets them use an encrypted resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyPrincipals {
+    pub sid: String,
+    pub principals: Vec<Value>,
+    pub mask: u8,
 }
 
 /// `AllowSns` for `sns.amazonaws.com`, `AllowCodestarNotifications` for
@@ -307,7 +336,7 @@ const LOGS_ACTIONS: [&str; 5] = [
 ];
 
 /// The key policy of the created key.
-pub fn key_policy(uses: &[ServiceUse]) -> Value {
+pub fn key_policy(uses: &[ServiceUse], principals: &[KeyPrincipals]) -> Value {
     let mut statements = vec![json!({
         "Action": "kms:*",
         "Effect": "Allow",
@@ -342,6 +371,19 @@ pub fn key_policy(uses: &[ServiceUse]) -> Value {
             })
         });
     }
+    for p in principals {
+        let aws = match p.principals.as_slice() {
+            [one] => one.clone(),
+            many => Value::Array(many.to_vec()),
+        };
+        statements.push(json!({
+            "Action": kms_actions(p.mask),
+            "Effect": "Allow",
+            "Principal": { "AWS": aws },
+            "Resource": "*",
+            "Sid": p.sid
+        }));
+    }
     json!({ "Statement": statements, "Version": "2012-10-17" })
 }
 
@@ -357,13 +399,13 @@ fn condition(principal: &str) -> Value {
 }
 
 /// The key `kms.create` adds.
-pub fn key_resource(uses: &[ServiceUse]) -> Value {
+pub fn key_resource(uses: &[ServiceUse], principals: &[KeyPrincipals]) -> Value {
     json!({
         "Type": "AWS::KMS::Key",
         "Properties": {
             "Description": { "Fn::Sub": "Encrypts the resources of stack ${AWS::StackName} (added by cdk-harden)" },
             "EnableKeyRotation": true,
-            "KeyPolicy": key_policy(uses)
+            "KeyPolicy": key_policy(uses, principals)
         },
         "UpdateReplacePolicy": "Retain",
         "DeletionPolicy": "Retain"
@@ -441,7 +483,8 @@ mod tests {
         let found = policy_principals(&t, &[("Bucket".to_string(), Kind::Bucket)]);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].policy, "Policy");
-        assert_eq!(found[0].principals.iter().collect::<Vec<_>>(), ["`arn:aws:iam::333333333333:root`"]);
+        assert_eq!(found[0].aws, [json!("arn:aws:iam::333333333333:root")]);
+        assert!(found[0].others.is_empty());
         assert_eq!(found[0].mask, DECRYPT);
         assert!(policy_principals(&t, &[]).is_empty());
     }
@@ -486,7 +529,7 @@ mod tests {
             kms_actions(uses[3].mask),
             ["kms:Decrypt", "kms:GenerateDataKey*"]
         );
-        let policy = key_policy(&uses);
+        let policy = key_policy(&uses, &[]);
         assert_eq!(policy["Statement"][1]["Sid"], json!("AllowCloudWatchLogs"));
         assert_eq!(
             policy["Statement"][4]["Principal"]["Service"],

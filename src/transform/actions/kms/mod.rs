@@ -220,16 +220,79 @@ impl Action for Kms {
             return Ok(proposal);
         }
 
-        // 2. The key.
+        // 2. The key, and who outside the template it must let in.
         let uses = key::service_uses(template, &encrypted);
-        let first = encrypted[0].0.clone();
+        let label = source.label();
+        let mut role_uses = role_uses(template, &encrypted);
+        let mut key_principals = Vec::new();
+        for found in key::policy_principals(template, &encrypted) {
+            let list = |items: &[String]| items.join(", ");
+            let resources: Vec<String> = found.resources.iter().cloned().collect();
+            let actions = grants::kms_actions(found.mask).join(", ");
+            let mut external = Vec::new();
+            let mut unreachable: Vec<String> = found.others.iter().cloned().collect();
+            for principal in &found.aws {
+                let role = cfn::getatt_target(principal)
+                    .map(|(id, _)| id)
+                    .or_else(|| cfn::ref_target(principal))
+                    .filter(|id| cfn::type_of(template, id) == Some("AWS::IAM::Role"));
+                if role.is_some() {
+                    role_uses.push(RoleUse {
+                        role: principal.clone(),
+                        mask: found.mask,
+                        why: format!("{} (through `{}`)", list(&resources), found.policy),
+                    });
+                } else if cfn::referenced_ids(principal).is_empty() {
+                    external.push(principal.clone());
+                } else {
+                    unreachable.push(key::quote(principal));
+                }
+            }
+            if !external.is_empty() {
+                let names: Vec<String> = external.iter().map(key::quote).collect();
+                let message = if source == Source::Create {
+                    key_principals.push(key::KeyPrincipals {
+                        sid: format!("AllowPrincipalsOf{}", found.policy),
+                        principals: external.clone(),
+                        mask: found.mask,
+                    });
+                    format!(
+                        "lets {} use {}, now encrypted with {label}; the key policy allows them {actions}, and a principal of another account also needs these actions on the key in its own IAM policies",
+                        list(&names),
+                        list(&resources)
+                    )
+                } else {
+                    format!(
+                        "lets {} use {}, now encrypted with {label}; they need {actions} on that key, in its key policy and (for another account) in their own IAM policies",
+                        list(&names),
+                        list(&resources)
+                    )
+                };
+                proposal.notes.push(ctx.note(
+                    Some(&found.policy),
+                    NoteKind::ActionRequired,
+                    message,
+                ));
+            }
+            if !unreachable.is_empty() {
+                proposal.notes.push(ctx.note(
+                    Some(&found.policy),
+                    NoteKind::ActionRequired,
+                    format!(
+                        "lets {} use {}, now encrypted with {label}; they need {actions} on that key, which this stack cannot grant",
+                        list(&unreachable),
+                        list(&resources)
+                    ),
+                ));
+            }
+        }
         match &source {
             Source::Create => {
                 proposal.push(Change::new(
                     KEY_ID,
                     format!("/Resources/{KEY_ID}"),
                     Op::AddResource,
-                    key::key_resource(&uses),
+                    key::key_resource(&uses, &key_principals),
                     "add the stack's customer-managed KMS key (rotating, retained, policy for the services that use it)",
                 ));
                 proposal.push(Change::new(
@@ -242,7 +305,7 @@ impl Action for Kms {
             }
             Source::Ssm(name) => {
                 proposal.push(Change::new(
-                    &first,
+                    &encrypted[0].0,
                     format!("/Parameters/{PARAMETER_ID}"),
                     Op::AddResource,
                     key::parameter(name),
@@ -256,8 +319,7 @@ impl Action for Kms {
                 None,
                 NoteKind::ActionRequired,
                 format!(
-                    "{} is managed outside this stack; its key policy must allow {}",
-                    source.label(),
+                    "{label} is managed outside this stack; its key policy must allow {}",
                     key::central_requirements(
                         &uses,
                         ctx.stack.environment.account.as_deref(),
@@ -267,26 +329,7 @@ impl Action for Kms {
             ));
         }
 
-        for found in key::policy_principals(template, &encrypted) {
-            let list = |set: std::collections::BTreeSet<String>| {
-                set.into_iter().collect::<Vec<_>>().join(", ")
-            };
-            proposal.notes.push(ctx.note(
-                Some(&found.policy),
-                NoteKind::ActionRequired,
-                format!(
-                    "lets {} use {}, now encrypted with {}; they need {} on that key in their own IAM policies (and, for another account, in the key policy)",
-                    list(found.principals),
-                    list(found.resources),
-                    source.label(),
-                    grants::kms_actions(found.mask).join(", ")
-                ),
-            ));
-        }
-
         // 3. The grants.
-        let role_uses = role_uses(template, &encrypted);
-        let label = source.label();
         let grant = grants::Grant {
             key: &key,
             label: &label,
