@@ -59,11 +59,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
         if entry.file_type().unwrap().is_dir() {
             walk(root, &path, out);
         } else {
-            let rel = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
             out.push((rel, std::fs::read(&path).unwrap()));
         }
     }
@@ -78,11 +74,7 @@ pub fn bin() -> Command {
 
 /// Runs the binary with `args` in `cwd`.
 pub fn run(cwd: &Path, args: &[&str]) -> Output {
-    bin()
-        .current_dir(cwd)
-        .args(args)
-        .output()
-        .expect("run cdk-harden")
+    bin().current_dir(cwd).args(args).output().expect("run cdk-harden")
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -94,10 +86,8 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(
-        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Applies the example's config to a copy of its fixture with the library; returns the copy.

@@ -58,11 +58,7 @@ pub fn cfn_lint_errors(root: &Path) -> BTreeSet<Lint> {
         .map(|m| Lint {
             rule: m["Rule"]["Id"].as_str().unwrap_or("?").to_string(),
             level: m["Level"].as_str().unwrap_or("?").to_string(),
-            file: m["Filename"]
-                .as_str()
-                .unwrap_or("?")
-                .trim_start_matches("./")
-                .to_string(),
+            file: m["Filename"].as_str().unwrap_or("?").trim_start_matches("./").to_string(),
             message: m["Message"].as_str().unwrap_or("").to_string(),
         })
         .collect()
@@ -121,18 +117,10 @@ pub fn checkov_failures(root: &Path, checks: &[&str]) -> Vec<Failure> {
     };
     let mut out = Vec::new();
     for report in reports {
-        for f in report["results"]["failed_checks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
+        for f in report["results"]["failed_checks"].as_array().into_iter().flatten() {
             out.push(Failure {
                 check: f["check_id"].as_str().unwrap_or("?").to_string(),
-                file: f["file_path"]
-                    .as_str()
-                    .unwrap_or("?")
-                    .trim_start_matches('/')
-                    .to_string(),
+                file: f["file_path"].as_str().unwrap_or("?").trim_start_matches('/').to_string(),
                 resource: f["resource"].as_str().unwrap_or("?").to_string(),
             });
         }
