@@ -145,20 +145,7 @@ impl Action for Kms {
             }
             candidates.push((id, kind, resource));
         }
-        for (id, custom) in cfn::resources_of(template, "Custom::LogRetention") {
-            let name = cfn::prop(custom, "LogGroupName").map(|n| match n {
-                Value::String(s) => format!("`{s}`"),
-                other => format!("`{other}`"),
-            });
-            proposal.notes.push(ctx.note(
-                Some(id),
-                NoteKind::Skipped,
-                format!(
-                    "the log group {} is created by this LogRetention custom resource, not by the template, so it cannot be encrypted here; give the function a `logGroup` in the app instead",
-                    name.unwrap_or_else(|| "it manages".to_string())
-                ),
-            ));
-        }
+        log_retention_notes(template, ctx, &mut proposal);
 
         let unset = Value::Null;
         let unset_key = KeyRef {
@@ -224,68 +211,14 @@ impl Action for Kms {
         let uses = key::service_uses(template, &encrypted);
         let label = source.label();
         let mut role_uses = role_uses(template, &encrypted);
-        let mut key_principals = Vec::new();
-        for found in key::policy_principals(template, &encrypted) {
-            let list = |items: &[String]| items.join(", ");
-            let resources: Vec<String> = found.resources.iter().cloned().collect();
-            let actions = grants::kms_actions(found.mask).join(", ");
-            let mut external = Vec::new();
-            let mut unreachable: Vec<String> = found.others.iter().cloned().collect();
-            for principal in &found.aws {
-                let role = cfn::getatt_target(principal)
-                    .map(|(id, _)| id)
-                    .or_else(|| cfn::ref_target(principal))
-                    .filter(|id| cfn::type_of(template, id) == Some("AWS::IAM::Role"));
-                if role.is_some() {
-                    role_uses.push(RoleUse {
-                        role: principal.clone(),
-                        mask: found.mask,
-                        why: format!("{} (through `{}`)", list(&resources), found.policy),
-                    });
-                } else if cfn::referenced_ids(principal).is_empty() {
-                    external.push(principal.clone());
-                } else {
-                    unreachable.push(key::quote(principal));
-                }
-            }
-            if !external.is_empty() {
-                let names: Vec<String> = external.iter().map(key::quote).collect();
-                let message = if source == Source::Create {
-                    key_principals.push(key::KeyPrincipals {
-                        sid: format!("AllowPrincipalsOf{}", found.policy),
-                        principals: external.clone(),
-                        mask: found.mask,
-                    });
-                    format!(
-                        "lets {} use {}, now encrypted with {label}; the key policy allows them {actions}, and a principal of another account also needs these actions on the key in its own IAM policies",
-                        list(&names),
-                        list(&resources)
-                    )
-                } else {
-                    format!(
-                        "lets {} use {}, now encrypted with {label}; they need {actions} on that key, in its key policy and (for another account) in their own IAM policies",
-                        list(&names),
-                        list(&resources)
-                    )
-                };
-                proposal.notes.push(ctx.note(
-                    Some(&found.policy),
-                    NoteKind::ActionRequired,
-                    message,
-                ));
-            }
-            if !unreachable.is_empty() {
-                proposal.notes.push(ctx.note(
-                    Some(&found.policy),
-                    NoteKind::ActionRequired,
-                    format!(
-                        "lets {} use {}, now encrypted with {label}; they need {actions} on that key, which this stack cannot grant",
-                        list(&unreachable),
-                        list(&resources)
-                    ),
-                ));
-            }
-        }
+        let key_principals = outside_principals(
+            template,
+            &encrypted,
+            &source,
+            ctx,
+            &mut role_uses,
+            &mut proposal,
+        );
         match &source {
             Source::Create => {
                 proposal.push(Change::new(
@@ -337,6 +270,101 @@ impl Action for Kms {
         };
         grant.propose(template, selected, &role_uses, ctx, &mut proposal);
         Ok(proposal)
+    }
+}
+
+/// The principals other than services that resource policies of encrypted resources let in:
+/// roles of the template get the key through their IAM policies (added to `role_uses`);
+/// principals given by ARN get it in the created key's policy (returned); the review names
+/// them, and anyone this stack cannot grant.
+fn outside_principals(
+    template: &Value,
+    encrypted: &[(String, Kind)],
+    source: &Source,
+    ctx: &Context,
+    role_uses: &mut Vec<RoleUse>,
+    proposal: &mut Proposal,
+) -> Vec<key::KeyPrincipals> {
+    let label = source.label();
+    let mut key_principals = Vec::new();
+    for found in key::policy_principals(template, &encrypted) {
+        let list = |items: &[String]| items.join(", ");
+        let resources: Vec<String> = found.resources.iter().cloned().collect();
+        let actions = grants::kms_actions(found.mask).join(", ");
+        let mut external = Vec::new();
+        let mut unreachable: Vec<String> = found.others.iter().cloned().collect();
+        for principal in &found.aws {
+            let role = cfn::getatt_target(principal)
+                .map(|(id, _)| id)
+                .or_else(|| cfn::ref_target(principal))
+                .filter(|id| cfn::type_of(template, id) == Some("AWS::IAM::Role"));
+            if role.is_some() {
+                role_uses.push(RoleUse {
+                    role: principal.clone(),
+                    mask: found.mask,
+                    why: format!("{} (through `{}`)", list(&resources), found.policy),
+                });
+            } else if cfn::referenced_ids(principal).is_empty() {
+                external.push(principal.clone());
+            } else {
+                unreachable.push(key::quote(principal));
+            }
+        }
+        if !external.is_empty() {
+            let names: Vec<String> = external.iter().map(key::quote).collect();
+            let message = if *source == Source::Create {
+                key_principals.push(key::KeyPrincipals {
+                    sid: format!("AllowPrincipalsOf{}", found.policy),
+                    principals: external.clone(),
+                    mask: found.mask,
+                });
+                format!(
+                    "lets {} use {}, now encrypted with {label}; the key policy allows them {actions}, and a principal of another account also needs these actions on the key in its own IAM policies",
+                    list(&names),
+                    list(&resources)
+                )
+            } else {
+                format!(
+                    "lets {} use {}, now encrypted with {label}; they need {actions} on that key, in its key policy and (for another account) in their own IAM policies",
+                    list(&names),
+                    list(&resources)
+                )
+            };
+            proposal
+                .notes
+                .push(ctx.note(Some(&found.policy), NoteKind::ActionRequired, message));
+        }
+        if !unreachable.is_empty() {
+            proposal.notes.push(ctx.note(
+                Some(&found.policy),
+                NoteKind::ActionRequired,
+                format!(
+                    "lets {} use {}, now encrypted with {label}; they need {actions} on that key, which this stack cannot grant",
+                    list(&unreachable),
+                    list(&resources)
+                ),
+            ));
+        }
+    }
+    key_principals
+}
+
+/// A `LogRetention` custom resource creates its log group outside the template, where no
+/// property can encrypt it: the review says so.
+fn log_retention_notes(template: &Value, ctx: &Context, proposal: &mut Proposal) {
+    for (id, custom) in cfn::resources_of(template, "Custom::LogRetention") {
+        let name = cfn::prop(custom, "LogGroupName").map(|n| match n {
+            Value::String(s) => format!("`{s}`"),
+            other => format!("`{other}`"),
+        });
+        proposal.notes.push(ctx.note(
+            Some(id),
+            NoteKind::Skipped,
+            format!(
+                "the log group {} is created by this LogRetention custom resource, not by the template, so it cannot be encrypted here; give the function a `logGroup` in the app instead",
+                name.unwrap_or_else(|| "it manages".to_string())
+            ),
+        ));
     }
 }
 
