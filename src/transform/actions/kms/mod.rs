@@ -287,7 +287,7 @@ fn outside_principals(
 ) -> Vec<key::KeyPrincipals> {
     let label = source.label();
     let mut key_principals = Vec::new();
-    for found in key::policy_principals(template, &encrypted) {
+    for found in key::policy_principals(template, encrypted) {
         let list = |items: &[String]| items.join(", ");
         let resources: Vec<String> = found.resources.iter().cloned().collect();
         let actions = grants::kms_actions(found.mask).join(", ");
