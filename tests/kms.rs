@@ -834,20 +834,72 @@ fn issue_5_principals_of_resource_policies_keep_access() {
     }});
     let run = apply(template, ENV, config(json!({"create": true}), &[])).unwrap();
     let r = &run.template["Resources"];
-    let statements = r["CdkHardenKey"]["Properties"]["KeyPolicy"]["Statement"].as_array().unwrap().clone();
+    let statements = r["CdkHardenKey"]["Properties"]["KeyPolicy"]["Statement"]
+        .as_array()
+        .unwrap()
+        .clone();
     let other = statements
         .iter()
         .find(|s| s["Sid"] == "AllowPrincipalsOfBucketPolicy")
         .unwrap_or_else(|| panic!("{statements:#?}"));
-    assert_eq!(other["Principal"], json!({"AWS": "arn:aws:iam::333333333333:root"}));
+    assert_eq!(
+        other["Principal"],
+        json!({"AWS": "arn:aws:iam::333333333333:root"})
+    );
     assert_eq!(actions(other), ["kms:Decrypt"]);
     assert_eq!(
         r["Reader"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0],
         json!({"Action": ["kms:Decrypt"], "Effect": "Allow", "Resource": created_key(), "Sid": "CdkHardenKms"})
     );
     let required = kms_notes(&run.stack, NoteKind::ActionRequired);
-    assert!(required.iter().any(|m| m.contains("333333333333") && m.contains("own IAM policies")), "{required:#?}");
+    assert!(
+        required
+            .iter()
+            .any(|m| m.contains("333333333333") && m.contains("own IAM policies")),
+        "{required:#?}"
+    );
 
     let new = new_cfn_lint_errors(&no_kms(&run), &run.root);
     assert!(new.is_empty(), "{new:#?}");
+}
+
+/// `Resource: "*"` reaches every encrypted resource; a policy that already allows the KMS
+/// actions on `"*"` needs nothing more.
+#[test]
+fn issue_5_wildcard_resources_are_granted_unless_kms_is_allowed_already() {
+    let policy = |statements: Value| {
+        json!({"Type": "AWS::IAM::Policy", "Properties": {"PolicyName": "p", "Roles": [{"Ref": "Role"}],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}})
+    };
+    let template = json!({"Resources": {
+        "Queue": {"Type": "AWS::SQS::Queue"},
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}},
+        "Sender": policy(json!([{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}])),
+        "Admin": policy(json!([{"Effect": "Allow", "Action": ["sqs:*", "kms:*"], "Resource": "*"}])),
+        "Lister": policy(json!([{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]))
+    }});
+    let run = apply(template, ENV, config(json!({"create": true}), &[])).unwrap();
+    let statements = |id: &str| {
+        run.template["Resources"][id]["Properties"]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let sender = statements("Sender");
+    assert_eq!(sender.len(), 2);
+    assert_eq!(
+        actions(&sender[1]),
+        [
+            "kms:Decrypt",
+            "kms:Encrypt",
+            "kms:GenerateDataKey*",
+            "kms:ReEncrypt*"
+        ]
+    );
+    assert_eq!(statements("Admin").len(), 1, "kms:* on * covers the key");
+    assert_eq!(
+        statements("Lister").len(),
+        1,
+        "listing queues reads no message"
+    );
 }
