@@ -24,8 +24,16 @@ fn the_transform_table_matches_the_registry() {
 fn the_setup_commands_are_first_and_ci_runs_the_test_command() {
     let readme = readme();
     let setup = readme.find("## Set up").expect("a Set up section");
-    let blocks: Vec<&str> = readme[setup..].split("```sh\n").skip(1).take(2).map(|b| b.split("\n```").next().unwrap()).collect();
-    assert!(blocks[0].starts_with("cargo run --release -- apply examples/"), "{blocks:?}");
+    let blocks: Vec<&str> = readme[setup..]
+        .split("```sh\n")
+        .skip(1)
+        .take(2)
+        .map(|b| b.split("\n```").next().unwrap())
+        .collect();
+    assert!(
+        blocks[0].starts_with("cargo run --release -- apply examples/"),
+        "{blocks:?}"
+    );
     assert_eq!(blocks[1], "scripts/test.sh");
     let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
     assert!(ci.contains("scripts/test.sh"), "{ci}");

@@ -213,7 +213,11 @@ fn visit(
 
 /// The owners of every known id that occurs in `text`. Ids are found as maximal runs of
 /// hex digits (CDK's ids are 64 of them) in one pass; ids of any other form are searched for.
-fn find_ids(text: &str, owners: &BTreeMap<&str, usize>, opaque: &[(&str, usize)]) -> BTreeSet<usize> {
+fn find_ids(
+    text: &str,
+    owners: &BTreeMap<&str, usize>,
+    opaque: &[(&str, usize)],
+) -> BTreeSet<usize> {
     let mut found = BTreeSet::new();
     for run in hex_runs(text) {
         if let Some(&o) = owners.get(run) {
@@ -281,7 +285,11 @@ pub fn substitute(text: &str, map: &BTreeMap<String, String>) -> String {
         }
     }
     out.push_str(&text[last..]);
-    if map.keys().next_back().is_some_and(|_| map.keys().any(|k| !is_hex64(k))) {
+    if map
+        .keys()
+        .next_back()
+        .is_some_and(|_| map.keys().any(|k| !is_hex64(k)))
+    {
         for (old, new) in map.iter().filter(|(old, _)| !is_hex64(old)) {
             out = out.replace(old.as_str(), new);
         }
