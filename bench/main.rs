@@ -140,6 +140,8 @@ fn median(runs: &[(Duration, u64)]) -> (Duration, u64) {
 fn measure(cmd: &mut Command) -> (Duration, u64) {
     cmd.stdout(std::process::Stdio::null());
     let start = Instant::now();
+    // Reaped below by wait4, which also reports the child's peak memory.
+    #[allow(clippy::zombie_processes)]
     let child = cmd.spawn().expect("spawn");
     let pid = child.id() as libc::pid_t;
     let mut status = 0;

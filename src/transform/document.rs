@@ -77,6 +77,15 @@ pub struct Operation {
     pub reason: Option<String>,
 }
 
+/// What a document's selectors chose in one template.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Logical ids to transform, in template order.
+    pub chosen: Vec<String>,
+    /// Logical ids `unless` removed, each with its note.
+    pub skipped: Vec<(String, String)>,
+}
+
 /// A document with its selectors compiled.
 #[derive(Debug, Clone)]
 pub struct Compiled {
@@ -174,9 +183,9 @@ impl Compiled {
 
     /// The logical ids `select` matches, in template order, and those `unless` removes (with
     /// their notes). Without a `select`, nothing is selected.
-    pub fn select(&self, template: &Value) -> Result<(Vec<String>, Vec<(String, String)>)> {
+    pub fn select(&self, template: &Value) -> Result<Selection> {
         let Some(select) = &self.select else {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(Selection::default());
         };
         let mut chosen = self.matches(select, template, "select")?;
         let mut skipped = Vec::new();
@@ -188,7 +197,7 @@ impl Compiled {
                 }
             }
         }
-        Ok((chosen, skipped))
+        Ok(Selection { chosen, skipped })
     }
 
     fn matches(&self, query: &JpQuery, template: &Value, field: &str) -> Result<Vec<String>> {
@@ -290,9 +299,12 @@ mod tests {
             "Q": {"Type": "AWS::SQS::Queue"},
             "C": {"Type": "AWS::KMS::Key", "Properties": {"KeySpec": "SYMMETRIC_DEFAULT"}}
         }});
-        let (chosen, skipped) = c.select(&template).unwrap();
-        assert_eq!(chosen, ["A", "C"]);
-        assert_eq!(skipped, [("B".to_string(), "asymmetric".to_string())]);
+        let selection = c.select(&template).unwrap();
+        assert_eq!(selection.chosen, ["A", "C"]);
+        assert_eq!(
+            selection.skipped,
+            [("B".to_string(), "asymmetric".to_string())]
+        );
     }
 
     #[test]

@@ -120,7 +120,10 @@ pub fn harden_stack(
             doc: &transform.compiled.doc,
         };
         let id = transform.id();
-        let (mut selected, skipped) = transform.compiled.select(&out.template)?;
+        let document::Selection {
+            chosen: mut selected,
+            skipped,
+        } = transform.compiled.select(&out.template)?;
         for (logical_id, note) in skipped {
             out.notes
                 .push(ctx.note(Some(&logical_id), NoteKind::Skipped, note));
