@@ -79,16 +79,24 @@ pub struct Harden {
 /// Runs the transforms over every template. All or nothing: the first stack that fails stops
 /// the run, and the error names it.
 pub fn harden(assembly: &Assembly, config: &Config, registry: &Registry) -> Result<Harden> {
-    let mut out = Harden::default();
-    for (index, stack) in assembly.stacks.iter().enumerate() {
-        let hardened = transform::harden_stack(assembly, index, config, registry).map_err(|e| {
-            Error::Stack {
+    use rayon::prelude::*;
+    // Templates are independent: harden them on every core. The results come back in stack
+    // order, and the first failure in that order is the one reported.
+    let results: Vec<Result<Hardened>> = (0..assembly.stacks.len())
+        .into_par_iter()
+        .map(|index| {
+            let stack = &assembly.stacks[index];
+            transform::harden_stack(assembly, index, config, registry).map_err(|e| Error::Stack {
                 stack: stack.display_name.clone(),
                 template: stack.template_path.to_string(),
                 source: Box::new(e),
-            }
-        })?;
-        if hardened.template != stack.template {
+            })
+        })
+        .collect();
+    let mut out = Harden::default();
+    for (index, hardened) in results.into_iter().enumerate() {
+        let hardened = hardened?;
+        if hardened.template != assembly.stacks[index].template {
             out.changed.insert(index, hardened.template.clone());
         }
         out.stacks.push(hardened);

@@ -4,6 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Hardening allocates and frees many small JSON values; mimalloc does that far faster.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match cdk_harden::cli::Cli::try_parse() {
         Ok(cli) => cli,
@@ -20,14 +24,10 @@ fn main() -> ExitCode {
     match cdk_harden::cli::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            // One line: the error, then each cause, most specific last.
-            let mut message = error.to_string();
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("cdk-harden: error: {message}");
+            eprintln!(
+                "cdk-harden: error: {}",
+                cdk_harden::cli::error_chain(&error)
+            );
             ExitCode::from(2)
         }
     }

@@ -42,8 +42,10 @@ pub fn load(root: &Path) -> Result<Assembly> {
         asset_manifests: Vec::new(),
         reference_files: Vec::new(),
         version: String::new(),
+        jobs: Vec::new(),
     };
     reader.read_dir(RelPath::root(), None, None)?;
+    reader.read_stacks()?;
     reader.link_assets();
     Ok(Assembly {
         root: root.to_path_buf(),
@@ -62,6 +64,20 @@ struct Reader<'a> {
     asset_manifests: Vec<AssetManifest>,
     reference_files: Vec<RelPath>,
     version: String,
+    /// Stack artifacts found in the manifests, in manifest order, read afterwards in parallel.
+    jobs: Vec<StackJob>,
+}
+
+/// A stack artifact whose template (and nested templates) are still to be read.
+struct StackJob {
+    name: String,
+    display_name: String,
+    dir: usize,
+    template_path: RelPath,
+    environment: Environment,
+    stage: Option<String>,
+    /// The manifest and pointer that name the template, for the error if it is missing.
+    named_by: (std::path::PathBuf, String),
 }
 
 /// Reads a UTF-8 JSON file below the root, returning its text and parsed value.
@@ -167,16 +183,18 @@ impl Reader<'_> {
                         })?,
                     };
                     let display = str_at(artifact, "/displayName").unwrap_or(id).to_string();
-                    self.read_stack(
-                        id.clone(),
-                        display,
-                        index,
+                    self.jobs.push(StackJob {
+                        name: id.clone(),
+                        display_name: display,
+                        dir: index,
                         template_path,
                         environment,
-                        display_name.clone(),
-                        None,
-                        (&manifest_file, format!("{at}/properties/templateFile")),
-                    )?;
+                        stage: display_name.clone(),
+                        named_by: (
+                            manifest_file.clone(),
+                            format!("{at}/properties/templateFile"),
+                        ),
+                    });
                 }
                 "cdk:asset-manifest" => {
                     let file = property("file")?;
@@ -230,81 +248,37 @@ impl Reader<'_> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn read_stack(
-        &mut self,
-        name: String,
-        display_name: String,
-        dir: usize,
-        template_path: RelPath,
-        environment: Environment,
-        stage: Option<String>,
-        nested: Option<NestedLink>,
-        named_by: (&Path, String),
-    ) -> Result<()> {
-        let file = template_path.under(self.root);
-        if !file.is_file() {
-            return Err(Error::MissingFile {
-                path: named_by.0.to_path_buf(),
-                pointer: named_by.1,
-                value: template_path.as_str().to_string(),
-            });
-        }
-        let (original, template) = read_json(self.root, &template_path)?;
-        if !template.is_object() {
-            return Err(self.shape(
-                &template_path,
-                String::new(),
-                "a JSON object (a CloudFormation template)",
-            ));
-        }
-        let index = self.stacks.len();
-        let base = template_path.parent();
-        let mut children = Vec::new();
-        if let Some(Value::Object(resources)) = template.get("Resources") {
-            for (logical_id, resource) in resources {
-                if str_at(resource, "/Type") != Some("AWS::CloudFormation::Stack") {
-                    continue;
+    /// Reads every stack's template and nested templates, in parallel, keeping manifest order.
+    /// The first failure in that order is the one reported.
+    fn read_stacks(&mut self) -> Result<()> {
+        use rayon::prelude::*;
+        let root = self.root;
+        let read: Vec<Result<Vec<Stack>>> = std::mem::take(&mut self.jobs)
+            .into_par_iter()
+            .map(|job| {
+                let mut out = Vec::new();
+                let named_by = (job.named_by.0.as_path(), job.named_by.1.clone());
+                read_stack(
+                    root,
+                    &job,
+                    job.name.clone(),
+                    job.display_name.clone(),
+                    job.template_path.clone(),
+                    None,
+                    named_by,
+                    &mut out,
+                )?;
+                Ok(out)
+            })
+            .collect();
+        for group in read {
+            let offset = self.stacks.len();
+            for mut stack in group? {
+                if let Some(link) = &mut stack.nested {
+                    link.parent += offset;
                 }
-                let Some(asset_path) = str_at(resource, "/Metadata/aws:asset:path") else {
-                    continue;
-                };
-                let pointer = format!(
-                    "/Resources/{}/Metadata/aws:asset:path",
-                    escape_pointer(logical_id)
-                );
-                let child = paths::resolve(self.root, &base, asset_path, &file, &pointer)?;
-                let child_display = nested_display_name(resource)
-                    .unwrap_or_else(|| format!("{display_name}/{logical_id}"));
-                children.push((logical_id.clone(), child, child_display, pointer));
+                self.stacks.push(stack);
             }
-        }
-        self.stacks.push(Stack {
-            name: name.clone(),
-            display_name,
-            dir,
-            template_path,
-            environment: environment.clone(),
-            stage: stage.clone(),
-            nested,
-            assets: Vec::new(),
-            template,
-            original,
-        });
-        for (logical_id, child, child_display, pointer) in children {
-            self.read_stack(
-                format!("{name}/{logical_id}"),
-                child_display,
-                dir,
-                child,
-                environment.clone(),
-                stage.clone(),
-                Some(NestedLink {
-                    parent: index,
-                    logical_id,
-                }),
-                (&file, pointer),
-            )?;
         }
         Ok(())
     }
@@ -362,6 +336,86 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// Reads one template and, depth-first after it, its nested templates into `out`. Nested
+/// links point at indices within `out`.
+#[allow(clippy::too_many_arguments)]
+fn read_stack(
+    root: &Path,
+    job: &StackJob,
+    name: String,
+    display_name: String,
+    template_path: RelPath,
+    nested: Option<NestedLink>,
+    named_by: (&Path, String),
+    out: &mut Vec<Stack>,
+) -> Result<()> {
+    let file = template_path.under(root);
+    if !file.is_file() {
+        return Err(Error::MissingFile {
+            path: named_by.0.to_path_buf(),
+            pointer: named_by.1,
+            value: template_path.as_str().to_string(),
+        });
+    }
+    let (original, template) = read_json(root, &template_path)?;
+    if !template.is_object() {
+        return Err(Error::Shape {
+            path: file,
+            pointer: String::new(),
+            expected: "a JSON object (a CloudFormation template)",
+        });
+    }
+    let index = out.len();
+    let base = template_path.parent();
+    let mut children = Vec::new();
+    if let Some(Value::Object(resources)) = template.get("Resources") {
+        for (logical_id, resource) in resources {
+            if str_at(resource, "/Type") != Some("AWS::CloudFormation::Stack") {
+                continue;
+            }
+            let Some(asset_path) = str_at(resource, "/Metadata/aws:asset:path") else {
+                continue;
+            };
+            let pointer = format!(
+                "/Resources/{}/Metadata/aws:asset:path",
+                escape_pointer(logical_id)
+            );
+            let child = paths::resolve(root, &base, asset_path, &file, &pointer)?;
+            let child_display = nested_display_name(resource)
+                .unwrap_or_else(|| format!("{display_name}/{logical_id}"));
+            children.push((logical_id.clone(), child, child_display, pointer));
+        }
+    }
+    out.push(Stack {
+        name: name.clone(),
+        display_name,
+        dir: job.dir,
+        template_path,
+        environment: job.environment.clone(),
+        stage: job.stage.clone(),
+        nested,
+        assets: Vec::new(),
+        template,
+        original,
+    });
+    for (logical_id, child, child_display, pointer) in children {
+        read_stack(
+            root,
+            job,
+            format!("{name}/{logical_id}"),
+            child_display,
+            child,
+            Some(NestedLink {
+                parent: index,
+                logical_id,
+            }),
+            (&file, pointer),
+            out,
+        )?;
+    }
+    Ok(())
 }
 
 /// `Dev/Service/Nested` from a nested stack resource whose `aws:cdk:path` is

@@ -58,10 +58,14 @@ pub fn rehash(
 ) -> Result<Rehashed> {
     let stacks = &assembly.stacks;
     // The current text of every template: new for changed ones.
+    use rayon::prelude::*;
+    let changed: Vec<(&usize, &serde_json::Value)> = changed.iter().collect();
     let mut text: BTreeMap<usize, String> = changed
-        .iter()
-        .map(|(&i, v)| (i, to_cdk_json(v)))
+        .par_iter()
+        .map(|&(&i, v)| (i, to_cdk_json(v)))
         .filter(|(i, t)| *t != stacks[*i].original)
+        .collect::<Vec<_>>()
+        .into_iter()
         .collect();
 
     // Which template's ids does each template name?
@@ -82,6 +86,7 @@ pub fn rehash(
         .map(|(&id, &o)| (id, o))
         .collect();
     let mentions: Vec<BTreeSet<usize>> = (0..stacks.len())
+        .into_par_iter()
         .map(|i| {
             let t = text
                 .get(&i)
