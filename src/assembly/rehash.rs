@@ -123,11 +123,11 @@ pub fn rehash(
         visit(d, &dirty, &mentions, &mut done, &mut order);
     }
 
-    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    let mut map = Renames::default();
     let mut owner_of_new: BTreeMap<String, usize> = BTreeMap::new();
     let mut out = Rehashed::default();
     for i in order {
-        let new_text = substitute(&current(i, &text), &map);
+        let new_text = map.apply(&current(i, &text));
         let new_id = sha256_hex(new_text.as_bytes());
         for asset in &stacks[i].assets {
             if asset.id == new_id {
@@ -159,39 +159,45 @@ pub fn rehash(
     if map.is_empty() {
         return Ok(out);
     }
-    let mut others: Vec<RelPath> = assembly
-        .asset_manifests
-        .iter()
-        .map(|m| m.path.clone())
-        .collect();
-    others.extend(assembly.reference_files.iter().cloned());
+    // Asset manifests and manifests are in memory; the tree and metadata files are read here.
     // Manifests last: a manifest names the template it deploys, so it is the final word.
-    others.extend(assembly.dirs.iter().map(|d| d.manifest_path.clone()));
+    let mut others: Vec<(&RelPath, Option<&str>)> = Vec::new();
+    others.extend(
+        assembly
+            .asset_manifests
+            .iter()
+            .map(|m| (&m.path, Some(m.text.as_str()))),
+    );
+    others.extend(assembly.reference_files.iter().map(|p| (p, None)));
+    others.extend(
+        assembly
+            .dirs
+            .iter()
+            .map(|d| (&d.manifest_path, Some(d.manifest_text.as_str()))),
+    );
     let mut seen = BTreeSet::new();
-    for path in others {
-        if !seen.insert(path.clone()) {
-            continue;
-        }
-        let original = known_text(assembly, &path)?;
-        let new = substitute(&original, &map);
-        if new != original {
-            out.others.push((path, new));
-        }
+    others.retain(|(p, _)| seen.insert(*p));
+    let rewritten: Vec<Result<Option<(RelPath, String)>>> = others
+        .par_iter()
+        .map(|&(path, known)| {
+            let original = match known {
+                Some(t) => std::borrow::Cow::Borrowed(t),
+                None => std::borrow::Cow::Owned(read_text(&path.under(&assembly.root))?),
+            };
+            let new = map.apply(&original);
+            Ok((new != *original).then(|| (path.clone(), new)))
+        })
+        .collect();
+    for r in rewritten {
+        out.others.extend(r?);
     }
     Ok(out)
 }
 
-fn known_text(assembly: &Assembly, path: &RelPath) -> Result<String> {
-    if let Some(m) = assembly.asset_manifests.iter().find(|m| &m.path == path) {
-        return Ok(m.text.clone());
-    }
-    if let Some(d) = assembly.dirs.iter().find(|d| &d.manifest_path == path) {
-        return Ok(d.manifest_text.clone());
-    }
-    let file = path.under(&assembly.root);
-    let bytes = Error::read(&file)?;
+fn read_text(file: &std::path::Path) -> Result<String> {
+    let bytes = Error::read(file)?;
     String::from_utf8(bytes).map_err(|e| Error::Json {
-        path: file,
+        path: file.to_path_buf(),
         line: 0,
         column: e.utf8_error().valid_up_to(),
         message: "not UTF-8".into(),
@@ -262,44 +268,68 @@ fn hex_runs(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// `text` with every old id in `map` replaced by its new id.
-pub fn substitute(text: &str, map: &BTreeMap<String, String>) -> String {
-    if map.is_empty() {
-        return text.to_string();
+/// The asset ids replaced so far: old → new.
+///
+/// Ids of 64 hex digits (all CDK writes) are found in one scan over hex runs and looked up in
+/// a hash map; any other id is searched for as a plain string.
+#[derive(Debug, Default)]
+pub struct Renames {
+    hex: std::collections::HashMap<String, String>,
+    opaque: Vec<(String, String)>,
+}
+
+impl Renames {
+    pub fn insert(&mut self, old: String, new: String) {
+        if is_hex64(&old) {
+            self.hex.insert(old, new);
+        } else {
+            self.opaque.push((old, new));
+        }
     }
-    let mut out = String::with_capacity(text.len());
-    let bytes = text.as_bytes();
-    let mut last = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i].is_ascii_hexdigit() {
-            let start = i;
-            while i < bytes.len() && bytes[i].is_ascii_hexdigit() {
+
+    pub fn get(&self, old: &str) -> Option<&String> {
+        self.hex
+            .get(old)
+            .or_else(|| self.opaque.iter().find(|(o, _)| o == old).map(|(_, n)| n))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hex.is_empty() && self.opaque.is_empty()
+    }
+
+    /// `text` with every old id replaced by its new id.
+    pub fn apply(&self, text: &str) -> String {
+        if self.is_empty() {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let bytes = text.as_bytes();
+        let mut last = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i].is_ascii_hexdigit() {
+                let start = i;
+                while i < bytes.len() && bytes[i].is_ascii_hexdigit() {
+                    i += 1;
+                }
+                if i - start != 64 {
+                    continue;
+                }
+                if let Some(new) = self.hex.get(&text[start..i]) {
+                    out.push_str(&text[last..start]);
+                    out.push_str(new);
+                    last = i;
+                }
+            } else {
                 i += 1;
             }
-            if i - start != 64 {
-                continue;
-            }
-            if let Some(new) = map.get(&text[start..i]) {
-                out.push_str(&text[last..start]);
-                out.push_str(new);
-                last = i;
-            }
-        } else {
-            i += 1;
         }
-    }
-    out.push_str(&text[last..]);
-    if map
-        .keys()
-        .next_back()
-        .is_some_and(|_| map.keys().any(|k| !is_hex64(k)))
-    {
-        for (old, new) in map.iter().filter(|(old, _)| !is_hex64(old)) {
+        out.push_str(&text[last..]);
+        for (old, new) in &self.opaque {
             out = out.replace(old.as_str(), new);
         }
+        out
     }
-    out
 }
 
 #[cfg(test)]
@@ -319,19 +349,18 @@ mod tests {
 
     #[test]
     fn substitute_replaces_whole_ids_only() {
-        let map = BTreeMap::from([(A.to_string(), B.to_string())]);
+        let mut map = Renames::default();
+        map.insert(A.to_string(), B.to_string());
         let text = format!("s3://bucket/{A}.json \"{A}:1-eu\" {A}0 x{A}");
-        let out = substitute(&text, &map);
+        let out = map.apply(&text);
         // `{A}0` is a longer hex run, not the id; `x{A}` is the id after a non-hex character.
         assert_eq!(out, format!("s3://bucket/{B}.json \"{B}:1-eu\" {A}0 x{B}"));
     }
 
     #[test]
     fn opaque_ids_are_replaced_too() {
-        let map = BTreeMap::from([("my-custom-hash".to_string(), B.to_string())]);
-        assert_eq!(
-            substitute("k/my-custom-hash.json", &map),
-            format!("k/{B}.json")
-        );
+        let mut map = Renames::default();
+        map.insert("my-custom-hash".to_string(), B.to_string());
+        assert_eq!(map.apply("k/my-custom-hash.json"), format!("k/{B}.json"));
     }
 }
