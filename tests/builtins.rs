@@ -384,3 +384,39 @@ fn issue_3_user_documents_run_after_the_built_ins() {
     let o = run(dir.path(), &["explain"]);
     assert!(stdout(&o).contains("queue-retention") && stdout(&o).contains("(included)"));
 }
+
+#[test]
+fn issue_3_config_exclusions_by_construct_path_are_respected_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = read_json(&config("pipelines"));
+    config["exclude"] = json!([{
+        "path": "PipelineStack/Dev/**",
+        "transforms": ["bucket-versioning"],
+        "reason": "Dev buckets hold throwaway data"
+    }]);
+    std::fs::write(dir.path().join("cdk-harden.json"), config.to_string()).unwrap();
+    let (_d, root) = copy_fixture("pipelines");
+    let o = run(dir.path(), &["apply", root.to_str().unwrap(), "--format", "json", "--output", "review.json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let review = read_json(&dir.path().join("review.json"));
+    let mut dev_buckets = 0;
+    for (path, t) in templates(&root) {
+        for (id, bucket) in resources_of(&t, "AWS::S3::Bucket") {
+            let excluded = bucket["Metadata"]["aws:cdk:path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("PipelineStack/Dev/"));
+            let versioned = bucket["Properties"]["VersioningConfiguration"]["Status"] == "Enabled";
+            assert_eq!(versioned, !excluded, "{path} {id}");
+            if excluded {
+                dev_buckets += 1;
+                let noted = review["notes"].as_array().unwrap().iter().any(|n| {
+                    n["logicalId"] == id.as_str()
+                        && n["kind"] == "opt-out"
+                        && n["message"].as_str().unwrap().contains("Dev buckets hold throwaway data")
+                });
+                assert!(noted, "{path} {id}: the exclusion is reported");
+            }
+        }
+    }
+    assert!(dev_buckets >= 3, "the Dev stack and its nested stack have buckets");
+}
