@@ -17,8 +17,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use cdk_harden::report::json::JsonReport;
 use cdk_harden::report::{self, Format, RenderOptions, Report};
@@ -213,14 +212,17 @@ fn issue_7_json_output_validates_against_the_committed_schema() {
         std::fs::write(&file, out).unwrap();
         files.push(file);
     }
-    let failures = validate(&schema, &files);
+    let failures = common::validators::json_schema_errors(&schema, &files);
     assert!(failures.is_empty(), "{failures:#?}");
     // The validator does reject a report that breaks the schema.
     let bad = dir.path().join("bad.json");
     let mut value = read_json(&files[0]);
     value["changes"][0]["op"] = Value::String("delete".into());
     std::fs::write(&bad, value.to_string()).unwrap();
-    assert_eq!(validate(&schema, &[bad]).len(), 1);
+    assert_eq!(
+        common::validators::json_schema_errors(&schema, &[bad]).len(),
+        1
+    );
 }
 
 #[test]
@@ -240,53 +242,6 @@ fn issue_7_report_schema_is_current_and_printed_by_schema_report() {
     let o = run(&repo(), &["schema", "--report"]);
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(stdout(&o), generated);
-}
-
-/// Validates JSON files against a JSON Schema with the Python `jsonschema` package installed
-/// with the validators; returns the errors.
-fn validate(schema: &Path, instances: &[PathBuf]) -> Vec<String> {
-    let dir = std::env::var_os("CDK_HARDEN_VALIDATORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/validators/bin"));
-    let python = dir.join("python");
-    assert!(
-        python.exists(),
-        "{} missing: run scripts/install-validators.sh",
-        python.display()
-    );
-    let script = r#"
-import json, sys
-import jsonschema
-schema = json.load(open(sys.argv[1]))
-cls = jsonschema.validators.validator_for(schema)
-cls.check_schema(schema)
-v = cls(schema)
-for path in sys.argv[2:]:
-    for e in v.iter_errors(json.load(open(path))):
-        print(f"{path}: {'/'.join(map(str, e.absolute_path))}: {e.message}")
-print(f"checked {len(sys.argv) - 2}")
-"#;
-    let o = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .arg(schema)
-        .args(instances)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(
-        out.contains(&format!("checked {}", instances.len())),
-        "{out}"
-    );
-    out.lines()
-        .filter(|l| !l.starts_with("checked "))
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]

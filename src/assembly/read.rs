@@ -153,25 +153,25 @@ impl Reader<'_> {
                     self.reference_files.push(path);
                 }
             }
-            let property = |name: &str| -> Result<&str> {
-                str_at(artifact, &format!("/properties/{name}")).ok_or_else(|| {
-                    self.shape(
-                        &manifest_path,
-                        format!("{at}/properties/{name}"),
-                        "a string",
-                    )
-                })
+            let root = self.root;
+            // A path-valued property: its text, and the path checked to stay in the assembly.
+            let path_property = |name: &str| -> Result<(&str, RelPath)> {
+                let pointer = format!("{at}/properties/{name}");
+                let value = str_at(artifact, &format!("/properties/{name}")).ok_or_else(|| {
+                    Error::Shape {
+                        path: manifest_file.clone(),
+                        pointer: pointer.clone(),
+                        expected: "a string",
+                    }
+                })?;
+                Ok((
+                    value,
+                    paths::resolve(root, &dir, value, &manifest_file, &pointer)?,
+                ))
             };
             match kind {
                 "aws:cloudformation:stack" => {
-                    let file = property("templateFile")?;
-                    let template_path = paths::resolve(
-                        self.root,
-                        &dir,
-                        file,
-                        &manifest_file,
-                        &format!("{at}/properties/templateFile"),
-                    )?;
+                    let (_, template_path) = path_property("templateFile")?;
                     let environment = match str_at(artifact, "/environment") {
                         None => Environment::default(),
                         Some(env) => Environment::parse(env).ok_or_else(|| {
@@ -197,25 +197,11 @@ impl Reader<'_> {
                     });
                 }
                 "cdk:asset-manifest" => {
-                    let file = property("file")?;
-                    let path = paths::resolve(
-                        self.root,
-                        &dir,
-                        file,
-                        &manifest_file,
-                        &format!("{at}/properties/file"),
-                    )?;
+                    let (_, path) = path_property("file")?;
                     self.read_asset_manifest(path)?;
                 }
                 "cdk:cloud-assembly" => {
-                    let name = property("directoryName")?;
-                    let nested = paths::resolve(
-                        self.root,
-                        &dir,
-                        name,
-                        &manifest_file,
-                        &format!("{at}/properties/directoryName"),
-                    )?;
+                    let (name, nested) = path_property("directoryName")?;
                     let display = str_at(artifact, "/properties/displayName")
                         .unwrap_or(id)
                         .to_string();
@@ -229,14 +215,8 @@ impl Reader<'_> {
                     self.read_dir(nested, Some(display), Some(index))?;
                 }
                 "cdk:tree" => {
-                    if let Ok(file) = property("file") {
-                        let path = paths::resolve(
-                            self.root,
-                            &dir,
-                            file,
-                            &manifest_file,
-                            &format!("{at}/properties/file"),
-                        )?;
+                    if str_at(artifact, "/properties/file").is_some() {
+                        let (_, path) = path_property("file")?;
                         self.reference_files.push(path);
                     }
                 }

@@ -130,3 +130,18 @@ pub fn resources_of<'a>(template: &'a Value, kind: &str) -> Vec<(&'a String, &'a
         .map(|m| m.iter().filter(|(_, r)| r["Type"] == kind).collect())
         .unwrap_or_default()
 }
+
+/// Runs the binary in `cwd` with `args` and asserts that it fails with exit 2, that stderr
+/// mentions every needle, and that the assembly at `watched` is byte-identical afterwards.
+/// Returns stderr.
+pub fn assert_refused(cwd: &Path, args: &[&str], needles: &[&str], watched: &Path) -> String {
+    let before = snapshot(watched);
+    let o = run(cwd, args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "stderr lacks `{needle}`: {err}");
+    }
+    assert!(snapshot(watched) == before, "the assembly was modified");
+    err
+}

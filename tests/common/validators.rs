@@ -1,4 +1,4 @@
-//! cfn-lint and checkov, the independent judges, from the venv that
+//! cfn-lint, checkov and Python's jsonschema, the independent judges, from the venv that
 //! `scripts/install-validators.sh` creates under `target/validators`.
 //!
 //! These tests do not skip when the validators are missing: they fail and say how to install
@@ -139,4 +139,45 @@ pub fn checkov_failures(root: &Path, checks: &[&str]) -> Vec<Failure> {
     }
     out.sort();
     out
+}
+
+/// Validates each instance against a schema with the Python `jsonschema` package (installed
+/// with cfn-lint), an independent implementation. Returns the failures.
+pub fn json_schema_errors(schema: &Path, instances: &[PathBuf]) -> Vec<String> {
+    let python = tool("python");
+    let script = r#"
+import json, sys
+import jsonschema
+schema = json.load(open(sys.argv[1]))
+cls = jsonschema.validators.validator_for(schema)
+cls.check_schema(schema)
+v = cls(schema)
+bad = 0
+for path in sys.argv[2:]:
+    for e in v.iter_errors(json.load(open(path))):
+        bad += 1
+        print(f"{path}: {'/'.join(map(str, e.absolute_path))}: {e.message}")
+print(f"checked {len(sys.argv) - 2}")
+"#;
+    let o = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(schema)
+        .args(instances)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains(&format!("checked {}", instances.len())),
+        "{out}"
+    );
+    out.lines()
+        .filter(|l| !l.starts_with("checked "))
+        .map(str::to_string)
+        .collect()
 }
