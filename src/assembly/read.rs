@@ -214,11 +214,9 @@ impl Reader<'_> {
                     }
                     self.read_dir(nested, Some(display), Some(index))?;
                 }
-                "cdk:tree" => {
-                    if str_at(artifact, "/properties/file").is_some() {
-                        let (_, path) = path_property("file")?;
-                        self.reference_files.push(path);
-                    }
+                "cdk:tree" if str_at(artifact, "/properties/file").is_some() => {
+                    let (_, path) = path_property("file")?;
+                    self.reference_files.push(path);
                 }
                 // Feature-flag reports, metadata files and kinds not known today are kept as
                 // they are: cdk-harden never rewrites what it does not understand.
