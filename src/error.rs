@@ -70,6 +70,9 @@ pub enum Error {
         second: String,
     },
 
+    #[error("{}: `--out` must be a directory outside the assembly {} (and not one that contains it)", out.display(), input.display())]
+    OutputOverlapsInput { out: PathBuf, input: PathBuf },
+
     #[error("{}: refusing to overwrite: the directory exists and is not a cloud assembly (no manifest.json)", path.display())]
     OutputNotAssembly { path: PathBuf },
 

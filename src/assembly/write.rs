@@ -88,6 +88,14 @@ impl WritePlan {
     /// is. An existing `out` is replaced only if it is itself a cloud assembly (a previous
     /// output, say) or empty.
     pub fn write_copy(&self, root: &Path, out: &Path) -> Result<()> {
+        let input = root.canonicalize().map_err(Error::io(root))?;
+        let target = canonical_target(out)?;
+        if target.starts_with(&input) || input.starts_with(&target) {
+            return Err(Error::OutputOverlapsInput {
+                out: out.to_path_buf(),
+                input: root.to_path_buf(),
+            });
+        }
         if out.exists() {
             let empty = fs::read_dir(out).map_err(Error::io(out))?.next().is_none();
             if !empty && !out.join("manifest.json").is_file() {
@@ -130,6 +138,25 @@ impl WritePlan {
             let _ = fs::remove_dir_all(&staging);
         }
         result
+    }
+}
+
+/// Where `out` is, or would be once created: its canonical form, or its parent's joined with
+/// its name.
+fn canonical_target(out: &Path) -> Result<PathBuf> {
+    if out.exists() {
+        return out.canonicalize().map_err(Error::io(out));
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = out.file_name().map(PathBuf::from).unwrap_or_default();
+    match parent.canonicalize() {
+        Ok(p) => Ok(p.join(name)),
+        // The parent does not exist yet either: it cannot be inside the input then, unless
+        // an ancestor is; check the closest existing ancestor.
+        Err(_) => Ok(canonical_target(&parent)?.join(name)),
     }
 }
 
