@@ -9,7 +9,7 @@ use std::path::Path;
 use cdk_harden::assembly::Environment;
 use cdk_harden::transform::{harden_stack, NoteKind};
 use cdk_harden::{Assembly, Config, LoadedConfig, Registry};
-use common::validators::{checkov_failures, new_cfn_lint_errors};
+use common::validators::{cfn_lint, checkov_failures, new_cfn_lint_errors};
 use common::*;
 use serde_json::{json, Value};
 
@@ -70,11 +70,16 @@ fn issue_3_checkov_finds_no_versioning_logging_or_rotation_failures() {
 }
 
 #[test]
-fn issue_3_cfn_lint_reports_no_new_errors() {
+fn issue_3_cfn_lint_reports_no_new_errors_or_warnings() {
     for app in ["pipelines", "shapes", "secrets"] {
         let (_dir, root, _) = hardened(app);
         let new = new_cfn_lint_errors(&fixture(app), &root);
         assert!(new.is_empty(), "{app}: {new:#?}");
+        // Stricter than the issue asks: no new warning either.
+        let before = cfn_lint(&fixture(app), &["Warning"]);
+        let after = cfn_lint(&root, &["Warning"]);
+        let added: Vec<_> = after.difference(&before).collect();
+        assert!(added.is_empty(), "{app}: new warnings {added:#?}");
     }
 }
 

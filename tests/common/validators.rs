@@ -34,8 +34,13 @@ pub struct Lint {
 }
 
 /// Runs cfn-lint over every template of the assembly at `root`; returns the error-level matches
-/// (rules `E*`), with messages stripped of line numbers so two runs can be compared.
+/// (rules `E*`), so two runs can be compared.
 pub fn cfn_lint_errors(root: &Path) -> BTreeSet<Lint> {
+    cfn_lint(root, &["Error"])
+}
+
+/// cfn-lint's top-level matches of the given levels (`Error`, `Warning`, `Informational`).
+pub fn cfn_lint(root: &Path, levels: &[&str]) -> BTreeSet<Lint> {
     let files: Vec<String> = super::templates(root).into_iter().map(|(p, _)| p).collect();
     let output = Command::new(tool("cfn-lint"))
         .current_dir(root)
@@ -54,7 +59,8 @@ pub fn cfn_lint_errors(root: &Path) -> BTreeSet<Lint> {
         .as_array()
         .expect("cfn-lint JSON is a list")
         .iter()
-        .filter(|m| m["Level"] == "Error")
+        .filter(|m| m["ParentId"].is_null())
+        .filter(|m| levels.iter().any(|l| m["Level"] == *l))
         .map(|m| Lint {
             rule: m["Rule"]["Id"].as_str().unwrap_or("?").to_string(),
             level: m["Level"].as_str().unwrap_or("?").to_string(),
