@@ -903,3 +903,36 @@ fn issue_5_wildcard_resources_are_granted_unless_kms_is_allowed_already() {
         "listing queues reads no message"
     );
 }
+
+/// A role with no policy of its own gets the key in an inline policy; `vpc` then attaches a
+/// policy to the same role. A second run must leave the grant where it is.
+#[test]
+fn issue_5_grant_on_a_role_without_policies_converges_in_one_run() {
+    use cdk_harden::assembly::Environment;
+    use cdk_harden::transform::harden_stack;
+    let template = serde_json::json!({"Resources": {
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "codebuild.amazonaws.com"}, "Action": "sts:AssumeRole"}]}}},
+        "Build": {"Type": "AWS::CodeBuild::Project", "Properties": {
+            "ServiceRole": {"Fn::GetAtt": ["Role", "Arn"]},
+            "Artifacts": {"Type": "NO_ARTIFACTS"},
+            "Environment": {"ComputeType": "BUILD_GENERAL1_SMALL", "Image": "aws/codebuild/standard:7.0", "Type": "LINUX_CONTAINER"},
+            "Source": {"Type": "NO_SOURCE", "BuildSpec": "version: 0.2"}}}
+    }});
+    let config = cdk_harden::LoadedConfig::parse(
+        std::path::Path::new("cdk-harden.json"),
+        br#"{"environments": {"*": {"kms": {"create": true},
+            "vpc": {"vpcId": "vpc-0123456789abcdef0", "subnetIds": ["subnet-0123456789abcdef0"], "securityGroupIds": ["sg-0123456789abcdef0"]},
+            "packageRegistry": {"npm": "https://npm.example.com/"}}}}"#,
+    )
+    .unwrap();
+    let registry = cdk_harden::Registry::builtin().unwrap();
+    let run = |t: serde_json::Value| {
+        let assembly = cdk_harden::Assembly::from_template("T", t, Environment::default());
+        harden_stack(&assembly, 0, &config, &registry).unwrap()
+    };
+    let once = run(template);
+    assert!(once.applied.iter().any(|a| a.transform == "kms"));
+    let twice = run(once.template.clone());
+    assert!(twice.applied.is_empty(), "{:#?}", twice.applied);
+}

@@ -420,13 +420,19 @@ fn propose(
                 .add(usage.mask, usage.why.clone());
             continue;
         };
+        // The app's own policy attached only to this role, never one cdk-harden added (a
+        // later transform may attach one, and the grant must not move there on a second run).
         let attached = docs.iter().position(|d| {
-            d.policy_resource && d.roles == [role_id] && selected.contains(&d.logical_id)
+            d.policy_resource
+                && d.roles == [role_id]
+                && selected.contains(&d.logical_id)
+                && !d.logical_id.starts_with("CdkHarden")
         });
         let inline = docs
             .iter()
             .position(|d| d.logical_id == role_id && d.inline.as_deref() == Some(GRANT_SID));
-        match attached.or(inline) {
+        // An inline grant from an earlier run stays where it is.
+        match inline.or(attached) {
             Some(i) => needs[i].add(usage.mask, usage.why.clone()),
             None => new_inline
                 .entry(role_id.to_string())
