@@ -579,3 +579,49 @@ fn issue_2_kill_mid_copy_leaves_no_output_and_the_input_untouched() {
     );
     assert_eq!(snapshot(&root), input);
 }
+
+/// CDK writes object keys as `bucketPrefix + id + extension`; a prefix ending in a hex digit
+/// (`team-a`) puts the id at the end of a longer hex run. It must still be replaced.
+#[test]
+fn issue_2_ids_after_a_bucket_prefix_are_replaced() {
+    let (_dir, root) = copy_fixture("pipelines");
+    let dev = root.join("assembly-PipelineStack-Dev");
+    for entry in std::fs::read_dir(&dev).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let edited = text
+            .replace("\"objectKey\": \"", "\"objectKey\": \"team-a")
+            .replace("-assets-222222222222-eu-west-1/", "-assets-222222222222-eu-west-1/team-a");
+        std::fs::write(&path, edited).unwrap();
+    }
+    let before_ids = template_ids(&root);
+    let config = repo().join("tests/data/touch-only.json");
+    let o = run(&root, &["apply", ".", "--config", config.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let after_ids = template_ids(&root);
+    let renamed: Vec<(&String, &String)> = before_ids
+        .iter()
+        .zip(&after_ids)
+        .filter(|(a, b)| a.1 != b.1)
+        .map(|(a, b)| (&a.1, &b.1))
+        .collect();
+    assert_eq!(renamed.len(), 3, "nested, parent and pipeline");
+    for (path, bytes) in snapshot(&root) {
+        let text = String::from_utf8_lossy(&bytes);
+        for (old, _) in &renamed {
+            assert!(!text.contains(old.as_str()), "{path} still names {old}");
+        }
+    }
+    let assets = std::fs::read_dir(&dev)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".assets.json"))
+        .unwrap();
+    let assets = read_json(&assets);
+    for (id, entry) in assets["files"].as_object().unwrap() {
+        for (_, dest) in entry["destinations"].as_object().unwrap() {
+            let key = dest["objectKey"].as_str().unwrap();
+            assert!(key.starts_with(&format!("team-a{id}")), "{key} does not name {id}");
+        }
+    }
+}

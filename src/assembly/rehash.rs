@@ -247,6 +247,9 @@ fn is_hex64(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The candidate ids in `text`: the last 64 characters of every run of 64 or more hex digits.
+/// An id may follow other hex digits (an S3 `bucketPrefix` such as `team-a` is written right
+/// before the id in object keys and URLs) but never continues into more hex digits.
 fn hex_runs(text: &str) -> impl Iterator<Item = &str> {
     let bytes = text.as_bytes();
     let mut i = 0;
@@ -257,8 +260,8 @@ fn hex_runs(text: &str) -> impl Iterator<Item = &str> {
                 while i < bytes.len() && bytes[i].is_ascii_hexdigit() {
                     i += 1;
                 }
-                if i - start == 64 {
-                    return Some(&text[start..i]);
+                if i - start >= 64 {
+                    return Some(&text[i - 64..i]);
                 }
             } else {
                 i += 1;
@@ -312,11 +315,13 @@ impl Renames {
                 while i < bytes.len() && bytes[i].is_ascii_hexdigit() {
                     i += 1;
                 }
-                if i - start != 64 {
+                if i - start < 64 {
                     continue;
                 }
-                if let Some(new) = self.hex.get(&text[start..i]) {
-                    out.push_str(&text[last..start]);
+                // The id is the run's last 64 digits (see `hex_runs`).
+                let id_start = i - 64;
+                if let Some(new) = self.hex.get(&text[id_start..i]) {
+                    out.push_str(&text[last..id_start]);
                     out.push_str(new);
                     last = i;
                 }
@@ -351,10 +356,14 @@ mod tests {
     fn substitute_replaces_whole_ids_only() {
         let mut map = Renames::default();
         map.insert(A.to_string(), B.to_string());
-        let text = format!("s3://bucket/{A}.json \"{A}:1-eu\" {A}0 x{A}");
+        let text = format!("s3://bucket/{A}.json \"{A}:1-eu\" {A}0 x{A} team-a{A}.json");
         let out = map.apply(&text);
-        // `{A}0` is a longer hex run, not the id; `x{A}` is the id after a non-hex character.
-        assert_eq!(out, format!("s3://bucket/{B}.json \"{B}:1-eu\" {A}0 x{B}"));
+        // `{A}0` runs on into another hex digit: not the id. `x{A}` is the id after a non-hex
+        // character, `team-a{A}` after a bucket prefix ending in a hex digit.
+        assert_eq!(
+            out,
+            format!("s3://bucket/{B}.json \"{B}:1-eu\" {A}0 x{B} team-a{B}.json")
+        );
     }
 
     #[test]
