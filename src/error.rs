@@ -73,6 +73,9 @@ pub enum Error {
     #[error("{}: `--out` must be a directory outside the assembly {} (and not one that contains it)", out.display(), input.display())]
     OutputOverlapsInput { out: PathBuf, input: PathBuf },
 
+    #[error("{template}: the template changes, but no asset manifest entry publishes it, so its asset hash cannot be updated and the old template would deploy; synthesize with the default stack synthesizer")]
+    UnpublishedTemplate { template: String },
+
     #[error("{}: refusing to overwrite: the directory exists and is not a cloud assembly (no manifest.json)", path.display())]
     OutputNotAssembly { path: PathBuf },
 

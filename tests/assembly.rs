@@ -625,3 +625,28 @@ fn issue_2_ids_after_a_bucket_prefix_are_replaced() {
         }
     }
 }
+
+/// A template that changes but has no asset entry would deploy under its old hash: refused.
+#[test]
+fn issue_2_a_changed_template_without_an_asset_entry_is_refused() {
+    let (_dir, root) = copy_fixture("secrets");
+    edit_json(&root.join("SecretsStack.assets.json"), |m| {
+        m["files"] = serde_json::json!({});
+    });
+    let config = config("secrets");
+    assert_refused(
+        &root,
+        &["apply", ".", "--config", config.to_str().unwrap()],
+        &["SecretsStack.template.json", "no asset manifest entry publishes it"],
+        &root,
+    );
+    // An asset manifest that is not an object is refused when read.
+    let (_dir, root) = copy_fixture("secrets");
+    std::fs::write(root.join("SecretsStack.assets.json"), "[]").unwrap();
+    assert_refused(
+        &root,
+        &["apply", ".", "--config", config.to_str().unwrap()],
+        &["SecretsStack.assets.json", "an object"],
+        &root,
+    );
+}

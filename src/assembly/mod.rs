@@ -122,6 +122,10 @@ pub struct Stack {
     pub nested: Option<NestedLink>,
     /// The file asset entries that publish this template.
     pub assets: Vec<AssetRef>,
+    /// Whether the template is deployed from an asset (a nested stack's `TemplateURL`, or a
+    /// stack whose manifest names `stackTemplateAssetObjectUrl`): if it changes, it must have
+    /// an asset entry to re-hash.
+    pub published: bool,
     pub template: Value,
     /// The template as read, byte for byte.
     pub original: String,
@@ -185,6 +189,7 @@ impl Assembly {
                 stage: None,
                 nested: None,
                 assets: Vec::new(),
+                published: false,
                 template,
                 original,
             }],

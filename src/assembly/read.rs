@@ -76,6 +76,8 @@ struct StackJob {
     template_path: RelPath,
     environment: Environment,
     stage: Option<String>,
+    /// Whether the manifest deploys the template from an asset (`stackTemplateAssetObjectUrl`).
+    published: bool,
     /// The manifest and pointer that name the template, for the error if it is missing.
     named_by: (std::path::PathBuf, String),
 }
@@ -190,6 +192,8 @@ impl Reader<'_> {
                         template_path,
                         environment,
                         stage: display_name.clone(),
+                        published: str_at(artifact, "/properties/stackTemplateAssetObjectUrl")
+                            .is_some(),
                         named_by: (
                             manifest_file.clone(),
                             format!("{at}/properties/templateFile"),
@@ -264,6 +268,9 @@ impl Reader<'_> {
     fn read_asset_manifest(&mut self, path: RelPath) -> Result<()> {
         let (text, value) = read_json(self.root, &path)?;
         let file = path.under(self.root);
+        if !value.is_object() {
+            return Err(self.shape(&path, String::new(), "an object (an asset manifest)"));
+        }
         let base = path.parent();
         let mut files = Vec::new();
         if let Some(entries) = value.get("files") {
@@ -373,6 +380,8 @@ fn read_stack(
         template_path,
         environment: job.environment.clone(),
         stage: job.stage.clone(),
+        // A nested stack's template is always deployed from its asset (`TemplateURL`).
+        published: nested.is_some() || job.published,
         nested,
         assets: Vec::new(),
         template,

@@ -123,6 +123,15 @@ pub fn rehash(
         visit(d, &dirty, &mentions, &mut done, &mut order);
     }
 
+    // A changed template deployed from an asset needs an asset entry to re-hash.
+    if let Some(&i) = dirty
+        .iter()
+        .find(|&&i| stacks[i].published && stacks[i].assets.is_empty())
+    {
+        return Err(Error::UnpublishedTemplate {
+            template: stacks[i].template_path.to_string(),
+        });
+    }
     let mut map = Renames::default();
     let mut owner_of_new: BTreeMap<String, usize> = BTreeMap::new();
     let mut out = Rehashed::default();
