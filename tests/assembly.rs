@@ -650,3 +650,22 @@ fn issue_2_a_changed_template_without_an_asset_entry_is_refused() {
         &root,
     );
 }
+
+#[test]
+fn issue_2_malformed_resources_are_refused() {
+    for (edit, needle) in [
+        (serde_json::json!([]), "`/Resources` must be an object of resources"),
+        (serde_json::json!({"Broken": null}), "`/Resources/Broken` must be an object"),
+        (serde_json::json!({"Untyped": {"Properties": {}}}), "`/Resources/Untyped/Type` must be a string"),
+    ] {
+        let (_dir, root) = copy_fixture("secrets");
+        edit_json(&root.join("SecretsStack.template.json"), |t| t["Resources"] = edit.clone());
+        let config = config("secrets");
+        assert_refused(
+            &root,
+            &["apply", ".", "--config", config.to_str().unwrap()],
+            &["SecretsStack.template.json", needle],
+            &root,
+        );
+    }
+}

@@ -352,6 +352,7 @@ fn read_stack(
             expected: "a JSON object (a CloudFormation template)",
         });
     }
+    check_resources(&template, &file)?;
     let index = out.len();
     let base = template_path.parent();
     let mut children = Vec::new();
@@ -401,6 +402,31 @@ fn read_stack(
             (&file, pointer),
             out,
         )?;
+    }
+    Ok(())
+}
+
+/// `Resources`, when present, is an object of resources, each an object with a string `Type`:
+/// transforms select resources by type, so anything else is refused before they run.
+fn check_resources(template: &Value, file: &Path) -> Result<()> {
+    let shape = |pointer: String, expected| Error::Shape {
+        path: file.to_path_buf(),
+        pointer,
+        expected,
+    };
+    let resources = match template.get("Resources") {
+        None => return Ok(()),
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(shape("/Resources".into(), "an object of resources")),
+    };
+    for (id, resource) in resources {
+        let at = format!("/Resources/{}", escape_pointer(id));
+        if !resource.is_object() {
+            return Err(shape(at, "an object (a resource)"));
+        }
+        if !resource.get("Type").is_some_and(Value::is_string) {
+            return Err(shape(format!("{at}/Type"), "a string (the resource type)"));
+        }
     }
     Ok(())
 }
