@@ -9,6 +9,9 @@
 //! - Anonymous readers: static website buckets, buckets whose policy allows anonymous
 //!   `s3:GetObject`, and buckets read through a CloudFront origin access identity. None of them
 //!   can call KMS.
+//! - Replication sources: S3 replicates SSE-KMS objects only with settings and grants for both
+//!   keys that the app must choose; switching the source to SSE-KMS would silently stop
+//!   replication.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +30,7 @@ const WEBSITE: &str =
     "hosts a static website: anonymous website requests cannot decrypt SSE-KMS objects; left as is";
 const PUBLIC: &str =
     "its bucket policy allows anonymous reads, which cannot decrypt SSE-KMS objects; left as is";
+const REPLICATION: &str = "replicates to another bucket: S3 replicates SSE-KMS objects only with `SourceSelectionCriteria.SseKmsEncryptedObjects`, a `ReplicaKmsKeyID` per destination and a replication role that may use both keys; left as is (encrypt it in the app, with those settings)";
 const OAI: &str = "is read through a CloudFront origin access identity, which cannot decrypt SSE-KMS objects; left as is (move the distribution to origin access control to encrypt it)";
 
 /// The buckets of the template that stay as they are, each with the reason, by logical id.
@@ -112,6 +116,9 @@ pub fn exempt_buckets(template: &Value) -> BTreeMap<String, &'static str> {
         if cfn::prop(bucket, "WebsiteConfiguration").is_some() {
             add(vec![(*id).clone()], WEBSITE);
         }
+        if cfn::prop(bucket, "ReplicationConfiguration").is_some() {
+            add(vec![(*id).clone()], REPLICATION);
+        }
     }
     out
 }
@@ -186,6 +193,7 @@ mod tests {
             "Other": {"Type": "AWS::S3::Bucket", "Properties": {"LoggingConfiguration": {"DestinationBucketName": "org-logs"}}},
             "Acl": {"Type": "AWS::S3::Bucket", "Properties": {"AccessControl": "LogDeliveryWrite"}},
             "Site": {"Type": "AWS::S3::Bucket", "Properties": {"WebsiteConfiguration": {"IndexDocument": "index.html"}}},
+            "Replicated": {"Type": "AWS::S3::Bucket", "Properties": {"ReplicationConfiguration": {"Role": "arn:aws:iam::111111111111:role/r", "Rules": []}}},
             "Public": {"Type": "AWS::S3::Bucket"},
             "PublicPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": {"Ref": "Public"}, "PolicyDocument": {"Statement": [
                 {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject", "Resource": "*"}]}}},
@@ -203,8 +211,9 @@ mod tests {
         let ids: Vec<&str> = exempt.keys().map(String::as_str).collect();
         assert_eq!(
             ids,
-            ["Acl", "Alb", "Logs", "Named", "Oai", "Public", "Site"]
+            ["Acl", "Alb", "Logs", "Named", "Oai", "Public", "Replicated", "Site"]
         );
+        assert!(exempt["Replicated"].contains("SseKmsEncryptedObjects"));
         assert!(exempt["Logs"].contains("server access logs"));
         assert!(exempt["Alb"].contains("Elastic Load Balancing"));
         assert!(exempt["Site"].contains("website"));
