@@ -936,3 +936,33 @@ fn issue_5_grant_on_a_role_without_policies_converges_in_one_run() {
     let twice = run(once.template.clone());
     assert!(twice.applied.is_empty(), "{:#?}", twice.applied);
 }
+
+/// A resource other stacks use through an export: their roles need the key too, and the
+/// review must say so (they are not in this template to be granted).
+#[test]
+fn issue_5_exported_encrypted_resources_are_reported() {
+    use cdk_harden::assembly::Environment;
+    use cdk_harden::transform::{harden_stack, NoteKind};
+    let template = serde_json::json!({
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {"ExportsOutputFnGetAttQueueArn": {
+            "Value": {"Fn::GetAtt": ["Queue", "Arn"]},
+            "Export": {"Name": "Storage:ExportsOutputFnGetAttQueueArn"}}}
+    });
+    let config = cdk_harden::LoadedConfig::parse(
+        std::path::Path::new("cdk-harden.json"),
+        br#"{"environments": {"*": {"kms": {"create": true}}}}"#,
+    )
+    .unwrap();
+    let registry = cdk_harden::Registry::builtin().unwrap();
+    let assembly = cdk_harden::Assembly::from_template("T", template, Environment::default());
+    let out = harden_stack(&assembly, 0, &config, &registry).unwrap();
+    assert!(out.template["Resources"]["Queue"]["Properties"]["KmsMasterKeyId"].is_object());
+    assert!(
+        out.notes.iter().any(|n| n.kind == NoteKind::ActionRequired
+            && n.logical_id.as_deref() == Some("Queue")
+            && n.message.contains("ExportsOutputFnGetAttQueueArn")),
+        "{:#?}",
+        out.notes
+    );
+}

@@ -98,6 +98,38 @@ impl Source {
     }
 }
 
+/// Encrypted resources another stack may use through an export (CDK's cross-stack
+/// references): the consumers need the key too, and they are not in this template, so the
+/// review says so.
+fn exported_notes(
+    template: &Value,
+    encrypted: &[(String, Kind)],
+    key: &str,
+    ctx: &Context,
+    proposal: &mut Proposal,
+) {
+    for (name, output) in template
+        .get("Outputs")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        if output.get("Export").is_none() {
+            continue;
+        }
+        let refs = cfn::referenced_ids(output.get("Value").unwrap_or(&Value::Null));
+        for (id, _) in encrypted.iter().filter(|(id, _)| refs.contains(id)) {
+            proposal.notes.push(ctx.note(
+                Some(id),
+                NoteKind::ActionRequired,
+                format!(
+                    "`{id}` is exported (output `{name}`): roles in other stacks that use it through `Fn::ImportValue` now also need {key} (`kms:Decrypt` to read; `kms:GenerateDataKey*` and `kms:Decrypt` to write); grant it there"
+                ),
+            ));
+        }
+    }
+}
+
 /// The region of `arn:PARTITION:kms:REGION:ACCOUNT:key/ID`.
 fn key_arn_region(arn: &str) -> Option<&str> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
@@ -210,6 +242,7 @@ impl Action for Kms {
         // 2. The key, and who outside the template it must let in.
         let uses = key::service_uses(template, &encrypted);
         let label = source.label();
+        exported_notes(template, &encrypted, &label, ctx, &mut proposal);
         let mut role_uses = role_uses(template, &encrypted);
         let key_principals = outside_principals(
             template,
