@@ -591,7 +591,10 @@ fn issue_2_ids_after_a_bucket_prefix_are_replaced() {
         let text = std::fs::read_to_string(&path).unwrap();
         let edited = text
             .replace("\"objectKey\": \"", "\"objectKey\": \"team-a")
-            .replace("-assets-222222222222-eu-west-1/", "-assets-222222222222-eu-west-1/team-a");
+            .replace(
+                "-assets-222222222222-eu-west-1/",
+                "-assets-222222222222-eu-west-1/team-a",
+            );
         std::fs::write(&path, edited).unwrap();
     }
     let before_ids = template_ids(&root);
@@ -621,7 +624,10 @@ fn issue_2_ids_after_a_bucket_prefix_are_replaced() {
     for (id, entry) in assets["files"].as_object().unwrap() {
         for (_, dest) in entry["destinations"].as_object().unwrap() {
             let key = dest["objectKey"].as_str().unwrap();
-            assert!(key.starts_with(&format!("team-a{id}")), "{key} does not name {id}");
+            assert!(
+                key.starts_with(&format!("team-a{id}")),
+                "{key} does not name {id}"
+            );
         }
     }
 }
@@ -637,7 +643,10 @@ fn issue_2_a_changed_template_without_an_asset_entry_is_refused() {
     assert_refused(
         &root,
         &["apply", ".", "--config", config.to_str().unwrap()],
-        &["SecretsStack.template.json", "no asset manifest entry publishes it"],
+        &[
+            "SecretsStack.template.json",
+            "no asset manifest entry publishes it",
+        ],
         &root,
     );
     // An asset manifest that is not an object is refused when read.
@@ -654,12 +663,23 @@ fn issue_2_a_changed_template_without_an_asset_entry_is_refused() {
 #[test]
 fn issue_2_malformed_resources_are_refused() {
     for (edit, needle) in [
-        (serde_json::json!([]), "`/Resources` must be an object of resources"),
-        (serde_json::json!({"Broken": null}), "`/Resources/Broken` must be an object"),
-        (serde_json::json!({"Untyped": {"Properties": {}}}), "`/Resources/Untyped/Type` must be a string"),
+        (
+            serde_json::json!([]),
+            "`/Resources` must be an object of resources",
+        ),
+        (
+            serde_json::json!({"Broken": null}),
+            "`/Resources/Broken` must be an object",
+        ),
+        (
+            serde_json::json!({"Untyped": {"Properties": {}}}),
+            "`/Resources/Untyped/Type` must be a string",
+        ),
     ] {
         let (_dir, root) = copy_fixture("secrets");
-        edit_json(&root.join("SecretsStack.template.json"), |t| t["Resources"] = edit.clone());
+        edit_json(&root.join("SecretsStack.template.json"), |t| {
+            t["Resources"] = edit.clone()
+        });
         let config = config("secrets");
         assert_refused(
             &root,

@@ -492,3 +492,38 @@ fn issue_6_without_a_production_definition_the_pipeline_gets_a_note() {
     assert_eq!(note.logical_id.as_deref(), Some(PIPELINE));
     assert!(note.message.contains("`production`"), "{}", note.message);
 }
+
+/// CodePipeline accepts RunOrder 1 to 999: when shifting a production stage's actions would
+/// pass that, no approval is added, and the review says why.
+#[test]
+fn issue_6_run_orders_are_never_shifted_past_999() {
+    let (_dir, root) = copy_fixture("shapes");
+    edit(&root, "ClassicPipelineStack.template.json", |t| {
+        let pipeline = t["Resources"]
+            .as_object_mut()
+            .unwrap()
+            .values_mut()
+            .find(|r| r["Type"] == "AWS::CodePipeline::Pipeline")
+            .unwrap();
+        for stage in pipeline["Properties"]["Stages"].as_array_mut().unwrap() {
+            if stage["Name"] == "Production" {
+                for action in stage["Actions"].as_array_mut().unwrap() {
+                    action["RunOrder"] = serde_json::json!(999);
+                }
+            }
+        }
+    });
+    let outcome = run(&root, &config("shapes"), Mode::DryRun);
+    assert!(changes_of(&outcome, "prod-approval").is_empty());
+    let noted = outcome
+        .report
+        .stacks
+        .iter()
+        .flat_map(|s| &s.notes)
+        .any(|n| {
+            n.transform == "prod-approval"
+                && n.message.contains("RunOrder 1000")
+                && n.message.contains("999")
+        });
+    assert!(noted, "the review says why no approval was added");
+}

@@ -98,6 +98,21 @@ impl Action for ProdApproval {
                     .and_then(Value::as_array)
                     .expect("read_stages checked the shape");
                 let new = gated_actions(actions, stage, &here, &configuration);
+                if let Some(late) = new
+                    .iter()
+                    .filter_map(|a| a.get("RunOrder").and_then(Value::as_u64))
+                    .find(|&r| r > MAX_RUN_ORDER)
+                {
+                    proposal.notes.push(ctx.note(
+                        Some(id),
+                        NoteKind::ActionRequired,
+                        format!(
+                            "{}: no approval added: moving the stage's actions one step later would give RunOrder {late}, and CodePipeline allows at most {MAX_RUN_ORDER}; add the approval in the app",
+                            stage.name
+                        ),
+                    ));
+                    continue;
+                }
                 proposal.push(Change::on_resource(
                     id,
                     &format!("/Properties/Stages/{}/Actions", stage.index),
@@ -448,11 +463,15 @@ fn approval_configuration(approval: &crate::config::ApprovalConfig) -> Option<Va
     (!map.is_empty()).then_some(Value::Object(map))
 }
 
+/// The highest RunOrder CodePipeline accepts.
+const MAX_RUN_ORDER: u64 = 999;
+
 /// The stage's actions with the approvals added and later actions moved on.
 ///
 /// An action at original `RunOrder` `r` moves on by the number of approvals inserted at or
 /// before `r`; the approval planned at `p` gets `p` plus the number planned before it. Each
-/// approval is placed in the list just before the first action it precedes.
+/// approval is placed in the list just before the first action it precedes. The caller
+/// refuses the result when a RunOrder passes [`MAX_RUN_ORDER`].
 fn gated_actions(
     actions: &[Value],
     stage: &Stage,
@@ -477,7 +496,7 @@ fn gated_actions(
             action.insert("Configuration".into(), c.clone());
         }
         action.insert("Name".into(), json!(name));
-        action.insert("RunOrder".into(), json!(point + n as u64));
+        action.insert("RunOrder".into(), json!(point.saturating_add(n as u64)));
         let position = stage
             .actions
             .iter()
@@ -495,7 +514,7 @@ fn gated_actions(
             out.push(action.clone());
         } else {
             let mut moved = action.clone();
-            moved["RunOrder"] = json!(act.run_order + shift);
+            moved["RunOrder"] = json!(act.run_order.saturating_add(shift));
             out.push(moved);
         }
     }

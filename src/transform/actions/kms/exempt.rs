@@ -211,7 +211,16 @@ mod tests {
         let ids: Vec<&str> = exempt.keys().map(String::as_str).collect();
         assert_eq!(
             ids,
-            ["Acl", "Alb", "Logs", "Named", "Oai", "Public", "Replicated", "Site"]
+            [
+                "Acl",
+                "Alb",
+                "Logs",
+                "Named",
+                "Oai",
+                "Public",
+                "Replicated",
+                "Site"
+            ]
         );
         assert!(exempt["Replicated"].contains("SseKmsEncryptedObjects"));
         assert!(exempt["Logs"].contains("server access logs"));
