@@ -966,3 +966,46 @@ fn issue_5_exported_encrypted_resources_are_reported() {
         out.notes
     );
 }
+
+/// A role whose only policy is inline gets the key once: in that policy, not also in a new
+/// inline `CdkHardenKms` policy.
+#[test]
+fn issue_5_a_role_with_an_inline_policy_gets_one_grant() {
+    use cdk_harden::assembly::Environment;
+    use cdk_harden::transform::harden_stack;
+    let template = serde_json::json!({"Resources": {
+        "Queue": {"Type": "AWS::SQS::Queue"},
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+            "Policies": [{"PolicyName": "App", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": {"Fn::GetAtt": ["Queue", "Arn"]}}]}}]}},
+        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Role": {"Fn::GetAtt": ["Role", "Arn"]}, "Runtime": "nodejs20.x", "Handler": "index.handler",
+            "Code": {"ZipFile": "exports.handler = async () => {};"},
+            "Environment": {"Variables": {"QUEUE_URL": {"Ref": "Queue"}}}}}
+    }});
+    let config = cdk_harden::LoadedConfig::parse(
+        std::path::Path::new("cdk-harden.json"),
+        br#"{"environments": {"*": {"kms": {"create": true}}}, "transforms": {"disable": ["vpc"]}}"#,
+    )
+    .unwrap();
+    let registry = cdk_harden::Registry::builtin().unwrap();
+    let assembly = cdk_harden::Assembly::from_template("T", template, Environment::default());
+    let out = harden_stack(&assembly, 0, &config, &registry).unwrap();
+    let policies = out.template["Resources"]["Role"]["Properties"]["Policies"]
+        .as_array()
+        .unwrap();
+    assert_eq!(policies.len(), 1, "no second inline policy: {policies:#?}");
+    let grants: Vec<_> = policies[0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Sid"] == "CdkHardenKms")
+        .collect();
+    assert_eq!(grants.len(), 1, "{grants:#?}");
+    let actions = grants[0]["Action"].to_string();
+    for a in ["kms:Decrypt", "kms:GenerateDataKey*"] {
+        assert!(actions.contains(a), "{actions}");
+    }
+}

@@ -431,8 +431,16 @@ fn propose(
         let inline = docs
             .iter()
             .position(|d| d.logical_id == role_id && d.inline.as_deref() == Some(GRANT_SID));
+        // Else one of the role's own inline policies, so the role gets one grant, not two.
+        let own_inline = docs.iter().position(|d| {
+            d.logical_id == role_id
+                && selected.contains(&d.logical_id)
+                && d.inline
+                    .as_deref()
+                    .is_some_and(|n| !n.starts_with("CdkHarden"))
+        });
         // An inline grant from an earlier run stays where it is.
-        match inline.or(attached) {
+        match inline.or(attached).or(own_inline) {
             Some(i) => needs[i].add(usage.mask, usage.why.clone()),
             None => new_inline
                 .entry(role_id.to_string())
