@@ -737,3 +737,24 @@ fn issue_4_bad_literal_ids_are_errors_naming_the_environment() {
         "{text}"
     );
 }
+
+/// A function already waits for its role (it names it with `Fn::GetAtt`): when the grant is in
+/// the role, no redundant `DependsOn` is added (cfn-lint W3005).
+#[test]
+fn issue_4_a_grant_in_the_role_adds_no_redundant_depends_on() {
+    let template = json!({"Resources": {
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}}},
+        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Role": {"Fn::GetAtt": ["Role", "Arn"]}, "Runtime": "nodejs20.x", "Handler": "index.handler",
+            "Code": {"ZipFile": "exports.handler = async () => {};"}}}
+    }});
+    let (_dir, root) = assembly("aws://111111111111/eu-west-1", template);
+    let h = harden_vpc(&root, literal_vpc()).unwrap();
+    let managed = h.template["Resources"]["Role"]["Properties"]["ManagedPolicyArns"].to_string();
+    assert!(
+        managed.contains("AWSLambdaVPCAccessExecutionRole"),
+        "{managed}"
+    );
+    assert!(h.template["Resources"]["Fn"].get("DependsOn").is_none());
+}

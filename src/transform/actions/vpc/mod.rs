@@ -208,13 +208,17 @@ fn place_function(
                 )?;
                 policy
             };
-            proposal.push(Change::on_resource(
-                id,
-                "/DependsOn",
-                Op::AppendUnique,
-                json!([grant]),
-                "create the function only after its role may manage network interfaces",
-            ));
+            // The function names its role (`Fn::GetAtt`), so it already waits for a grant
+            // made in the role itself; only a separate policy needs an explicit `DependsOn`.
+            if grant != role {
+                proposal.push(Change::on_resource(
+                    id,
+                    "/DependsOn",
+                    Op::AppendUnique,
+                    json!([grant]),
+                    "create the function only after its role may manage network interfaces",
+                ));
+            }
         }
         RoleRef::Imported(value) => proposal.notes.push(ctx.note(
             Some(id),
