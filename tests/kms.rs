@@ -376,13 +376,7 @@ fn issue_5_apply_twice_is_apply_once() {
             .iter()
             .any(|s| s.changes.iter().any(|c| c.transform == "kms")));
         let after_first = common::snapshot(&out);
-        let second = cdk_harden::run(&cdk_harden::Options {
-            assembly: out.clone(),
-            config: Some(common::config(app)),
-            out: None,
-            mode: cdk_harden::Mode::Apply,
-        })
-        .unwrap();
+        let second = common::apply_again(&out, app);
         let kms_changes: Vec<_> = second
             .report
             .stacks

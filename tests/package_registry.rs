@@ -183,21 +183,18 @@ fn issue_4_missing_package_registry_exits_2_naming_the_environment() {
         .remove("packageRegistry");
     let config_path = dir.path().join("no-mirrors.json");
     std::fs::write(&config_path, config.to_string()).unwrap();
-    let before = common::snapshot(&out);
-    let o = common::run(
+    let args = [
+        "apply",
+        out.to_str().unwrap(),
+        "--config",
+        config_path.to_str().unwrap(),
+    ];
+    common::assert_refused(
         dir.path(),
-        &[
-            "apply",
-            out.to_str().unwrap(),
-            "--config",
-            config_path.to_str().unwrap(),
-        ],
+        &args,
+        &["environment `", "packageRegistry.npm"],
+        &out,
     );
-    let err = common::stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("environment `"), "{err}");
-    assert!(err.contains("packageRegistry.npm"), "{err}");
-    assert!(before == common::snapshot(&out), "nothing may be written");
 }
 
 // Hand-written templates.

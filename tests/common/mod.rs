@@ -145,3 +145,15 @@ pub fn assert_refused(cwd: &Path, args: &[&str], needles: &[&str], watched: &Pat
     assert!(snapshot(watched) == before, "the assembly was modified");
     err
 }
+
+/// Applies the example's config (in place, with the library) to an assembly already hardened
+/// with it, for idempotence tests.
+pub fn apply_again(root: &Path, app: &str) -> cdk_harden::Outcome {
+    cdk_harden::run(&cdk_harden::Options {
+        assembly: root.to_path_buf(),
+        config: Some(config(app)),
+        out: None,
+        mode: cdk_harden::Mode::Apply,
+    })
+    .unwrap_or_else(|e| panic!("apply {app} again: {e}"))
+}
