@@ -175,25 +175,11 @@ fn issue_4_package_registry_proposes_nothing_the_second_time() {
 
 #[test]
 fn issue_4_missing_package_registry_exits_2_naming_the_environment() {
-    let (dir, out) = common::copy_fixture("shapes");
-    let mut config = common::read_json(&common::config("shapes"));
-    config["environments"]["*"]
-        .as_object_mut()
-        .unwrap()
-        .remove("packageRegistry");
-    let config_path = dir.path().join("no-mirrors.json");
-    std::fs::write(&config_path, config.to_string()).unwrap();
-    let args = [
-        "apply",
-        out.to_str().unwrap(),
-        "--config",
-        config_path.to_str().unwrap(),
-    ];
-    common::assert_refused(
-        dir.path(),
-        &args,
+    common::assert_refused_without(
+        "shapes",
+        "*",
+        "packageRegistry",
         &["environment `", "packageRegistry.npm"],
-        &out,
     );
 }
 

@@ -441,25 +441,11 @@ fn issue_4_hardening_the_hardened_fixtures_again_changes_nothing() {
 
 #[test]
 fn issue_4_missing_vpc_config_exits_2_naming_the_environment() {
-    let (dir, out) = common::copy_fixture("pipelines");
-    let mut config = common::read_json(&common::config("pipelines"));
-    config["environments"]["222222222222/eu-west-1"]
-        .as_object_mut()
-        .unwrap()
-        .remove("vpc");
-    let config_path = dir.path().join("no-vpc.json");
-    std::fs::write(&config_path, config.to_string()).unwrap();
-    let args = [
-        "apply",
-        out.to_str().unwrap(),
-        "--config",
-        config_path.to_str().unwrap(),
-    ];
-    common::assert_refused(
-        dir.path(),
-        &args,
+    common::assert_refused_without(
+        "pipelines",
+        "222222222222/eu-west-1",
+        "vpc",
         &["222222222222/eu-west-1", "`vpc`"],
-        &out,
     );
 }
 

@@ -121,6 +121,19 @@ fn sub_names(text: &str) -> Vec<&str> {
     names
 }
 
+/// The strings of a value that IAM lets be one string or a list of them (`Action`,
+/// `Principal.Service`, …); anything else gives none.
+pub fn string_list(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// `{"Ref": id}`.
 pub fn ref_to(id: &str) -> Value {
     json!({ "Ref": id })

@@ -157,3 +157,26 @@ pub fn apply_again(root: &Path, app: &str) -> cdk_harden::Outcome {
     })
     .unwrap_or_else(|e| panic!("apply {app} again: {e}"))
 }
+
+/// Applies the example's config with `setting` removed from its `environments[env]` entry, and
+/// asserts the run is refused (exit 2, every needle in stderr, nothing written).
+pub fn assert_refused_without(app: &str, env: &str, setting: &str, needles: &[&str]) {
+    let (dir, out) = copy_fixture(app);
+    let mut config = read_json(&config(app));
+    let removed = config["environments"][env]
+        .as_object_mut()
+        .and_then(|e| e.remove(setting));
+    assert!(
+        removed.is_some(),
+        "the {app} config sets `{setting}` for `{env}`"
+    );
+    let path = dir.path().join("reduced.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let args = [
+        "apply",
+        out.to_str().unwrap(),
+        "--config",
+        path.to_str().unwrap(),
+    ];
+    assert_refused(dir.path(), &args, needles, &out);
+}

@@ -152,14 +152,7 @@ pub fn statements(document: Option<&Value>) -> Vec<&Value> {
 
 /// The literal service principals of a statement's `Principal`.
 pub fn service_principals(principal: Option<&Value>) -> Vec<String> {
-    match principal.and_then(|p| p.get("Service")) {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|s| s.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    }
+    cfn::string_list(principal.and_then(|p| p.get("Service")))
 }
 
 fn is_oai(template: &Value, principal: Option<&Value>) -> bool {

@@ -141,16 +141,7 @@ pub enum Patterns {
 }
 
 pub fn action_patterns(statement: &Value) -> Patterns {
-    let list = |v: Option<&Value>| -> Vec<String> {
-        match v {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
+    let list = cfn::string_list;
     match statement.get("NotAction") {
         Some(not) => Patterns::NotAction(list(Some(not))),
         None => Patterns::Action(list(statement.get("Action"))),
