@@ -370,19 +370,10 @@ fn issue_5_customer_managed_keys_are_left_alone() {
 fn issue_5_apply_twice_is_apply_once() {
     for app in ["pipelines", "shapes", "secrets"] {
         let (_dir, out, first) = hardened(app);
-        assert!(first
-            .report
-            .stacks
-            .iter()
-            .any(|s| s.changes.iter().any(|c| c.transform == "kms")));
+        assert!(!common::changes_of(&first, "kms").is_empty());
         let after_first = common::snapshot(&out);
         let second = common::apply_again(&out, app);
-        let kms_changes: Vec<_> = second
-            .report
-            .stacks
-            .iter()
-            .flat_map(|s| s.changes.iter().filter(|c| c.transform == "kms"))
-            .collect();
+        let kms_changes = common::changes_of(&second, "kms");
         assert!(kms_changes.is_empty(), "{app}: {kms_changes:#?}");
         assert!(!second.written, "{app}: the second apply writes nothing");
         assert_eq!(common::snapshot(&out), after_first, "{app}");

@@ -88,20 +88,6 @@ fn edit(root: &Path, template: &str, f: impl FnOnce(&mut Value)) {
     std::fs::write(&path, serde_json::to_string_pretty(&value).unwrap()).unwrap();
 }
 
-/// The changes a run recorded for one transform.
-fn changes_of<'a>(
-    outcome: &'a Outcome,
-    transform: &str,
-) -> Vec<&'a cdk_harden::transform::Applied> {
-    outcome
-        .report
-        .stacks
-        .iter()
-        .flat_map(|s| &s.changes)
-        .filter(|c| c.transform == transform)
-        .collect()
-}
-
 #[test]
 fn issue_6_cdk_pipelines_prod_is_gated_once_dev_and_uat_are_not() {
     // The raw fixture has no approval anywhere: the test can see one being added.

@@ -180,3 +180,17 @@ pub fn assert_refused_without(app: &str, env: &str, setting: &str, needles: &[&s
     ];
     assert_refused(dir.path(), &args, needles, &out);
 }
+
+/// The changes a run recorded for one transform.
+pub fn changes_of<'a>(
+    outcome: &'a cdk_harden::Outcome,
+    transform: &str,
+) -> Vec<&'a cdk_harden::transform::Applied> {
+    outcome
+        .report
+        .stacks
+        .iter()
+        .flat_map(|s| &s.changes)
+        .filter(|c| c.transform == transform)
+        .collect()
+}
