@@ -14,16 +14,23 @@
 //! 5. **Report** ([`report`]): the recorded changes, notes and findings as text, markdown, JSON or
 //!    SARIF.
 //!
-//! Build scripts use [`run`] with plain [`Options`], or the steps one by one:
+//! Templates stream through steps 2 to 4: each is read when its turn comes, hardened, given
+//! its final bytes and staged to disk, then dropped, so memory holds only the templates in
+//! flight and the report's records. Templates are taken in waves, leaves first (see
+//! [`assembly::rehash::waves`]); the templates of a wave are independent and run on every
+//! core.
+//!
+//! Build scripts use [`run`] with plain [`Options`], or the steps themselves:
 //!
 //! ```no_run
-//! use cdk_harden::{Assembly, LoadedConfig, Registry};
+//! use cdk_harden::{Assembly, LoadedConfig, Registry, Writer};
 //! let config = LoadedConfig::load(Some("cdk-harden.json".as_ref()))?;
 //! let registry = Registry::load(&config)?;
 //! let assembly = Assembly::load("cdk.out")?;
-//! let hardened = cdk_harden::harden(&assembly, &config.config, &registry)?;
-//! let plan = cdk_harden::WritePlan::new(&assembly, &hardened.changed)?;
-//! plan.write_in_place(&assembly.root)?;
+//! let mut writer = Writer::in_place(&assembly.root);
+//! let report = cdk_harden::harden(&assembly, &config.config, &registry, Some(&mut writer))?;
+//! writer.commit()?;
+//! println!("{}", cdk_harden::report::headline(&report, true));
 //! # Ok::<(), cdk_harden::Error>(())
 //! ```
 
@@ -35,16 +42,19 @@ pub mod findings;
 pub mod report;
 pub mod transform;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde_json::Value;
-
-pub use assembly::{Assembly, WritePlan};
+pub use assembly::{Assembly, Writer};
 pub use config::{Config, LoadedConfig};
 pub use error::{Error, Result};
 pub use report::Report;
 pub use transform::{Hardened, Registry};
+
+use assembly::format::to_cdk_json;
+use assembly::rehash::{self, sha256_hex, Rehash};
+use assembly::write::Staged;
+use findings::Finding;
+use report::StackReport;
 
 /// What [`run`] does with the assembly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,41 +77,102 @@ pub struct Options {
     pub mode: Mode,
 }
 
-/// Every template's hardening, and the new templates of those that changed.
-#[derive(Debug, Default)]
-pub struct Harden {
-    /// Per stack, in [`Assembly::stacks`] order.
-    pub stacks: Vec<Hardened>,
-    /// The templates that changed: index into [`Assembly::stacks`] → new template.
-    pub changed: BTreeMap<usize, Value>,
+/// Hardens every template of the assembly and reports what changed. With a `writer`, every
+/// file whose bytes change is staged to it; [`Writer::commit`] then puts them in place.
+///
+/// All or nothing: the first template that fails stops the run, the error names it, and
+/// what was staged is removed when the writer is dropped.
+pub fn harden(
+    assembly: &Assembly,
+    config: &Config,
+    registry: &Registry,
+    mut writer: Option<&mut Writer>,
+) -> Result<Report> {
+    use rayon::prelude::*;
+    let mut rehash = Rehash::default();
+    let mut done: Vec<Option<Done>> = (0..assembly.stacks.len()).map(|_| None).collect();
+    for wave in rehash::waves(assembly) {
+        let shared = writer.as_deref();
+        let finished: Vec<Result<Done>> = wave
+            .par_iter()
+            .map(|&index| finish(assembly, index, config, registry, &rehash, shared))
+            .collect();
+        // In stack order: the first failure is the one reported, and files are renamed in a
+        // deterministic order.
+        for (&index, result) in wave.iter().zip(finished) {
+            let mut d = result?;
+            if let Some(id) = &d.new_id {
+                rehash.record(assembly, index, id)?;
+            }
+            if let (Some(w), Some(staged)) = (writer.as_deref_mut(), d.staged.take()) {
+                w.add(staged);
+            }
+            done[index] = Some(d);
+        }
+    }
+    if let Some(w) = writer {
+        for (path, text) in rehash.rewrite_others(assembly)? {
+            let staged = w.stage(&path, &text)?;
+            w.add(staged);
+        }
+    }
+    let mut stacks = Vec::with_capacity(done.len());
+    let mut findings = Vec::new();
+    let mut secrets = Vec::new();
+    for d in done.into_iter().flatten() {
+        stacks.push(d.report);
+        findings.extend(d.findings);
+        secrets.extend(d.secrets);
+    }
+    Ok(Report::assemble(stacks, findings, &rehash.renamed, secrets).with_transforms(registry))
 }
 
-/// Runs the transforms over every template. All or nothing: the first stack that fails stops
-/// the run, and the error names it.
-pub fn harden(assembly: &Assembly, config: &Config, registry: &Registry) -> Result<Harden> {
-    use rayon::prelude::*;
-    // Templates are independent: harden them on every core. The results come back in stack
-    // order, and the first failure in that order is the one reported.
-    let results: Vec<Result<Hardened>> = (0..assembly.stacks.len())
-        .into_par_iter()
-        .map(|index| {
-            let stack = &assembly.stacks[index];
-            transform::harden_stack(assembly, index, config, registry).map_err(|e| Error::Stack {
-                stack: stack.display_name.clone(),
-                template: stack.template_path.to_string(),
-                source: Box::new(e),
-            })
-        })
-        .collect();
-    let mut out = Harden::default();
-    for (index, hardened) in results.into_iter().enumerate() {
-        let hardened = hardened?;
-        if hardened.template != assembly.stacks[index].template {
-            out.changed.insert(index, hardened.template.clone());
-        }
-        out.stacks.push(hardened);
-    }
-    Ok(out)
+/// One template, finished.
+struct Done {
+    report: StackReport,
+    findings: Vec<Finding>,
+    secrets: Vec<String>,
+    /// The id of its final bytes, if they differ from the bytes read.
+    new_id: Option<String>,
+    staged: Option<Staged>,
+}
+
+/// Reads, hardens, scans and finishes one template: its final bytes are the hardened template
+/// with the new ids of the templates it names, staged to `writer` if they changed.
+fn finish(
+    assembly: &Assembly,
+    index: usize,
+    config: &Config,
+    registry: &Registry,
+    rehash: &Rehash,
+    writer: Option<&Writer>,
+) -> Result<Done> {
+    let stack = &assembly.stacks[index];
+    let before = assembly.read_template(index)?;
+    let hardened = transform::harden_template(assembly, index, &before.value, config, registry)
+        .map_err(|e| Error::Stack {
+            stack: stack.display_name.clone(),
+            template: stack.template_path.to_string(),
+            source: Box::new(e),
+        })?;
+    let findings = findings::scan(assembly, index, &hardened.template);
+    let after = if hardened.template == before.value {
+        rehash.finish(&before.text)
+    } else {
+        rehash.finish(&to_cdk_json(&hardened.template))
+    };
+    let rewritten = after != before.text;
+    let staged = match writer {
+        Some(w) if rewritten => Some(w.stage(&stack.template_path, &after)?),
+        _ => None,
+    };
+    Ok(Done {
+        report: StackReport::build(stack, &before, &hardened, &after, &findings),
+        secrets: report::secret_values(&findings, &before.value, &hardened.template),
+        findings,
+        new_id: rewritten.then(|| sha256_hex(after.as_bytes())),
+        staged,
+    })
 }
 
 /// The result of [`run`].
@@ -117,21 +188,15 @@ pub fn run(options: &Options) -> Result<Outcome> {
     let config = LoadedConfig::load(options.config.as_deref())?;
     let registry = Registry::load(&config)?;
     let assembly = Assembly::load(&options.assembly)?;
-    let hardened = harden(&assembly, &config.config, &registry)?;
-    let plan = WritePlan::new(&assembly, &hardened.changed)?;
-    let report = Report::build(&assembly, &hardened, &plan).with_transforms(&registry);
-    let mut written = false;
-    if options.mode == Mode::Apply {
-        match &options.out {
-            Some(out) => {
-                plan.write_copy(&assembly.root, out)?;
-                written = true;
-            }
-            None => {
-                written = !plan.is_empty();
-                plan.write_in_place(&assembly.root)?;
-            }
-        }
-    }
+    let mut writer = match (options.mode, &options.out) {
+        (Mode::DryRun, _) => None,
+        (Mode::Apply, None) => Some(Writer::in_place(&assembly.root)),
+        (Mode::Apply, Some(out)) => Some(Writer::copy(&assembly.root, out)?),
+    };
+    let report = harden(&assembly, &config.config, &registry, writer.as_mut())?;
+    let written = match writer {
+        Some(w) => w.commit()?,
+        None => false,
+    };
     Ok(Outcome { report, written })
 }

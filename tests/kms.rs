@@ -425,6 +425,8 @@ fn config(kms: Value, allow_replacement: &[&str]) -> Value {
 struct Run {
     _dir: tempfile::TempDir,
     root: PathBuf,
+    /// The template as written before the run.
+    input: String,
     template: Value,
     stack: StackReport,
 }
@@ -432,6 +434,7 @@ struct Run {
 fn apply(template: Value, environment: &str, config: Value) -> cdk_harden::Result<Run> {
     let dir = tempfile::tempdir().unwrap();
     let (root, config_path) = assembly(dir.path(), &template, environment, &config);
+    let input = std::fs::read_to_string(root.join("Stack.template.json")).unwrap();
     let outcome = cdk_harden::run(&cdk_harden::Options {
         assembly: root.clone(),
         config: Some(config_path),
@@ -443,6 +446,7 @@ fn apply(template: Value, environment: &str, config: Value) -> cdk_harden::Resul
     Ok(Run {
         _dir: dir,
         root,
+        input,
         template,
         stack,
     })
@@ -585,8 +589,7 @@ fn no_kms(run: &Run) -> PathBuf {
     let before = run.root.parent().unwrap().join("before");
     std::fs::create_dir_all(&before).unwrap();
     std::fs::copy(run.root.join("manifest.json"), before.join("manifest.json")).unwrap();
-    let original = run.stack.before.clone();
-    std::fs::write(before.join("Stack.template.json"), original).unwrap();
+    std::fs::write(before.join("Stack.template.json"), &run.input).unwrap();
     before
 }
 

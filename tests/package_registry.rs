@@ -46,10 +46,6 @@ fn variables(project: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn parse(text: &str) -> Value {
-    serde_json::from_str(text).unwrap()
-}
-
 #[test]
 fn issue_4_every_codebuild_project_gets_the_mirror_variables_and_keeps_its_own() {
     let mut projects = 0;
@@ -58,9 +54,9 @@ fn issue_4_every_codebuild_project_gets_the_mirror_variables_and_keeps_its_own()
         ("shapes", true, true, true),
         ("secrets", true, false, false),
     ] {
-        let (_dir, _out, outcome) = common::hardened(app);
+        let (_dir, out, outcome) = common::hardened(app);
         for stack in &outcome.report.stacks {
-            let (before, after) = (parse(&stack.before), parse(&stack.after));
+            let (before, after) = common::before_after(app, &out, &stack.template);
             for (id, project) in common::resources_of(&after, PROJECT) {
                 projects += 1;
                 let old = variables(&before["Resources"][id]);
@@ -218,8 +214,8 @@ fn harden(root: &Path, registry: Value) -> cdk_harden::Result<cdk_harden::transf
         config.to_string().as_bytes(),
     )?;
     let assembly = cdk_harden::Assembly::load(root)?;
-    let mut out = cdk_harden::harden(&assembly, &config, &cdk_harden::Registry::builtin()?)?;
-    Ok(out.stacks.remove(0))
+    let registry = cdk_harden::Registry::builtin()?;
+    cdk_harden::transform::harden_stack(&assembly, 0, &config, &registry)
 }
 
 fn project(environment: Value) -> Value {

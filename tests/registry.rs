@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use cdk_harden::transform::document::is_kebab;
-use cdk_harden::{Assembly, LoadedConfig, Registry, WritePlan};
+use cdk_harden::{Assembly, LoadedConfig, Registry, Writer};
 use common::*;
 
 #[test]
@@ -67,14 +67,20 @@ fn diff_of(app: &str, id: &str) -> String {
         .filter(|t| t != id)
         .collect();
     let assembly = Assembly::load(fixture(app)).unwrap();
-    let hardened = cdk_harden::harden(&assembly, &config, &registry).unwrap();
-    let plan = WritePlan::new(&assembly, &hardened.changed).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("out");
+    let mut writer = Writer::copy(&assembly.root, &copy).unwrap();
+    cdk_harden::harden(&assembly, &config, &registry, Some(&mut writer)).unwrap();
+    writer.commit().unwrap();
     let mut out = String::new();
-    for (path, text) in &plan.files {
-        let Some(stack) = assembly.stacks.iter().find(|s| &s.template_path == path) else {
+    for stack in &assembly.stacks {
+        let path = &stack.template_path;
+        let before = std::fs::read_to_string(path.under(&assembly.root)).unwrap();
+        let after = std::fs::read_to_string(path.under(&copy)).unwrap();
+        if before == after {
             continue;
-        };
-        let diff = similar::TextDiff::from_lines(&stack.original, text);
+        }
+        let diff = similar::TextDiff::from_lines(&before, &after);
         out.push_str(
             &diff
                 .unified_diff()

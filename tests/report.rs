@@ -342,11 +342,11 @@ fn many_stages(stages: usize, distinct: bool) -> Report {
                 .unwrap()
                 .replace("PipelineStack/Dev", &format!("PipelineStack/{name}"));
             let mut copy: cdk_harden::report::StackReport = serde_json::from_str(&json).unwrap();
-            copy.before = s
-                .before
-                .replace("PipelineStack/Dev", &format!("PipelineStack/{name}"));
-            copy.after = s
-                .after
+            copy.rewritten = s.rewritten;
+            copy.diff = s.diff.clone();
+            copy.diff.text = s
+                .diff
+                .text
                 .replace("PipelineStack/Dev", &format!("PipelineStack/{name}"));
             copy.template = s.template.replace("Dev", &name);
             if distinct {

@@ -24,15 +24,14 @@ const CODEBUILD_ACTIONS: &[&str] = &[
     "ec2:DescribeVpcs",
 ];
 
-fn parse(text: &str) -> Value {
-    serde_json::from_str(text).expect("templates are JSON")
-}
-
-/// (template path, before, after) of every template of a hardened report.
-fn before_after(stacks: &[StackReport]) -> Vec<(String, Value, Value)> {
+/// (template path, before, after) of every template of an example hardened into `out`.
+fn before_after(app: &str, out: &Path, stacks: &[StackReport]) -> Vec<(String, Value, Value)> {
     stacks
         .iter()
-        .map(|s| (s.template.clone(), parse(&s.before), parse(&s.after)))
+        .map(|s| {
+            let (before, after) = common::before_after(app, out, &s.template);
+            (s.template.clone(), before, after)
+        })
         .collect()
 }
 
@@ -147,8 +146,8 @@ fn issue_4_every_function_and_project_is_in_a_vpc_except_lambda_at_edge() {
     let mut outside = BTreeSet::new();
     let mut placed = 0;
     for app in ["pipelines", "shapes", "secrets"] {
-        let (_dir, _out, outcome) = common::hardened(app);
-        for (path, _, after) in before_after(&outcome.report.stacks) {
+        let (_dir, out, outcome) = common::hardened(app);
+        for (path, _, after) in before_after(app, &out, &outcome.report.stacks) {
             for (id, _, resource) in targets(&after) {
                 if resource["Properties"]["VpcConfig"].is_null() {
                     outside.insert(format!("{app}/{path}#{id}"));
@@ -170,8 +169,8 @@ fn issue_4_every_function_and_project_is_in_a_vpc_except_lambda_at_edge() {
 fn issue_4_roles_in_the_template_grant_the_eni_permissions_and_resources_depend_on_the_grant() {
     let mut checked = 0;
     for app in ["pipelines", "shapes", "secrets"] {
-        let (_dir, _out, outcome) = common::hardened(app);
-        for (path, before, after) in before_after(&outcome.report.stacks) {
+        let (_dir, out, outcome) = common::hardened(app);
+        for (path, before, after) in before_after(app, &out, &outcome.report.stacks) {
             for (id, kind, resource) in targets(&after) {
                 let given = before["Resources"][&id]["Properties"]["VpcConfig"].is_null()
                     && !resource["Properties"]["VpcConfig"].is_null();
@@ -328,14 +327,14 @@ fn issue_4_nested_stacks_in_ssm_environments_get_their_own_parameters() {
 
 #[test]
 fn issue_4_functions_cdk_creates_get_the_vpc_and_a_network_path_note() {
-    let (_dir, _out, outcome) = common::hardened("shapes");
+    let (_dir, out, outcome) = common::hardened("shapes");
     let stack = outcome
         .report
         .stacks
         .iter()
         .find(|s| s.template == "CustomResourcesStack.template.json")
         .unwrap();
-    let after = parse(&stack.after);
+    let (_, after) = common::before_after("shapes", &out, &stack.template);
     for id in [
         "AWS679f53fac002430cb0da5b7982bd22872D164C4C",
         "CustomCDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C81C01536",
@@ -361,7 +360,7 @@ fn issue_4_functions_cdk_creates_get_the_vpc_and_a_network_path_note() {
 
 #[test]
 fn issue_4_lambda_at_edge_is_skipped_with_a_note_and_a_checkov_reason() {
-    let (_dir, _out, outcome) = common::hardened("shapes");
+    let (_dir, out, outcome) = common::hardened("shapes");
     let stack = outcome
         .report
         .stacks
@@ -379,7 +378,7 @@ fn issue_4_lambda_at_edge_is_skipped_with_a_note_and_a_checkov_reason() {
         "{}",
         note.message
     );
-    let after = parse(&stack.after);
+    let (_, after) = common::before_after("shapes", &out, &stack.template);
     let function = &after["Resources"]["ViewerRequest2C5B6A1E"];
     assert!(function["Properties"]["VpcConfig"].is_null());
     assert_eq!(
@@ -395,7 +394,7 @@ fn issue_4_lambda_at_edge_is_skipped_with_a_note_and_a_checkov_reason() {
 
 #[test]
 fn issue_4_a_function_already_in_a_vpc_is_left_alone() {
-    let (_dir, _out, outcome) = common::hardened("shapes");
+    let (_dir, out, outcome) = common::hardened("shapes");
     let stack = outcome
         .report
         .stacks
@@ -407,7 +406,7 @@ fn issue_4_a_function_already_in_a_vpc_is_left_alone() {
         "{:?}",
         stack.changes
     );
-    let (before, after) = (parse(&stack.before), parse(&stack.after));
+    let (before, after) = common::before_after("shapes", &out, &stack.template);
     assert_eq!(
         before["Resources"]["VpcFunctionAB45DF74"]["Properties"]["VpcConfig"],
         after["Resources"]["VpcFunctionAB45DF74"]["Properties"]["VpcConfig"]
@@ -513,8 +512,7 @@ fn harden_vpc(
     )?;
     let registry = cdk_harden::Registry::builtin()?;
     let assembly = cdk_harden::Assembly::load(root)?;
-    let mut out = cdk_harden::harden(&assembly, &config, &registry)?;
-    Ok(out.stacks.remove(0))
+    cdk_harden::transform::harden_stack(&assembly, 0, &config, &registry)
 }
 
 fn literal_vpc() -> Value {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use paths::RelPath;
-pub use write::WritePlan;
+pub use write::Writer;
 
 /// The cloud assembly schema major versions this build reads. Older CDK v2 versions wrote the
 /// same structure; a newer major may not, so it is refused rather than guessed at.
@@ -54,8 +54,6 @@ pub struct Assembly {
 pub struct AssemblyDir {
     pub path: RelPath,
     pub manifest_path: RelPath,
-    /// The manifest as read, byte for byte.
-    pub manifest_text: String,
     /// The Stage's construct path, e.g. `PipelineStack/Prod`; `None` for the root.
     pub display_name: Option<String>,
     pub parent: Option<usize>,
@@ -126,22 +124,32 @@ pub struct Stack {
     /// stack whose manifest names `stackTemplateAssetObjectUrl`): if it changes, it must have
     /// an asset entry to re-hash.
     pub published: bool,
-    pub template: Value,
+    /// Asset ids of other templates that the template's text names (a nested stack's
+    /// `TemplateURL`, a pipeline's `cdk-assets publish` commands): it is final only after
+    /// theirs are.
+    pub mentions: Vec<String>,
+    /// Where the template's bytes are.
+    pub source: Source,
+}
+
+/// Where a template's bytes are: its file below the assembly root, or (for an assembly made
+/// by [`Assembly::from_template`]) in memory.
+#[derive(Debug, Clone)]
+pub enum Source {
+    File,
+    Memory(String),
+}
+
+/// A template's bytes as read and its parsed value. Templates are read one at a time, when
+/// they are processed, so memory holds only the templates in flight.
+#[derive(Debug, Clone)]
+pub struct Template {
     /// The template as read, byte for byte.
-    pub original: String,
+    pub text: String,
+    pub value: Value,
 }
 
 impl Stack {
-    /// The construct path of a resource, from `Metadata["aws:cdk:path"]`.
-    pub fn construct_path(&self, logical_id: &str) -> Option<&str> {
-        self.template
-            .get("Resources")?
-            .get(logical_id)?
-            .get("Metadata")?
-            .get("aws:cdk:path")?
-            .as_str()
-    }
-
     /// The last segment of the Stage path (`Prod` for `PipelineStack/Prod`).
     pub fn stage_name(&self) -> Option<&str> {
         self.stage
@@ -154,8 +162,6 @@ impl Stack {
 #[derive(Debug)]
 pub struct AssetManifest {
     pub path: RelPath,
-    /// As read, byte for byte.
-    pub text: String,
     /// File assets: id and the source path they publish (executable sources have none).
     pub files: Vec<(String, Option<RelPath>)>,
 }
@@ -169,14 +175,13 @@ impl Assembly {
     /// An in-memory assembly holding one template, for hardening a single template from a
     /// build script or a test. It has no files: write the hardened template yourself.
     pub fn from_template(name: &str, template: Value, environment: Environment) -> Assembly {
-        let original = format::to_cdk_json(&template);
+        let text = format::to_cdk_json(&template);
         Assembly {
             root: PathBuf::new(),
             version: format!("{SCHEMA_MAJOR_MAX}.0.0"),
             dirs: vec![AssemblyDir {
                 path: RelPath::root(),
                 manifest_path: RelPath::root().join("manifest.json"),
-                manifest_text: String::new(),
                 display_name: None,
                 parent: None,
             }],
@@ -190,11 +195,24 @@ impl Assembly {
                 nested: None,
                 assets: Vec::new(),
                 published: false,
-                template,
-                original,
+                mentions: Vec::new(),
+                source: Source::Memory(text),
             }],
             asset_manifests: Vec::new(),
             reference_files: Vec::new(),
+        }
+    }
+
+    /// Reads and parses the template of `stacks[index]`, checking its shape as [`Assembly::load`]
+    /// did.
+    pub fn read_template(&self, index: usize) -> crate::Result<Template> {
+        let stack = &self.stacks[index];
+        match &stack.source {
+            Source::Memory(text) => Ok(Template {
+                text: text.clone(),
+                value: serde_json::from_str(text).expect("made from a value"),
+            }),
+            Source::File => read::read_template(&stack.template_path.under(&self.root)),
         }
     }
 

@@ -12,9 +12,10 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::paths::{self, RelPath};
+use super::rehash::Ids;
 use super::{
-    AssemblyDir, AssetManifest, AssetRef, Environment, NestedLink, Stack, INCOMPLETE_MARKER,
-    SCHEMA_MAJOR_MAX, SCHEMA_MAJOR_MIN,
+    AssemblyDir, AssetManifest, AssetRef, Environment, NestedLink, Source, Stack, Template,
+    INCOMPLETE_MARKER, SCHEMA_MAJOR_MAX, SCHEMA_MAJOR_MIN,
 };
 use crate::error::{Error, Result};
 use crate::Assembly;
@@ -82,14 +83,29 @@ struct StackJob {
     named_by: (std::path::PathBuf, String),
 }
 
-/// Reads a UTF-8 JSON file below the root, returning its text and parsed value.
-fn read_json(root: &Path, rel: &RelPath) -> Result<(String, Value)> {
+/// Reads a JSON file below the root.
+fn read_json(root: &Path, rel: &RelPath) -> Result<Value> {
     let path = rel.under(root);
     let bytes = Error::read(&path)?;
-    let value: Value = Error::parse_json(&path, &bytes)?;
+    Error::parse_json(&path, &bytes)
+}
+
+/// Reads a template file: its bytes and value, checked to be an object whose `Resources`, if
+/// present, is an object of resources with string types.
+pub(crate) fn read_template(file: &Path) -> Result<Template> {
+    let bytes = Error::read(file)?;
+    let value: Value = Error::parse_json(file, &bytes)?;
+    if !value.is_object() {
+        return Err(Error::Shape {
+            path: file.to_path_buf(),
+            pointer: String::new(),
+            expected: "a JSON object (a CloudFormation template)",
+        });
+    }
+    check_resources(&value, file)?;
     // parse_json accepted it, so it is valid UTF-8.
     let text = String::from_utf8(bytes).expect("valid JSON is UTF-8");
-    Ok((text, value))
+    Ok(Template { text, value })
 }
 
 fn str_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
@@ -117,7 +133,7 @@ impl Reader<'_> {
     ) -> Result<()> {
         let manifest_path = dir.join("manifest.json");
         let manifest_file = manifest_path.under(self.root);
-        let (text, manifest) = read_json(self.root, &manifest_path)?;
+        let manifest = read_json(self.root, &manifest_path)?;
         let version = str_at(&manifest, "/version")
             .ok_or_else(|| self.shape(&manifest_path, "/version".into(), "a version string"))?;
         check_version(&manifest_file, version)?;
@@ -128,7 +144,6 @@ impl Reader<'_> {
         self.dirs.push(AssemblyDir {
             path: dir.clone(),
             manifest_path: manifest_path.clone(),
-            manifest_text: text,
             display_name: display_name.clone(),
             parent,
         });
@@ -231,10 +246,17 @@ impl Reader<'_> {
     }
 
     /// Reads every stack's template and nested templates, in parallel, keeping manifest order.
-    /// The first failure in that order is the one reported.
+    /// The first failure in that order is the one reported. Only what the run needs later is
+    /// kept (nested stacks, the asset ids each template names); the templates are dropped.
     fn read_stacks(&mut self) -> Result<()> {
         use rayon::prelude::*;
         let root = self.root;
+        let ids = Ids::new(
+            self.asset_manifests
+                .iter()
+                .flat_map(|m| m.files.iter().map(|(id, _)| id.as_str())),
+        );
+        let ids = &ids;
         let read: Vec<Result<Vec<Stack>>> = std::mem::take(&mut self.jobs)
             .into_par_iter()
             .map(|job| {
@@ -242,6 +264,7 @@ impl Reader<'_> {
                 let named_by = (job.named_by.0.as_path(), job.named_by.1.clone());
                 read_stack(
                     root,
+                    ids,
                     &job,
                     job.name.clone(),
                     job.display_name.clone(),
@@ -266,7 +289,7 @@ impl Reader<'_> {
     }
 
     fn read_asset_manifest(&mut self, path: RelPath) -> Result<()> {
-        let (text, value) = read_json(self.root, &path)?;
+        let value = read_json(self.root, &path)?;
         let file = path.under(self.root);
         if !value.is_object() {
             return Err(self.shape(&path, String::new(), "an object (an asset manifest)"));
@@ -297,8 +320,7 @@ impl Reader<'_> {
                 }
             }
         }
-        self.asset_manifests
-            .push(AssetManifest { path, text, files });
+        self.asset_manifests.push(AssetManifest { path, files });
         Ok(())
     }
 
@@ -328,6 +350,7 @@ impl Reader<'_> {
 #[allow(clippy::too_many_arguments)]
 fn read_stack(
     root: &Path,
+    ids: &Ids,
     job: &StackJob,
     name: String,
     display_name: String,
@@ -344,15 +367,10 @@ fn read_stack(
             value: template_path.as_str().to_string(),
         });
     }
-    let (original, template) = read_json(root, &template_path)?;
-    if !template.is_object() {
-        return Err(Error::Shape {
-            path: file,
-            pointer: String::new(),
-            expected: "a JSON object (a CloudFormation template)",
-        });
-    }
-    check_resources(&template, &file)?;
+    let Template {
+        text,
+        value: template,
+    } = read_template(&file)?;
     let index = out.len();
     let base = template_path.parent();
     let mut children = Vec::new();
@@ -385,12 +403,14 @@ fn read_stack(
         published: nested.is_some() || job.published,
         nested,
         assets: Vec::new(),
-        template,
-        original,
+        mentions: ids.named_in(&text),
+        source: Source::File,
     });
+    drop((text, template));
     for (logical_id, child, child_display, pointer) in children {
         read_stack(
             root,
+            ids,
             job,
             format!("{name}/{logical_id}"),
             child_display,

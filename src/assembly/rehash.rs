@@ -13,11 +13,10 @@
 //! strings: CDK's id for a nested template is not the hash of its file, so nothing here ever
 //! recomputes an old id, it only finds and replaces it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
-use super::format::to_cdk_json;
 use super::{Assembly, RelPath};
 use crate::error::{Error, Result};
 
@@ -30,16 +29,6 @@ pub struct Renamed {
     pub new: String,
 }
 
-/// The final text of every file that changes, and the ids that were replaced.
-#[derive(Debug, Default)]
-pub struct Rehashed {
-    /// Templates in the order they must be written: leaves first.
-    pub templates: Vec<(usize, String)>,
-    /// Manifests, asset manifests and the tree: (path, new text).
-    pub others: Vec<(RelPath, String)>,
-    pub renamed: Vec<Renamed>,
-}
-
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
@@ -50,157 +39,185 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Computes the final bytes of every file that must change when the templates in `changed`
-/// (index into [`Assembly::stacks`] → new template) are written.
-pub fn rehash(
-    assembly: &Assembly,
-    changed: &BTreeMap<usize, serde_json::Value>,
-) -> Result<Rehashed> {
-    let stacks = &assembly.stacks;
-    // The current text of every template: new for changed ones.
-    use rayon::prelude::*;
-    let changed: Vec<(&usize, &serde_json::Value)> = changed.iter().collect();
-    let mut text: BTreeMap<usize, String> = changed
-        .par_iter()
-        .map(|&(&i, v)| (i, to_cdk_json(v)))
-        .filter(|(i, t)| *t != stacks[*i].original)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect();
+/// The template asset ids of an assembly, to find which of them a text names.
+#[derive(Debug, Default)]
+pub struct Ids {
+    hex: HashSet<String>,
+    /// Ids that are not 64 hex digits cannot be found by the hex scan; CDK writes none.
+    opaque: Vec<String>,
+}
 
-    // Which template's ids does each template name?
-    let id_owner: BTreeMap<&str, usize> = stacks
+impl Ids {
+    pub fn new<'a>(ids: impl IntoIterator<Item = &'a str>) -> Ids {
+        let mut out = Ids::default();
+        for id in ids {
+            if is_hex64(id) {
+                out.hex.insert(id.to_string());
+            } else if !out.opaque.iter().any(|o| o == id) {
+                out.opaque.push(id.to_string());
+            }
+        }
+        out
+    }
+
+    /// The known ids that occur in `text`, sorted. Ids are found as maximal runs of hex digits
+    /// in one pass; ids of any other form are searched for.
+    pub fn named_in(&self, text: &str) -> Vec<String> {
+        let mut found: BTreeSet<&str> = hex_runs(text).filter(|r| self.hex.contains(*r)).collect();
+        found.extend(
+            self.opaque
+                .iter()
+                .filter(|id| text.contains(id.as_str()))
+                .map(String::as_str),
+        );
+        found.into_iter().map(str::to_string).collect()
+    }
+}
+
+/// The order templates are finished in: waves, leaves first. A template is in a later wave than
+/// every template whose asset id it names, so when a wave starts, the final ids of everything
+/// its templates name are known. Templates within a wave are independent; each wave lists them
+/// in stack order.
+pub fn waves(assembly: &Assembly) -> Vec<Vec<usize>> {
+    let stacks = &assembly.stacks;
+    let owner: HashMap<&str, usize> = stacks
         .iter()
         .enumerate()
         .flat_map(|(i, s)| s.assets.iter().map(move |a| (a.id.as_str(), i)))
         .collect();
-    let current = |i: usize, text: &BTreeMap<usize, String>| -> String {
-        text.get(&i)
-            .cloned()
-            .unwrap_or_else(|| stacks[i].original.clone())
-    };
-    // Ids that are not 64 hex digits cannot be found by the hex scan; CDK writes none.
-    let opaque: Vec<(&str, usize)> = id_owner
+    let named: Vec<Vec<usize>> = stacks
         .iter()
-        .filter(|(id, _)| !is_hex64(id))
-        .map(|(&id, &o)| (id, o))
-        .collect();
-    let mentions: Vec<BTreeSet<usize>> = (0..stacks.len())
-        .into_par_iter()
-        .map(|i| {
-            let t = text
-                .get(&i)
-                .map(String::as_str)
-                .unwrap_or(&stacks[i].original);
-            find_ids(t, &id_owner, &opaque)
-                .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut named: Vec<usize> = s
+                .mentions
+                .iter()
+                .filter_map(|id| owner.get(id.as_str()).copied())
                 .filter(|&o| o != i)
-                .collect()
+                .collect();
+            named.sort_unstable();
+            named.dedup();
+            named
         })
         .collect();
-    let mut mentioned_by: Vec<Vec<usize>> = vec![Vec::new(); stacks.len()];
-    for (i, m) in mentions.iter().enumerate() {
-        for &o in m {
-            mentioned_by[o].push(i);
+    let mut wave: Vec<Wave> = vec![Wave::Unknown; stacks.len()];
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for i in 0..stacks.len() {
+        let w = wave_of(i, &named, &mut wave);
+        if out.len() <= w {
+            out.resize(w + 1, Vec::new());
+        }
+        out[w].push(i);
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Wave {
+    Unknown,
+    Visiting,
+    Known(usize),
+}
+
+/// Depth-first; a cycle (which a real assembly cannot have: each id hashes the bytes that name
+/// the other) is cut where it closes.
+fn wave_of(i: usize, named: &[Vec<usize>], wave: &mut [Wave]) -> usize {
+    match wave[i] {
+        Wave::Known(w) => return w,
+        Wave::Visiting => return 0,
+        Wave::Unknown => {}
+    }
+    wave[i] = Wave::Visiting;
+    let mut w = 0;
+    for &n in &named[i] {
+        if !matches!(wave[n], Wave::Visiting) {
+            w = w.max(wave_of(n, named, wave) + 1);
         }
     }
+    wave[i] = Wave::Known(w);
+    w
+}
 
-    // Every template that names a dirty template is dirty too.
-    let mut dirty: BTreeSet<usize> = text.keys().copied().collect();
-    let mut queue: Vec<usize> = dirty.iter().copied().collect();
-    while let Some(d) = queue.pop() {
-        for &i in &mentioned_by[d] {
-            if dirty.insert(i) {
-                queue.push(i);
-            }
+/// The ids replaced so far, and the templates they belong to.
+#[derive(Debug, Default)]
+pub struct Rehash {
+    renames: Renames,
+    owner_of_new: HashMap<String, usize>,
+    /// Every replaced id, in the order templates were finished.
+    pub renamed: Vec<Renamed>,
+}
+
+impl Rehash {
+    /// A template's final text: `text` (as hardened) with the new id of every template it names.
+    pub fn finish(&self, text: &str) -> String {
+        self.renames.apply(text)
+    }
+
+    /// Records that the template of `stacks[index]` changed and its final bytes hash to
+    /// `new_id`: every asset entry publishing it gets the new id.
+    ///
+    /// Fails if the template is deployed from an asset but has no asset entry to re-hash, or
+    /// if its old id is shared with a template that hashes differently.
+    pub fn record(&mut self, assembly: &Assembly, index: usize, new_id: &str) -> Result<()> {
+        let stack = &assembly.stacks[index];
+        if stack.published && stack.assets.is_empty() {
+            return Err(Error::UnpublishedTemplate {
+                template: stack.template_path.to_string(),
+            });
         }
-    }
-
-    // Leaves first: a template is finished after every dirty template it names.
-    let mut order = Vec::new();
-    let mut done = BTreeSet::new();
-    for &d in &dirty {
-        visit(d, &dirty, &mentions, &mut done, &mut order);
-    }
-
-    // A changed template deployed from an asset needs an asset entry to re-hash.
-    if let Some(&i) = dirty
-        .iter()
-        .find(|&&i| stacks[i].published && stacks[i].assets.is_empty())
-    {
-        return Err(Error::UnpublishedTemplate {
-            template: stacks[i].template_path.to_string(),
-        });
-    }
-    let mut map = Renames::default();
-    let mut owner_of_new: BTreeMap<String, usize> = BTreeMap::new();
-    let mut out = Rehashed::default();
-    for i in order {
-        let new_text = map.apply(&current(i, &text));
-        let new_id = sha256_hex(new_text.as_bytes());
-        for asset in &stacks[i].assets {
+        for asset in &stack.assets {
             if asset.id == new_id {
                 continue;
             }
-            if let Some(prev) = map.get(&asset.id) {
-                if *prev != new_id {
-                    let other = owner_of_new[&asset.id];
+            if let Some(prev) = self.renames.get(&asset.id) {
+                if prev != new_id {
+                    let other = self.owner_of_new[&asset.id];
                     return Err(Error::AmbiguousAsset {
                         id: asset.id.clone(),
-                        first: stacks[other].template_path.to_string(),
-                        second: stacks[i].template_path.to_string(),
+                        first: assembly.stacks[other].template_path.to_string(),
+                        second: stack.template_path.to_string(),
                     });
                 }
                 continue;
             }
-            map.insert(asset.id.clone(), new_id.clone());
-            owner_of_new.insert(asset.id.clone(), i);
-            out.renamed.push(Renamed {
-                template: stacks[i].template_path.clone(),
+            self.renames.insert(asset.id.clone(), new_id.to_string());
+            self.owner_of_new.insert(asset.id.clone(), index);
+            self.renamed.push(Renamed {
+                template: stack.template_path.clone(),
                 old: asset.id.clone(),
-                new: new_id.clone(),
+                new: new_id.to_string(),
             });
         }
-        text.insert(i, new_text.clone());
-        out.templates.push((i, new_text));
+        Ok(())
     }
 
-    if map.is_empty() {
-        return Ok(out);
+    /// The other files that name a replaced id, with their new text: asset manifests, the
+    /// tree and metadata files, then the manifests (last: a manifest names the template it
+    /// deploys, so it is the final word). Read from disk here, one at a time per thread.
+    pub fn rewrite_others(&self, assembly: &Assembly) -> Result<Vec<(RelPath, String)>> {
+        use rayon::prelude::*;
+        if self.renames.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut others: Vec<&RelPath> = Vec::new();
+        others.extend(assembly.asset_manifests.iter().map(|m| &m.path));
+        others.extend(&assembly.reference_files);
+        others.extend(assembly.dirs.iter().map(|d| &d.manifest_path));
+        let mut seen = BTreeSet::new();
+        others.retain(|p| seen.insert(*p));
+        let rewritten: Vec<Result<Option<(RelPath, String)>>> = others
+            .par_iter()
+            .map(|&path| {
+                let original = read_text(&path.under(&assembly.root))?;
+                let new = self.renames.apply(&original);
+                Ok((new != original).then(|| (path.clone(), new)))
+            })
+            .collect();
+        rewritten
+            .into_iter()
+            .filter_map(Result::transpose)
+            .collect()
     }
-    // Asset manifests and manifests are in memory; the tree and metadata files are read here.
-    // Manifests last: a manifest names the template it deploys, so it is the final word.
-    let mut others: Vec<(&RelPath, Option<&str>)> = Vec::new();
-    others.extend(
-        assembly
-            .asset_manifests
-            .iter()
-            .map(|m| (&m.path, Some(m.text.as_str()))),
-    );
-    others.extend(assembly.reference_files.iter().map(|p| (p, None)));
-    others.extend(
-        assembly
-            .dirs
-            .iter()
-            .map(|d| (&d.manifest_path, Some(d.manifest_text.as_str()))),
-    );
-    let mut seen = BTreeSet::new();
-    others.retain(|(p, _)| seen.insert(*p));
-    let rewritten: Vec<Result<Option<(RelPath, String)>>> = others
-        .par_iter()
-        .map(|&(path, known)| {
-            let original = match known {
-                Some(t) => std::borrow::Cow::Borrowed(t),
-                None => std::borrow::Cow::Owned(read_text(&path.under(&assembly.root))?),
-            };
-            let new = map.apply(&original);
-            Ok((new != *original).then(|| (path.clone(), new)))
-        })
-        .collect();
-    for r in rewritten {
-        out.others.extend(r?);
-    }
-    Ok(out)
 }
 
 fn read_text(file: &std::path::Path) -> Result<String> {
@@ -211,45 +228,6 @@ fn read_text(file: &std::path::Path) -> Result<String> {
         column: e.utf8_error().valid_up_to(),
         message: "not UTF-8".into(),
     })
-}
-
-fn visit(
-    i: usize,
-    dirty: &BTreeSet<usize>,
-    mentions: &[BTreeSet<usize>],
-    done: &mut BTreeSet<usize>,
-    order: &mut Vec<usize>,
-) {
-    if !done.insert(i) {
-        return;
-    }
-    for &m in &mentions[i] {
-        if dirty.contains(&m) {
-            visit(m, dirty, mentions, done, order);
-        }
-    }
-    order.push(i);
-}
-
-/// The owners of every known id that occurs in `text`. Ids are found as maximal runs of
-/// hex digits (CDK's ids are 64 of them) in one pass; ids of any other form are searched for.
-fn find_ids(
-    text: &str,
-    owners: &BTreeMap<&str, usize>,
-    opaque: &[(&str, usize)],
-) -> BTreeSet<usize> {
-    let mut found = BTreeSet::new();
-    for run in hex_runs(text) {
-        if let Some(&o) = owners.get(run) {
-            found.insert(o);
-        }
-    }
-    for &(id, o) in opaque {
-        if text.contains(id) {
-            found.insert(o);
-        }
-    }
-    found
 }
 
 fn is_hex64(s: &str) -> bool {
@@ -286,7 +264,7 @@ fn hex_runs(text: &str) -> impl Iterator<Item = &str> {
 /// a hash map; any other id is searched for as a plain string.
 #[derive(Debug, Default)]
 pub struct Renames {
-    hex: std::collections::HashMap<String, String>,
+    hex: HashMap<String, String>,
     opaque: Vec<(String, String)>,
 }
 

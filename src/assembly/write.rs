@@ -1,19 +1,20 @@
 //! Writing a hardened assembly: in place, or as a complete copy with `--out`.
 //!
-//! Only files whose bytes change are written. Each write is atomic (a temporary file in the same
-//! directory, synced, then renamed over the target), so a crash or kill leaves every file
-//! either old or new. While files are rewritten in place, a marker at the root records that the
+//! Only files whose bytes change are written. Each file is staged as soon as its bytes are
+//! final (a temporary file beside its target), so a run never holds more than the templates
+//! in flight; nothing replaces anything until [`Writer::commit`]. Commit syncs every staged
+//! file, then renames each over its target, leaves first, so a crash or kill leaves every file
+//! either old or new. While files are renamed in place, a marker at the root records that the
 //! assembly is in transition; a later run that finds it refuses to work on a possibly
 //! inconsistent assembly. With `--out`, the copy is built beside the target and renamed into
-//! place as a whole.
+//! place as a whole. A writer dropped without a commit removes everything it staged.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::rehash::{rehash, Renamed};
-use super::{Assembly, RelPath, INCOMPLETE_MARKER};
+use super::{RelPath, INCOMPLETE_MARKER};
 use crate::error::{Error, Result};
 
 /// Environment variable for the fault-injection test hook used by the kill-mid-write tests:
@@ -21,73 +22,62 @@ use crate::error::{Error, Result};
 /// aborts after the N-th file replaced its target (counting from 1).
 pub const FAULT_ENV: &str = "CDK_HARDEN_FAULT";
 
-/// The files an apply writes, in order, with their final bytes.
-#[derive(Debug, Default)]
-pub struct WritePlan {
-    /// (path, new bytes), templates leaves-first, then asset manifests, the tree, manifests.
-    pub files: Vec<(RelPath, String)>,
-    /// Asset ids that were replaced.
-    pub renamed: Vec<Renamed>,
+/// Stages files and commits them, in place or as a copy.
+#[derive(Debug)]
+pub struct Writer {
+    /// Where the staged files go: the assembly root, or the copy being built.
+    base: PathBuf,
+    copy: Option<CopyTarget>,
+    /// (temporary, target) pairs, in rename order.
+    staged: Vec<(PathBuf, PathBuf)>,
+    fault: Fault,
+    /// Files staged so far, for the fault hook.
+    writes: AtomicUsize,
+    done: bool,
 }
 
-impl WritePlan {
-    /// Plans the writes for the changed templates (index into [`Assembly::stacks`] → new value).
-    pub fn new(assembly: &Assembly, changed: &BTreeMap<usize, serde_json::Value>) -> Result<Self> {
-        let rehashed = rehash(assembly, changed)?;
-        let mut files: Vec<(RelPath, String)> = rehashed
-            .templates
-            .into_iter()
-            .map(|(i, text)| (assembly.stacks[i].template_path.clone(), text))
-            .collect();
-        files.extend(rehashed.others);
-        Ok(WritePlan {
-            files,
-            renamed: rehashed.renamed,
-        })
-    }
+/// Where a copy goes once complete.
+#[derive(Debug)]
+struct CopyTarget {
+    out: PathBuf,
+    parent: PathBuf,
+    name: String,
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
-    }
+/// A file written beside its target, not yet handed to the [`Writer`]; dropping it removes it.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    target: PathBuf,
+    armed: bool,
+}
 
-    /// Rewrites the changed files of the assembly at `root` in place.
-    ///
-    /// Three phases: every new file is written to a temporary file beside its target; all of
-    /// them are synced (concurrently, so the file system can commit them together); then each
-    /// is renamed over its target, leaves first, with a marker at the root while renames are
-    /// under way. Nothing is replaced until every new file is safely on disk.
-    pub fn write_in_place(&self, root: &Path) -> Result<()> {
-        if self.files.is_empty() {
-            return Ok(());
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_file(&self.tmp);
         }
-        let mut fault = Fault::from_env();
-        let staged = stage(root, &self.files, fault.as_mut())?;
-        let marker = root.join(INCOMPLETE_MARKER);
-        let result = (|| {
-            fs::write(&marker, b"cdk-harden apply in progress\n").map_err(Error::io(&marker))?;
-            sync_dir(root);
-            for (tmp, target) in &staged {
-                fs::rename(tmp, target).map_err(Error::io(target))?;
-                if let Some(f) = fault.as_mut() {
-                    f.renamed();
-                }
-            }
-            fs::remove_file(&marker).map_err(Error::io(&marker))?;
-            sync_dirs(root, &self.files);
-            Ok(())
-        })();
-        if result.is_err() {
-            for (tmp, _) in &staged {
-                let _ = fs::remove_file(tmp);
-            }
+    }
+}
+
+impl Writer {
+    /// A writer that rewrites the assembly at `root` in place.
+    pub fn in_place(root: &Path) -> Writer {
+        Writer {
+            base: root.to_path_buf(),
+            copy: None,
+            staged: Vec::new(),
+            fault: Fault::from_env(),
+            writes: AtomicUsize::new(0),
+            done: false,
         }
-        result
     }
 
-    /// Writes a complete hardened copy of the assembly at `root` to `out`, leaving `root` as it
-    /// is. An existing `out` is replaced only if it is itself a cloud assembly (a previous
-    /// output, say) or empty.
-    pub fn write_copy(&self, root: &Path, out: &Path) -> Result<()> {
+    /// A writer that builds a complete hardened copy of the assembly at `root` and, on commit,
+    /// puts it at `out`, leaving `root` as it is. An existing `out` is replaced only if it is
+    /// itself a cloud assembly (a previous output, say) or empty; `out` may not be, contain or
+    /// lie inside the input.
+    pub fn copy(root: &Path, out: &Path) -> Result<Writer> {
         let input = root.canonicalize().map_err(Error::io(root))?;
         let target = canonical_target(out)?;
         if target.starts_with(&input) || input.starts_with(&target) {
@@ -117,27 +107,141 @@ impl WritePlan {
         if staging.exists() {
             fs::remove_dir_all(&staging).map_err(Error::io(&staging))?;
         }
-        let result = (|| {
-            copy_tree(root, &staging)?;
-            let mut fault = Fault::from_env();
-            for (tmp, target) in stage(&staging, &self.files, fault.as_mut())? {
-                fs::rename(&tmp, &target).map_err(Error::io(&target))?;
-            }
-            sync_dir(&staging);
-            if out.exists() {
-                let old = parent.join(format!(".{name}.cdk-harden-old-{}", std::process::id()));
-                fs::rename(out, &old).map_err(Error::io(out))?;
-                fs::rename(&staging, out).map_err(Error::io(out))?;
-                fs::remove_dir_all(&old).map_err(Error::io(&old))?;
-            } else {
-                fs::rename(&staging, out).map_err(Error::io(out))?;
-            }
-            Ok(())
-        })();
-        if result.is_err() && staging.exists() {
-            let _ = fs::remove_dir_all(&staging);
+        let mut writer = Writer::in_place(&staging);
+        writer.copy = Some(CopyTarget {
+            out: out.to_path_buf(),
+            parent,
+            name,
+        });
+        copy_tree(root, &staging)?;
+        Ok(writer)
+    }
+
+    /// Writes `text` to a temporary file beside the file at `path` (relative to the assembly
+    /// root). Safe to call from many threads; hand the result to [`Writer::add`] in the order
+    /// the files are to replace their targets.
+    pub fn stage(&self, path: &RelPath, text: &str) -> Result<Staged> {
+        let target = path.under(&self.base);
+        let tmp = temp_path(&target);
+        let staged = Staged {
+            tmp: tmp.clone(),
+            target: target.clone(),
+            armed: true,
+        };
+        let mut file = fs::File::create(&tmp).map_err(Error::io(&tmp))?;
+        let bytes = text.as_bytes();
+        let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fault.in_write == Some(n) {
+            file.write_all(&bytes[..bytes.len() / 2])
+                .map_err(Error::io(&tmp))?;
+            let _ = file.sync_all();
+            std::process::abort();
+        }
+        file.write_all(bytes).map_err(Error::io(&tmp))?;
+        if let Ok(meta) = fs::metadata(&target) {
+            let _ = fs::set_permissions(&tmp, meta.permissions());
+        }
+        Ok(staged)
+    }
+
+    /// Takes a staged file; it replaces its target at commit, after those added before it.
+    pub fn add(&mut self, mut staged: Staged) {
+        staged.armed = false;
+        self.staged.push((
+            std::mem::take(&mut staged.tmp),
+            std::mem::take(&mut staged.target),
+        ));
+    }
+
+    /// Whether nothing was staged.
+    pub fn is_empty(&self) -> bool {
+        self.staged.is_empty()
+    }
+
+    /// Syncs every staged file, then renames each over its target. In place, a marker at the
+    /// root covers the renames; a copy is then moved to its place as a whole. Returns whether
+    /// anything was written.
+    pub fn commit(mut self) -> Result<bool> {
+        self.done = true;
+        let result = self.finish();
+        if result.is_err() {
+            self.discard();
         }
         result
+    }
+
+    fn finish(&mut self) -> Result<bool> {
+        let wrote = !self.staged.is_empty();
+        match self.copy.take() {
+            None => {
+                if !wrote {
+                    return Ok(false);
+                }
+                sync_all(&self.staged)?;
+                let marker = self.base.join(INCOMPLETE_MARKER);
+                fs::write(&marker, b"cdk-harden apply in progress\n")
+                    .map_err(Error::io(&marker))?;
+                sync_dir(&self.base);
+                self.rename_all()?;
+                fs::remove_file(&marker).map_err(Error::io(&marker))?;
+                let dirs: std::collections::BTreeSet<PathBuf> = self
+                    .staged
+                    .iter()
+                    .filter_map(|(_, t)| t.parent().map(Path::to_path_buf))
+                    .collect();
+                dirs.iter().for_each(|d| sync_dir(d));
+                self.staged.clear();
+            }
+            Some(copy) => {
+                self.rename_all()?;
+                self.staged.clear();
+                sync_dir(&self.base);
+                let CopyTarget { out, parent, name } = &copy;
+                if out.exists() {
+                    let old = parent.join(format!(".{name}.cdk-harden-old-{}", std::process::id()));
+                    fs::rename(out, &old).map_err(Error::io(out))?;
+                    fs::rename(&self.base, out).map_err(Error::io(out))?;
+                    fs::remove_dir_all(&old).map_err(Error::io(&old))?;
+                } else {
+                    fs::rename(&self.base, out).map_err(Error::io(out))?;
+                }
+                // The copy is written even when no file in it changed.
+                return Ok(true);
+            }
+        }
+        Ok(wrote)
+    }
+
+    fn rename_all(&mut self) -> Result<()> {
+        let mut left = self.fault.after_rename;
+        for (tmp, target) in &self.staged {
+            fs::rename(tmp, target).map_err(Error::io(target))?;
+            if let Some(n) = &mut left {
+                *n -= 1;
+                if *n == 0 {
+                    std::process::abort();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes what was staged (and a copy under construction).
+    fn discard(&mut self) {
+        for (tmp, _) in self.staged.drain(..) {
+            let _ = fs::remove_file(tmp);
+        }
+        if let Some(_copy) = self.copy.take() {
+            let _ = fs::remove_dir_all(&self.base);
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if !self.done {
+            self.discard();
+        }
     }
 }
 
@@ -160,86 +264,31 @@ fn canonical_target(out: &Path) -> Result<PathBuf> {
     }
 }
 
-/// The fault-injection hook: `abort-in-write:N` aborts half-way through writing the N-th
-/// staged file; `abort-after-rename:N` aborts after the N-th rename.
+/// The fault-injection hook (see [`FAULT_ENV`]).
+#[derive(Debug, Default)]
 struct Fault {
     in_write: Option<usize>,
     after_rename: Option<usize>,
 }
 
 impl Fault {
-    fn from_env() -> Option<Fault> {
-        let spec = std::env::var(FAULT_ENV).ok()?;
-        let (kind, n) = spec.split_once(':')?;
-        let n = n.parse().ok()?;
-        match kind {
-            "abort-in-write" => Some(Fault {
+    fn from_env() -> Fault {
+        let spec = std::env::var(FAULT_ENV).unwrap_or_default();
+        let parsed = spec
+            .split_once(':')
+            .and_then(|(kind, n)| Some((kind, n.parse::<usize>().ok().filter(|&n| n > 0)?)));
+        match parsed {
+            Some(("abort-in-write", n)) => Fault {
                 in_write: Some(n),
                 after_rename: None,
-            }),
-            "abort-after-rename" => Some(Fault {
+            },
+            Some(("abort-after-rename", n)) => Fault {
                 in_write: None,
                 after_rename: Some(n),
-            }),
-            _ => None,
+            },
+            _ => Fault::default(),
         }
     }
-
-    /// Called before writing a file; true if this write is to be cut short.
-    fn writing(&mut self) -> bool {
-        match &mut self.in_write {
-            Some(n) => {
-                *n = n.saturating_sub(1);
-                *n == 0
-            }
-            None => false,
-        }
-    }
-
-    fn renamed(&mut self) {
-        if let Some(n) = &mut self.after_rename {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                std::process::abort();
-            }
-        }
-    }
-}
-
-/// Writes every file to a temporary file beside its target and syncs them all. Returns
-/// (temporary, target) pairs in write order. On failure, removes what it wrote.
-fn stage(
-    root: &Path,
-    files: &[(RelPath, String)],
-    mut fault: Option<&mut Fault>,
-) -> Result<Vec<(PathBuf, PathBuf)>> {
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(files.len());
-    let result = (|| {
-        for (path, text) in files {
-            let target = path.under(root);
-            let tmp = temp_path(&target);
-            staged.push((tmp.clone(), target.clone()));
-            let mut file = fs::File::create(&tmp).map_err(Error::io(&tmp))?;
-            let bytes = text.as_bytes();
-            if fault.as_deref_mut().is_some_and(Fault::writing) {
-                file.write_all(&bytes[..bytes.len() / 2])
-                    .map_err(Error::io(&tmp))?;
-                let _ = file.sync_all();
-                std::process::abort();
-            }
-            file.write_all(bytes).map_err(Error::io(&tmp))?;
-            if let Ok(meta) = fs::metadata(&target) {
-                let _ = fs::set_permissions(&tmp, meta.permissions());
-            }
-        }
-        sync_all(&staged)
-    })();
-    if result.is_err() {
-        for (tmp, _) in &staged {
-            let _ = fs::remove_file(tmp);
-        }
-    }
-    result.map(|()| staged)
 }
 
 fn temp_path(target: &Path) -> PathBuf {
@@ -274,15 +323,6 @@ fn sync_all(staged: &[(PathBuf, PathBuf)]) -> Result<()> {
             .into_iter()
             .try_for_each(|h| h.join().expect("sync thread does not panic"))
     })
-}
-
-/// Syncs the directories that received renames, so the renames themselves are durable.
-fn sync_dirs(root: &Path, files: &[(RelPath, String)]) {
-    let dirs: std::collections::BTreeSet<PathBuf> =
-        files.iter().map(|(p, _)| p.parent().under(root)).collect();
-    for dir in dirs {
-        sync_dir(&dir);
-    }
 }
 
 fn sync_dir(dir: &Path) {

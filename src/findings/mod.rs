@@ -62,14 +62,11 @@ pub const CHECKS: &[&dyn Check] = &[
     &self_mutation::SelfMutation,
 ];
 
-/// Runs every check over every template (`templates[i]` is the hardened template of
-/// `assembly.stacks[i]`), in stack order.
-pub fn scan(assembly: &Assembly, templates: &[&Value]) -> Vec<Finding> {
-    let mut out = Vec::new();
-    for (stack, template) in assembly.stacks.iter().zip(templates) {
-        for check in CHECKS {
-            out.extend(check.check(assembly, stack, template));
-        }
-    }
-    out
+/// Runs every check over the hardened template of `assembly.stacks[index]`.
+pub fn scan(assembly: &Assembly, index: usize, template: &Value) -> Vec<Finding> {
+    let stack = &assembly.stacks[index];
+    CHECKS
+        .iter()
+        .flat_map(|check| check.check(assembly, stack, template))
+        .collect()
 }

@@ -10,7 +10,7 @@ use similar::{ChangeTag, TextDiff};
 pub const CONTEXT: usize = 3;
 
 /// A unified diff of one template, and its size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Unified {
     /// The diff text, ending with a newline; empty when nothing changed.
     pub text: String,

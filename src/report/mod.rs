@@ -23,11 +23,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use serde_json::Value;
+
 use crate::assembly::rehash::Renamed;
-use crate::assembly::{Assembly, WritePlan};
+use crate::assembly::{Stack, Template};
 use crate::findings::Finding;
-use crate::transform::{Applied, Note, Registry};
-use crate::Harden;
+use crate::transform::{Applied, Hardened, Note, Registry};
 
 pub use iam::Permission;
 
@@ -93,17 +94,112 @@ pub struct StackReport {
     /// Construct paths of the resources that notes name (logical id → path).
     #[serde(default)]
     pub construct_paths: BTreeMap<String, String>,
-    /// The template before and after, for diffs; not part of the JSON report.
+    /// Whether applying changes the template's bytes (changes, or only replaced asset ids).
     #[serde(skip)]
-    pub before: String,
+    pub rewritten: bool,
+    /// The unified diff from the template as read to the template as written; not part of
+    /// the JSON report.
     #[serde(skip)]
-    pub after: String,
+    pub diff: diff::Unified,
+    /// Lines of the resources and values the notes and findings name, for SARIF: pointer →
+    /// line in the template as read, and as written.
+    #[serde(skip)]
+    pub lines: BTreeMap<String, [Option<usize>; 2]>,
 }
 
 impl StackReport {
+    /// The report on one template: `before` as read, `hardened` by the transforms, `after` the
+    /// bytes written (with the new ids of the templates it names), and its findings.
+    pub fn build(
+        stack: &Stack,
+        before: &Template,
+        hardened: &Hardened,
+        after: &str,
+        findings: &[Finding],
+    ) -> StackReport {
+        let template = stack.template_path.to_string();
+        let mut lines = BTreeMap::new();
+        let pointers: Vec<String> = findings
+            .iter()
+            .filter_map(|f| {
+                f.pointer
+                    .clone()
+                    .or_else(|| f.logical_id.as_deref().map(resource_pointer))
+            })
+            .chain(
+                hardened
+                    .notes
+                    .iter()
+                    .filter_map(|n| n.logical_id.as_deref().map(resource_pointer)),
+            )
+            .collect();
+        if !pointers.is_empty() {
+            let (read, written) = (sarif::Lines::new(&before.text), sarif::Lines::new(after));
+            for pointer in pointers {
+                let at = [
+                    sarif::locate_in(&before.value, &read, &pointer),
+                    sarif::locate_in(&hardened.template, &written, &pointer),
+                ];
+                lines.insert(pointer, at);
+            }
+        }
+        StackReport {
+            name: stack.name.clone(),
+            display_name: stack.display_name.clone(),
+            environment: stack.environment.key(),
+            stage: stack.stage.clone(),
+            nested: stack.nested.is_some(),
+            changes: hardened.applied.clone(),
+            notes: hardened.notes.clone(),
+            added: added_resources(&before.value, &hardened.template),
+            permissions: iam::new_permissions(&before.value, &hardened.template),
+            construct_paths: hardened
+                .notes
+                .iter()
+                .filter_map(|n| n.logical_id.as_deref())
+                .filter_map(|id| {
+                    let path = construct_path(&hardened.template, id)
+                        .or_else(|| construct_path(&before.value, id))?;
+                    Some((id.to_string(), path.to_string()))
+                })
+                .collect(),
+            rewritten: before.text != after,
+            diff: diff::unified(&template, &before.text, after),
+            lines,
+            template,
+        }
+    }
+
     /// Whether applying changes this template's bytes (changes, or only replaced asset ids).
     pub fn changed(&self) -> bool {
-        self.before != self.after
+        self.rewritten
+    }
+
+    /// Hides every secret in the changes, notes, permissions and diff.
+    fn mask(&mut self, secrets: &[String]) {
+        if secrets.is_empty() {
+            return;
+        }
+        for c in &mut self.changes {
+            c.old.iter_mut().for_each(|v| mask_value(v, secrets));
+            mask_value(&mut c.new, secrets);
+            c.reason = mask_text(&c.reason, secrets);
+            c.warnings = c.warnings.iter().map(|w| mask_text(w, secrets)).collect();
+        }
+        for n in &mut self.notes {
+            n.message = mask_text(&n.message, secrets);
+        }
+        for p in &mut self.permissions {
+            mask_value(&mut p.statement, secrets);
+        }
+        for secret in secrets {
+            // As the template spells it: JSON-escaped, without the quotes.
+            let quoted = serde_json::to_string(secret).expect("a string serializes");
+            let escaped = &quoted[1..quoted.len() - 1];
+            if self.diff.text.contains(escaped) {
+                self.diff.text = self.diff.text.replace(escaped, MASK);
+            }
+        }
     }
 
     /// Whether the review has anything to say about this template.
@@ -171,93 +267,33 @@ impl From<&Renamed> for RenamedAsset {
 }
 
 impl Report {
-    pub fn build(assembly: &Assembly, hardened: &Harden, plan: &WritePlan) -> Report {
-        let written: BTreeMap<&str, &str> = plan
-            .files
-            .iter()
-            .map(|(p, t)| (p.as_str(), t.as_str()))
-            .collect();
-        let templates: Vec<&serde_json::Value> =
-            hardened.stacks.iter().map(|h| &h.template).collect();
-        let findings = crate::findings::scan(assembly, &templates);
-        let masked = secret_values(assembly, &templates, &findings);
-        let stacks = assembly
-            .stacks
-            .iter()
-            .zip(&hardened.stacks)
-            .map(|(stack, h)| StackReport {
-                name: stack.name.clone(),
-                display_name: stack.display_name.clone(),
-                template: stack.template_path.to_string(),
-                environment: stack.environment.key(),
-                stage: stack.stage.clone(),
-                nested: stack.nested.is_some(),
-                changes: h
-                    .applied
-                    .iter()
-                    .map(|c| {
-                        let mut c = c.clone();
-                        c.old.iter_mut().for_each(|v| mask_value(v, &masked));
-                        mask_value(&mut c.new, &masked);
-                        c.reason = mask_text(&c.reason, &masked);
-                        c.warnings = c.warnings.iter().map(|w| mask_text(w, &masked)).collect();
-                        c
-                    })
-                    .collect(),
-                notes: h
-                    .notes
-                    .iter()
-                    .map(|n| {
-                        let mut n = n.clone();
-                        n.message = mask_text(&n.message, &masked);
-                        n
-                    })
-                    .collect(),
-                added: added_resources(&stack.template, &h.template),
-                permissions: iam::new_permissions(&stack.template, &h.template)
-                    .into_iter()
-                    .map(|mut p| {
-                        mask_value(&mut p.statement, &masked);
-                        p
-                    })
-                    .collect(),
-                construct_paths: h
-                    .notes
-                    .iter()
-                    .filter_map(|n| n.logical_id.as_deref())
-                    .filter_map(|id| {
-                        let path = construct_path(&h.template, id)
-                            .or_else(|| construct_path(&stack.template, id))?;
-                        Some((id.to_string(), path.to_string()))
-                    })
-                    .collect(),
-                before: stack.original.clone(),
-                after: written
-                    .get(stack.template_path.as_str())
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|| stack.original.clone()),
-            })
-            .collect();
+    /// The report over every template, in stack order. `secrets` are the values findings
+    /// point at; they are masked everywhere.
+    pub fn assemble(
+        stacks: Vec<StackReport>,
+        findings: Vec<Finding>,
+        renamed: &[Renamed],
+        mut secrets: Vec<String>,
+    ) -> Report {
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        secrets.dedup();
+        let mut stacks = stacks;
+        for s in &mut stacks {
+            s.mask(&secrets);
+        }
         Report {
             schema_version: SCHEMA_VERSION,
             transforms: Vec::new(),
             stacks,
-            renamed_assets: plan.renamed.iter().map(RenamedAsset::from).collect(),
+            renamed_assets: renamed.iter().map(RenamedAsset::from).collect(),
             findings,
-            masked,
+            masked: secrets,
         }
     }
 
     /// The unified diff of a template, with secret values masked.
-    pub fn diff(&self, stack: &StackReport) -> diff::Unified {
-        let mut d = diff::unified(&stack.template, &stack.before, &stack.after);
-        for secret in &self.masked {
-            // As the template spells it: JSON-escaped, without the quotes.
-            let quoted = serde_json::to_string(secret).expect("a string serializes");
-            let escaped = &quoted[1..quoted.len() - 1];
-            d.text = d.text.replace(escaped, MASK);
-        }
-        d
+    pub fn diff<'a>(&self, stack: &'a StackReport) -> &'a diff::Unified {
+        &stack.diff
     }
 
     /// Adds the title and rule of every transform the changes and notes name, in registry
@@ -321,7 +357,7 @@ impl Report {
 
     /// Whether applying would change anything.
     pub fn has_changes(&self) -> bool {
-        self.stacks.iter().any(|s| s.before != s.after)
+        self.stacks.iter().any(StackReport::changed)
     }
 
     /// Changes per transform id, in [`Report::transform_order`].
@@ -347,30 +383,29 @@ impl Report {
     }
 }
 
-/// The string values that `plaintext-secret` findings point at, longest first.
-fn secret_values(
-    assembly: &Assembly,
-    templates: &[&serde_json::Value],
-    findings: &[Finding],
-) -> Vec<String> {
+/// The string values that `plaintext-secret` findings point at, in the template as read and
+/// as hardened.
+pub fn secret_values(findings: &[Finding], before: &Value, after: &Value) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for f in findings.iter().filter(|f| f.rule == "plaintext-secret") {
         let Some(pointer) = &f.pointer else { continue };
-        for (stack, template) in assembly.stacks.iter().zip(templates) {
-            if stack.template_path.as_str() != f.template {
-                continue;
-            }
-            for t in [*template, &stack.template] {
-                if let Some(s) = t.pointer(pointer).and_then(serde_json::Value::as_str) {
-                    if !s.is_empty() && !out.iter().any(|o| o == s) {
-                        out.push(s.to_string());
-                    }
+        for t in [after, before] {
+            if let Some(s) = t.pointer(pointer).and_then(Value::as_str) {
+                if !s.is_empty() && !out.iter().any(|o| o == s) {
+                    out.push(s.to_string());
                 }
             }
         }
     }
-    out.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
     out
+}
+
+/// `/Resources/ID`, escaped.
+fn resource_pointer(logical_id: &str) -> String {
+    format!(
+        "/Resources/{}",
+        crate::transform::change::pointer_escape(logical_id)
+    )
 }
 
 /// `text` with every secret replaced by [`MASK`].

@@ -74,11 +74,7 @@ pub fn render(report: &Report, options: &RenderOptions) -> String {
                 .as_deref()
                 .map(|l| format!("/Resources/{}", pointer_escape(l)))
         });
-        let line = stack.and_then(|s| {
-            pointer
-                .as_deref()
-                .and_then(|p| locate(template_text(s, options), p))
-        });
+        let line = stack.and_then(|s| line_of(s, pointer.as_deref()?, options));
         let level = match f.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
@@ -101,12 +97,10 @@ pub fn render(report: &Report, options: &RenderOptions) -> String {
                 NoteKind::Refused => CHANGE_REFUSED,
                 _ => continue,
             };
-            let line = n.logical_id.as_deref().and_then(|l| {
-                locate(
-                    template_text(s, options),
-                    &format!("/Resources/{}", pointer_escape(l)),
-                )
-            });
+            let line = n
+                .logical_id
+                .as_deref()
+                .and_then(|l| line_of(s, &format!("/Resources/{}", pointer_escape(l)), options));
             results.push(json!({
                 "ruleId": rule,
                 "ruleIndex": rule_index(rule),
@@ -137,13 +131,9 @@ pub fn render(report: &Report, options: &RenderOptions) -> String {
     text
 }
 
-/// The template text the line numbers refer to.
-fn template_text<'a>(stack: &'a StackReport, options: &RenderOptions) -> &'a str {
-    if options.applied {
-        &stack.after
-    } else {
-        &stack.before
-    }
+/// The line of `pointer` in the template as written (`apply`) or as read (`diff`, `check`).
+fn line_of(stack: &StackReport, pointer: &str, options: &RenderOptions) -> Option<usize> {
+    stack.lines.get(pointer)?[usize::from(options.applied)]
 }
 
 fn location(
@@ -222,8 +212,38 @@ fn percent_encode(path: &str) -> String {
 /// the text is formatted differently.
 pub fn locate(text: &str, pointer: &str) -> Option<usize> {
     let value: Value = serde_json::from_str(text).ok()?;
+    locate_in(&value, &Lines::new(text), pointer)
+}
+
+/// A text's lines, indexed once so that many look-ups stay linear.
+pub struct Lines<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    pub fn new(text: &'a str) -> Lines<'a> {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .filter(|&i| i < text.len())
+            .collect();
+        Lines { text, starts }
+    }
+
+    /// The 1-based line `n`, without its line break.
+    pub fn get(&self, n: usize) -> Option<&'a str> {
+        let start = *self.starts.get(n.checked_sub(1)?)?;
+        let end = self.starts.get(n).map_or(self.text.len(), |&e| e - 1);
+        let line = &self.text[start..end];
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+}
+
+/// [`locate`], with the text already parsed into `value` and split into `lines`.
+pub fn locate_in(value: &Value, lines: &Lines, pointer: &str) -> Option<usize> {
     let tokens = pointer_tokens(pointer);
-    let mut node = &value;
+    let mut node = value;
     let mut line = 1;
     let mut depth = 0;
     let mut key: Option<&str> = None;
@@ -254,7 +274,7 @@ pub fn locate(text: &str, pointer: &str) -> Option<usize> {
         depth += 1;
         node = child;
     }
-    let at = text.lines().nth(line - 1)?;
+    let at = lines.get(line)?;
     let indent = " ".repeat(depth);
     let ok = match key {
         Some(k) => at.starts_with(&format!("{indent}{}:", Value::String(k.to_string()))),

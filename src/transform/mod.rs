@@ -29,6 +29,8 @@ pub use registry::{Registry, Transform};
 /// What a transform knows about the template it is looking at.
 pub struct Context<'a> {
     pub assembly: &'a Assembly,
+    /// The template as the app wrote it, before any transform.
+    pub original: &'a Value,
     /// Index of the stack in [`Assembly::stacks`].
     pub index: usize,
     pub stack: &'a Stack,
@@ -95,23 +97,36 @@ pub struct Hardened {
     pub notes: Vec<Note>,
 }
 
-/// Runs every enabled transform on the template of `assembly.stacks[index]`.
+/// Reads the template of `assembly.stacks[index]` and runs every enabled transform on it.
 pub fn harden_stack(
     assembly: &Assembly,
     index: usize,
     config: &Config,
     registry: &Registry,
 ) -> Result<Hardened> {
+    let template = assembly.read_template(index)?;
+    harden_template(assembly, index, &template.value, config, registry)
+}
+
+/// Runs every enabled transform on `template`, the template of `assembly.stacks[index]`.
+pub fn harden_template(
+    assembly: &Assembly,
+    index: usize,
+    template: &Value,
+    config: &Config,
+    registry: &Registry,
+) -> Result<Hardened> {
     let stack = &assembly.stacks[index];
     let (env, env_keys) = config.for_environment(&stack.environment);
-    let optouts = optout::OptOuts::read(&stack.template, config, registry)?;
+    let optouts = optout::OptOuts::read(template, config, registry)?;
     let mut out = Hardened {
-        template: stack.template.clone(),
+        template: template.clone(),
         ..Default::default()
     };
     for transform in registry.enabled(config) {
         let ctx = Context {
             assembly,
+            original: template,
             index,
             stack,
             env: &env,
@@ -150,7 +165,7 @@ pub fn harden_stack(
         let enforce = config.transforms.enforce.iter().any(|e| e == id);
         let may_replace = config.allow_replacement.iter().any(|e| e == id);
         for change in proposal.changes {
-            let verdict = replacement::check(&stack.template, &change, may_replace);
+            let verdict = replacement::check(template, &change, may_replace);
             if let Some(replacement::Verdict::Refuse(message)) = &verdict {
                 // Only refuse what would change something: a no-op is not a replacement.
                 let mut trial = out.template.clone();

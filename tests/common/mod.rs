@@ -113,13 +113,23 @@ pub fn hardened(app: &str) -> (tempfile::TempDir, PathBuf, cdk_harden::Outcome) 
     (dir, out, outcome)
 }
 
+/// A template of an example, parsed: as the fixture has it, and as a hardened copy at `out`
+/// has it.
+pub fn before_after(app: &str, out: &Path, template: &str) -> (Value, Value) {
+    (
+        read_json(&fixture(app).join(template)),
+        read_json(&out.join(template)),
+    )
+}
+
 /// Every template of an assembly (stack and nested), relative path → parsed template.
 pub fn templates(root: &Path) -> Vec<(String, Value)> {
     let assembly = cdk_harden::Assembly::load(root).expect("load");
-    assembly
-        .stacks
-        .iter()
-        .map(|s| (s.template_path.to_string(), s.template.clone()))
+    (0..assembly.stacks.len())
+        .map(|i| {
+            let path = assembly.stacks[i].template_path.to_string();
+            (path, assembly.read_template(i).expect("read").value)
+        })
         .collect()
 }
 

@@ -226,7 +226,7 @@ impl Action for Kms {
             }
             let refused = assessment.changes.iter().any(|c| {
                 matches!(
-                    replacement::check(&ctx.stack.template, c, may_replace),
+                    replacement::check(ctx.original, c, may_replace),
                     Some(Verdict::Refuse(_))
                 )
             });
