@@ -52,18 +52,36 @@ fn main() {
         let generated = work.join(format!("generated-{n}"));
         generate(&repo.join("examples/pipelines/cdk.out"), &generated, n);
         let templates = count_templates(&generated);
-        let scratch = work.join(format!("run-{n}"));
+        // Every measured run gets its own copy, made before any is measured and removed after
+        // all are: deleting thousands of files right before a run would bill the file system's
+        // inode bookkeeping for the deletion (slow on ext4 without a journal, which avoids
+        // reusing recently deleted inodes) to the program measured.
+        let scratch_dir = work.join(format!("runs-{n}"));
+        if scratch_dir.exists() {
+            std::fs::remove_dir_all(&scratch_dir).unwrap();
+        }
+        let copies: Vec<(PathBuf, PathBuf)> = (0..runs)
+            .map(|k| {
+                let pair = (
+                    scratch_dir.join(format!("baseline-{k}")),
+                    scratch_dir.join(format!("apply-{k}")),
+                );
+                copy_dir(&generated, &pair.0);
+                copy_dir(&generated, &pair.1);
+                pair
+            })
+            .collect();
         let mut base = Vec::new();
         let mut apply = Vec::new();
-        for _ in 0..runs {
-            fresh_copy(&generated, &scratch);
-            base.push(measure(Command::new(&baseline).arg(&scratch)));
-            fresh_copy(&generated, &scratch);
+        let mut scratch = PathBuf::new();
+        for (for_baseline, for_apply) in &copies {
+            base.push(measure(Command::new(&baseline).arg(for_baseline)));
+            scratch = for_apply.clone();
             let m = measure(
                 Command::new(&cdk_harden)
                     .args(["apply", "--config"])
                     .arg(&config)
-                    .arg(&scratch),
+                    .arg(for_apply),
             );
             apply.push(m);
         }
@@ -79,6 +97,7 @@ fn main() {
             "check after apply on {n} stages: {}",
             String::from_utf8_lossy(&check.stdout)
         );
+        std::fs::remove_dir_all(&scratch_dir).unwrap();
         let b = median(&base);
         let a = median(&apply);
         println!(
@@ -155,13 +174,6 @@ fn measure(cmd: &mut Command) -> (Duration, u64) {
         "{cmd:?} failed: {status}"
     );
     (elapsed, usage.ru_maxrss as u64)
-}
-
-fn fresh_copy(from: &Path, to: &Path) {
-    if to.exists() {
-        std::fs::remove_dir_all(to).unwrap();
-    }
-    copy_dir(from, to);
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -192,10 +192,15 @@ fn emit(common: &Common, report: &Report, applied: bool, files: &Path) -> Result
         markdown_limit: (common.markdown_limit > 0).then_some(common.markdown_limit),
         uri_prefix: uri_prefix(files),
     };
-    let text = report::render(report, format, &options);
     match &common.output {
-        None => print(&text),
+        None => {
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            let written = report::write_to(report, format, &options, &mut stdout)
+                .and_then(|()| stdout.flush());
+            written.unwrap_or_else(stdout_failed);
+        }
         Some(path) => {
+            let text = report::render(report, format, &options);
             std::fs::write(path, text.as_bytes()).map_err(Error::io(path))?;
             print(&format!(
                 "{}full review ({}): {}\n",
@@ -268,13 +273,16 @@ pub fn explain(registry: &Registry, id: Option<&str>) -> Result<String> {
 /// Writes to stdout; a closed pipe (`cdk-harden diff | head`) is not an error.
 pub fn print(text: &str) {
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout
+    stdout
         .write_all(text.as_bytes())
         .and_then(|_| stdout.flush())
-    {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("cdk-harden: writing to stdout: {e}");
-        }
+        .unwrap_or_else(stdout_failed);
+}
+
+/// A reader that stopped reading (a closed pipe) is not an error; anything else is reported.
+fn stdout_failed(e: std::io::Error) {
+    if e.kind() != std::io::ErrorKind::BrokenPipe {
+        eprintln!("cdk-harden: writing to stdout: {e}");
     }
 }
 

@@ -3,8 +3,17 @@
 //! Templates are diffed line by line in CDK's own format (one-space indent), so the diff shows
 //! exactly the bytes `apply` writes. Headers name the template by its path relative to the
 //! assembly root, `a/` before and `b/` after, as git does.
+//!
+//! The diff follows the template's structure: both texts are cut into segments at the keys of
+//! the top two levels (a section such as `Resources`, or one resource), segments are matched by
+//! key, and only the segments whose bytes differ are diffed line by line. A hardened template
+//! differs from its input in a few lines of many resources, so this stays linear where a diff
+//! of the whole text (Myers, or patience between unique lines) spends most of its time on
+//! lines that did not change. Text that is not in CDK's format is diffed as a whole.
 
-use similar::{ChangeTag, TextDiff};
+use std::fmt::Write;
+
+use similar::{Algorithm, DiffOp};
 
 /// Lines of context around each change.
 pub const CONTEXT: usize = 3;
@@ -21,38 +30,296 @@ pub struct Unified {
 /// The unified diff from `before` to `after` of the template at `path`.
 pub fn unified(path: &str, before: &str, after: &str) -> Unified {
     if before == after {
-        return Unified {
-            text: String::new(),
-            added: 0,
-            removed: 0,
-        };
+        return Unified::default();
     }
-    // Patience anchors on lines that occur once on both sides and runs Myers only between
-    // them: near-linear on large templates whose changes are spread out, where plain Myers
-    // is quadratic. Deterministic, like any of similar's algorithms without a deadline.
-    let diff = TextDiff::configure()
-        .algorithm(similar::Algorithm::Patience)
-        .diff_lines(before, after);
+    let old = Text::new(before);
+    let new = Text::new(after);
+    let ops = line_ops(&old.lines, &new.lines);
     let (mut added, mut removed) = (0, 0);
-    for change in diff.iter_all_changes() {
-        match change.tag() {
-            ChangeTag::Insert => added += 1,
-            ChangeTag::Delete => removed += 1,
-            ChangeTag::Equal => {}
+    for op in &ops {
+        let (_, o, n) = op.as_tag_tuple();
+        match op {
+            DiffOp::Equal { .. } => {}
+            _ => {
+                removed += o.len();
+                added += n.len();
+            }
         }
     }
-    let mut text = diff
-        .unified_diff()
-        .context_radius(CONTEXT)
-        .header(&format!("a/{path}"), &format!("b/{path}"))
-        .to_string();
-    if !text.ends_with('\n') {
-        text.push('\n');
+    let mut text = format!("--- a/{path}\n+++ b/{path}\n");
+    for group in similar::group_diff_ops(ops, CONTEXT) {
+        write_hunk(&mut text, &group, &old, &new);
     }
     Unified {
         text,
         added,
         removed,
+    }
+}
+
+/// A text cut into lines, remembering whether the last one ends with a line break.
+struct Text<'a> {
+    lines: Vec<&'a str>,
+    final_newline: bool,
+}
+
+impl<'a> Text<'a> {
+    fn new(text: &'a str) -> Text<'a> {
+        let final_newline = text.ends_with('\n');
+        let body = if final_newline {
+            &text[..text.len() - 1]
+        } else {
+            text
+        };
+        let lines = if text.is_empty() {
+            Vec::new()
+        } else {
+            body.split('\n').collect()
+        };
+        Text {
+            lines,
+            final_newline,
+        }
+    }
+
+    /// Whether line `i` is the last and lacks a line break.
+    fn unterminated(&self, i: usize) -> bool {
+        !self.final_newline && i + 1 == self.lines.len()
+    }
+}
+
+/// The line operations that turn `old` into `new`, segment by segment.
+fn line_ops(old: &[&str], new: &[&str]) -> Vec<DiffOp> {
+    let (old_segments, new_segments) = (segments(old), segments(new));
+    if old_segments.len() < 3 || new_segments.len() < 3 {
+        return similar::capture_diff_slices(Algorithm::Patience, old, new);
+    }
+    let old_keys: Vec<Key> = old_segments.iter().map(|s| s.key).collect();
+    let new_keys: Vec<Key> = new_segments.iter().map(|s| s.key).collect();
+    let mut ops = Vec::new();
+    for op in similar::capture_diff_slices(Algorithm::Myers, &old_keys, &new_keys) {
+        let (_, o, n) = op.as_tag_tuple();
+        if let DiffOp::Equal { .. } = op {
+            // Same keys in the same order: compare each pair of segments.
+            for (a, b) in old_segments[o].iter().zip(&new_segments[n]) {
+                diff_range(old, new, a.start..a.end, b.start..b.end, &mut ops);
+            }
+        } else {
+            let span =
+                |s: &[Segment]| s.first().map_or(0, |f| f.start)..s.last().map_or(0, |l| l.end);
+            let o_range = if o.is_empty() {
+                let at = old_segments.get(o.start).map_or(old.len(), |s| s.start);
+                at..at
+            } else {
+                span(&old_segments[o])
+            };
+            let n_range = if n.is_empty() {
+                let at = new_segments.get(n.start).map_or(new.len(), |s| s.start);
+                at..at
+            } else {
+                span(&new_segments[n])
+            };
+            diff_range(old, new, o_range, n_range, &mut ops);
+        }
+    }
+    ops
+}
+
+/// Appends the operations for `old[o]` → `new[n]`: one `Equal` if the lines are the same,
+/// else a line diff of just these lines.
+fn diff_range(
+    old: &[&str],
+    new: &[&str],
+    o: std::ops::Range<usize>,
+    n: std::ops::Range<usize>,
+    ops: &mut Vec<DiffOp>,
+) {
+    if old[o.clone()] == new[n.clone()] {
+        if !o.is_empty() {
+            push(
+                ops,
+                DiffOp::Equal {
+                    old_index: o.start,
+                    new_index: n.start,
+                    len: o.len(),
+                },
+            );
+        }
+        return;
+    }
+    for op in similar::capture_diff_slices(Algorithm::Myers, &old[o.clone()], &new[n.clone()]) {
+        let shifted = match op {
+            DiffOp::Equal {
+                old_index,
+                new_index,
+                len,
+            } => DiffOp::Equal {
+                old_index: old_index + o.start,
+                new_index: new_index + n.start,
+                len,
+            },
+            DiffOp::Delete {
+                old_index,
+                old_len,
+                new_index,
+            } => DiffOp::Delete {
+                old_index: old_index + o.start,
+                old_len,
+                new_index: new_index + n.start,
+            },
+            DiffOp::Insert {
+                old_index,
+                new_index,
+                new_len,
+            } => DiffOp::Insert {
+                old_index: old_index + o.start,
+                new_index: new_index + n.start,
+                new_len,
+            },
+            DiffOp::Replace {
+                old_index,
+                old_len,
+                new_index,
+                new_len,
+            } => DiffOp::Replace {
+                old_index: old_index + o.start,
+                old_len,
+                new_index: new_index + n.start,
+                new_len,
+            },
+        };
+        push(ops, shifted);
+    }
+}
+
+/// Pushes an operation, merging it into the previous one when both are `Equal`, so hunks are
+/// grouped as they would be for a diff of the whole text.
+fn push(ops: &mut Vec<DiffOp>, op: DiffOp) {
+    if let (
+        Some(DiffOp::Equal {
+            old_index,
+            new_index,
+            len,
+        }),
+        DiffOp::Equal {
+            old_index: o,
+            new_index: n,
+            len: more,
+        },
+    ) = (ops.last_mut(), &op)
+    {
+        if *old_index + *len == *o && *new_index + *len == *n {
+            *len += more;
+            return;
+        }
+    }
+    ops.push(op);
+}
+
+/// What a segment is matched by: the key line of its section and its own key line (or, for
+/// the closing bracket of a section, the section's key line and nothing).
+type Key<'a> = (&'a str, Option<&'a str>);
+
+/// Lines `start..end` of a text, and their key.
+struct Segment<'a> {
+    key: Key<'a>,
+    start: usize,
+    end: usize,
+}
+
+/// Cuts a template in CDK's format into segments: each starts at a key of the first level (a
+/// section) or the second (a resource, parameter, output…), or at the bracket that closes a
+/// section.
+fn segments<'a>(lines: &[&'a str]) -> Vec<Segment<'a>> {
+    let mut out: Vec<Segment<'a>> = Vec::new();
+    let mut section: &'a str = "";
+    for (i, &line) in lines.iter().enumerate() {
+        let indent = line.bytes().take_while(|&b| b == b' ').count();
+        let rest = &line[indent..];
+        let key = match indent {
+            1 if rest.starts_with('"') => {
+                section = line;
+                Some((line, None))
+            }
+            2 if rest.starts_with('"') => Some((section, Some(line))),
+            0 | 1 if rest.starts_with(['}', ']']) => Some((section, Some(""))),
+            _ => None,
+        };
+        match key {
+            Some(key) => {
+                if let Some(last) = out.last_mut() {
+                    last.end = i;
+                }
+                out.push(Segment {
+                    key,
+                    start: i,
+                    end: lines.len(),
+                });
+            }
+            None if out.is_empty() => out.push(Segment {
+                key: ("", None),
+                start: 0,
+                end: lines.len(),
+            }),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Writes one hunk in unified format, with `\ No newline at end of file` after a last line
+/// that lacks one, as diff and git do.
+fn write_hunk(out: &mut String, group: &[DiffOp], old: &Text, new: &Text) {
+    let (first, last) = (&group[0], &group[group.len() - 1]);
+    let old_range = first.old_range().start..last.old_range().end;
+    let new_range = first.new_range().start..last.new_range().end;
+    let _ = writeln!(
+        out,
+        "@@ -{} +{} @@",
+        HunkRange(old_range),
+        HunkRange(new_range)
+    );
+    let line = |out: &mut String, sign: char, text: &str, unterminated: bool| {
+        out.push(sign);
+        out.push_str(text);
+        out.push('\n');
+        if unterminated {
+            out.push_str("\\ No newline at end of file\n");
+        }
+    };
+    for op in group {
+        let (_, o, n) = op.as_tag_tuple();
+        match op {
+            DiffOp::Equal { .. } => {
+                for (i, j) in o.zip(n) {
+                    let end = old.unterminated(i) || new.unterminated(j);
+                    line(out, ' ', old.lines[i], end);
+                }
+            }
+            _ => {
+                for i in o {
+                    line(out, '-', old.lines[i], old.unterminated(i));
+                }
+                for j in n {
+                    line(out, '+', new.lines[j], new.unterminated(j));
+                }
+            }
+        }
+    }
+}
+
+/// A hunk header range: `start,len`, 1-based; `start` alone for one line; the line before for
+/// none.
+struct HunkRange(std::ops::Range<usize>);
+
+impl std::fmt::Display for HunkRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = self.0.end - self.0.start;
+        match len {
+            0 => write!(f, "{},0", self.0.start),
+            1 => write!(f, "{}", self.0.start + 1),
+            _ => write!(f, "{},{}", self.0.start + 1, len),
+        }
     }
 }
 
@@ -71,12 +338,116 @@ mod tests {
             "{}",
             d.text
         );
+        assert!(d.text.contains("- \"B\": 2\n"), "{}", d.text);
+        assert_eq!((d.added, d.removed), (2, 1));
+        assert_eq!(unified("t", before, before).text, "");
+    }
+
+    /// Applies a unified diff's hunks to `before`; the result must be `after`.
+    fn patch(before: &str, diff: &str) -> String {
+        let old: Vec<&str> = before.split('\n').collect();
+        let mut out: Vec<String> = Vec::new();
+        let mut at = 0;
+        for line in diff.lines().skip(2) {
+            if let Some(header) = line.strip_prefix("@@ -") {
+                let start: usize = header.split([',', ' ']).next().unwrap().parse().unwrap();
+                let len_one = !header.split(' ').next().unwrap().contains(',');
+                let start = if len_one || start == 0 {
+                    start.max(1)
+                } else {
+                    start
+                };
+                while at + 1 < start {
+                    out.push(old[at].to_string());
+                    at += 1;
+                }
+            } else if let Some(l) = line.strip_prefix(' ') {
+                assert_eq!(old[at], l);
+                out.push(l.to_string());
+                at += 1;
+            } else if let Some(l) = line.strip_prefix('-') {
+                assert_eq!(old[at], l);
+                at += 1;
+            } else if let Some(l) = line.strip_prefix('+') {
+                out.push(l.to_string());
+            }
+        }
+        out.extend(old[at..].iter().map(|s| s.to_string()));
+        out.join("\n")
+    }
+
+    fn cdk(v: &serde_json::Value) -> String {
+        crate::assembly::format::to_cdk_json(v)
+    }
+
+    #[test]
+    fn structured_diffs_patch_back_to_the_new_text() {
+        use serde_json::json;
+        let mut resources = serde_json::Map::new();
+        for i in 0..40 {
+            resources.insert(
+                format!("R{i}"),
+                json!({"Type": "AWS::S3::Bucket", "Properties": {"Name": format!("b{i}")}}),
+            );
+        }
+        let before = json!({"Resources": resources.clone(), "Outputs": {"O": {"Value": 1}}});
+        let mut after = before.clone();
+        after["Resources"]["R3"]["Properties"]["Versioning"] = json!({"Status": "Enabled"});
+        after["Resources"]["R39"]["Properties"]["Logging"] = json!({"Prefix": "x"});
+        after["Resources"]["New"] = json!({"Type": "AWS::KMS::Key"});
+        after["Parameters"] = json!({"P": {"Type": "String"}});
+        let (b, a) = (cdk(&before), cdk(&after));
+        let d = unified("T", &b, &a);
+        assert_eq!(patch(&b, &d.text), a, "{}", d.text);
+        // Only the changed resources, the appended ones and their context are in the diff.
+        assert!(!d.text.contains("\"b20\""), "{}", d.text);
+        // The bracket closing `Resources` is context, not removed and added again.
+        assert!(!d.text.contains("\n- },\n"), "{}", d.text);
+        let lines_added = a.lines().count() - b.lines().count();
+        assert_eq!(d.added - d.removed, lines_added);
+    }
+
+    /// Every review diff of the hardened examples turns the template as read into the template
+    /// as written.
+    #[test]
+    fn example_diffs_patch_back_to_the_written_templates() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for app in ["pipelines", "shapes"] {
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("out");
+            let outcome = crate::run(&crate::Options {
+                assembly: repo.join("examples").join(app).join("cdk.out"),
+                config: Some(repo.join("examples").join(app).join("cdk-harden.json")),
+                out: Some(out.clone()),
+                mode: crate::Mode::Apply,
+            })
+            .unwrap();
+            let mut diffs = 0;
+            for s in &outcome.report.stacks {
+                let read = |root: &std::path::Path| {
+                    std::fs::read_to_string(root.join(&s.template)).unwrap()
+                };
+                let (before, after) = (
+                    read(&repo.join("examples").join(app).join("cdk.out")),
+                    read(&out),
+                );
+                assert_eq!(patch(&before, &s.diff.text), after, "{app}: {}", s.template);
+                diffs += usize::from(!s.diff.text.is_empty());
+            }
+            assert!(diffs > 5, "{app}: {diffs} diffs");
+        }
+    }
+
+    #[test]
+    fn text_in_another_format_is_diffed_as_a_whole() {
+        let before = "a\nb\nc";
+        let after = "a\nB\nc\nd";
+        let d = unified("t", before, after);
+        assert_eq!(patch(before, &d.text), after, "{}", d.text);
         assert!(
-            d.text.contains("-  \"B\": 2\n") || d.text.contains("- \"B\": 2\n"),
+            d.text.ends_with("+d\n\\ No newline at end of file\n"),
             "{}",
             d.text
         );
-        assert_eq!((d.added, d.removed), (2, 1));
-        assert_eq!(unified("t", before, before).text, "");
     }
 }

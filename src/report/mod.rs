@@ -520,6 +520,19 @@ pub fn render(report: &Report, format: Format, options: &RenderOptions) -> Strin
     }
 }
 
+/// Writes the report in `format` to `w`; the text review is written one stack at a time.
+pub fn write_to(
+    report: &Report,
+    format: Format,
+    options: &RenderOptions,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    match format {
+        Format::Text => text::write(report, options, w),
+        _ => w.write_all(render(report, format, options).as_bytes()),
+    }
+}
+
 /// The JSON Schema of the JSON report ([`json::JsonReport`]), as committed in
 /// `schema/report.schema.json`.
 pub fn schema_json() -> String {

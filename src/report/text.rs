@@ -51,6 +51,17 @@ const PREVIEW: usize = 72;
 
 /// Renders the report as text.
 pub fn render(report: &Report, options: &RenderOptions) -> String {
+    let mut out = Vec::new();
+    write(report, options, &mut out).expect("writing to memory does not fail");
+    String::from_utf8(out).expect("the review is UTF-8")
+}
+
+/// Writes the review to `w` one stack at a time, so a large review is never held whole.
+pub fn write(
+    report: &Report,
+    options: &RenderOptions,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let s = Style {
         color: options.color,
     };
@@ -59,8 +70,16 @@ pub fn render(report: &Report, options: &RenderOptions) -> String {
         if !stack.is_interesting(&report.findings) {
             continue;
         }
+        out.clear();
         render_stack(&mut out, report, stack, s);
+        w.write_all(out.as_bytes())?;
     }
+    w.write_all(last_line(report, options, s).as_bytes())
+}
+
+/// The summary line that ends the review.
+fn last_line(report: &Report, options: &RenderOptions, s: Style) -> String {
+    let mut out = String::new();
     let line = headline(report, options.applied);
     let assets = report.renamed_assets.len();
     let line = if assets > 0 {
@@ -248,19 +267,29 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
             s.bold("Template diff"),
             s.dim(&format!("(+{} -{})", d.added, d.removed))
         );
-        for line in d.text.lines() {
-            let painted = if line.starts_with("+++") || line.starts_with("---") {
-                s.bold(line)
-            } else if line.starts_with('+') {
-                s.green(line)
-            } else if line.starts_with('-') {
-                s.red(line)
-            } else if line.starts_with("@@") {
-                s.cyan(line)
-            } else {
-                line.to_string()
-            };
-            let _ = writeln!(out, "{painted}");
+        if !s.color {
+            // The diff as it is: by far the largest part of a review, so copied in one go.
+            out.push_str(&d.text);
+        } else {
+            for line in d.text.lines() {
+                let code = if line.starts_with("+++") || line.starts_with("---") {
+                    "1"
+                } else if line.starts_with('+') {
+                    "32"
+                } else if line.starts_with('-') {
+                    "31"
+                } else if line.starts_with("@@") {
+                    "36"
+                } else {
+                    ""
+                };
+                if code.is_empty() || line.is_empty() {
+                    out.push_str(line);
+                } else {
+                    let _ = write!(out, "\x1b[{code}m{line}\x1b[0m");
+                }
+                out.push('\n');
+            }
         }
     }
     out.push('\n');
