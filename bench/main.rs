@@ -3,7 +3,7 @@
 //! and prints the ratios the performance targets are stated in.
 //!
 //! Usage (see `scripts/bench.sh`, which builds everything in release mode first):
-//!   bench --cdk-harden PATH --baseline PATH [--quick] [--stages 100,1000] [--runs 3]
+//!   bench --cdk-harden PATH --baseline PATH [--quick] [--stages 100,1000] [--runs 3] [--scratch DIR]
 //!
 //! Generation: the Dev stage of `examples/pipelines/cdk.out` is cloned N times (stage names
 //! `Stage0000`…, accounts cycling through the example's Dev, UAT and Prod accounts), each clone
@@ -45,6 +45,11 @@ fn main() {
         .map(|r| r.parse().unwrap())
         .unwrap_or(if quick { 1 } else { 3 });
     let work = repo.join("target/bench");
+    // Where the measured copies go: the repository's disk by default; `--scratch DIR` puts
+    // them elsewhere (a tmpfs, say) to separate the file system's cost from the programs'.
+    let scratch_root = flag("--scratch")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| work.clone());
     let config = repo.join("examples/pipelines/cdk-harden.json");
 
     let mut results = Vec::new();
@@ -56,7 +61,7 @@ fn main() {
         // all are: deleting thousands of files right before a run would bill the file system's
         // inode bookkeeping for the deletion (slow on ext4 without a journal, which avoids
         // reusing recently deleted inodes) to the program measured.
-        let scratch_dir = work.join(format!("runs-{n}"));
+        let scratch_dir = scratch_root.join(format!("cdk-harden-bench-runs-{n}"));
         if scratch_dir.exists() {
             std::fs::remove_dir_all(&scratch_dir).unwrap();
         }
@@ -101,11 +106,15 @@ fn main() {
         let b = median(&base);
         let a = median(&apply);
         println!(
-            "{n:>5} stages, {templates:>5} templates: baseline {:>8.1} ms {:>7.1} MiB | cdk-harden apply {:>8.1} ms {:>7.1} MiB | ratio {:.2}",
+            "{n:>5} stages, {templates:>5} templates: baseline {:>8.1} ms {:>7.1} MiB (cpu {:.0}+{:.0} ms) | cdk-harden apply {:>8.1} ms {:>7.1} MiB (cpu {:.0}+{:.0} ms) | ratio {:.2}",
             ms(b.0),
             mib(b.1),
+            ms(b.2),
+            ms(b.3),
             ms(a.0),
             mib(a.1),
+            ms(a.2),
+            ms(a.3),
             a.0.as_secs_f64() / b.0.as_secs_f64()
         );
         results.push((n, b, a));
@@ -148,15 +157,18 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// The run with the median time (its time and peak RSS in KiB).
-fn median(runs: &[(Duration, u64)]) -> (Duration, u64) {
+/// One measured run: wall time, peak RSS in KiB, user and system CPU time.
+type Measured = (Duration, u64, Duration, Duration);
+
+/// The run with the median wall time.
+fn median(runs: &[Measured]) -> Measured {
     let mut sorted = runs.to_vec();
     sorted.sort();
     sorted[sorted.len() / 2]
 }
 
-/// Wall time and peak resident set size (KiB) of a child process.
-fn measure(cmd: &mut Command) -> (Duration, u64) {
+/// Wall time, peak resident set size (KiB) and CPU times of a child process.
+fn measure(cmd: &mut Command) -> Measured {
     cmd.stdout(std::process::Stdio::null());
     let start = Instant::now();
     // Reaped below by wait4, which also reports the child's peak memory.
@@ -173,7 +185,13 @@ fn measure(cmd: &mut Command) -> (Duration, u64) {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "{cmd:?} failed: {status}"
     );
-    (elapsed, usage.ru_maxrss as u64)
+    let cpu = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (
+        elapsed,
+        usage.ru_maxrss as u64,
+        cpu(usage.ru_utime),
+        cpu(usage.ru_stime),
+    )
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -141,27 +141,31 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let files = out.clone().unwrap_or_else(|| common.dir.clone());
             let outcome = crate::run(&Command::options(&common, out, mode))?;
             emit(&common, &outcome.report, mode == Mode::Apply, &files)?;
+            leave(outcome);
             Ok(ExitCode::SUCCESS)
         }
         Command::Diff { common } => {
             let outcome = crate::run(&Command::options(&common, None, Mode::DryRun))?;
             emit(&common, &outcome.report, false, &common.dir)?;
+            leave(outcome);
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { common } => {
             let outcome = crate::run(&Command::options(&common, None, Mode::DryRun))?;
             emit(&common, &outcome.report, false, &common.dir)?;
             let report = &outcome.report;
-            if report.needs_work() {
+            let code = if report.needs_work() {
                 eprintln!(
                     "cdk-harden check: not compliant: {}",
                     report::headline(report, false)
                 );
-                Ok(ExitCode::from(1))
+                ExitCode::from(1)
             } else {
                 eprintln!("cdk-harden check: compliant");
-                Ok(ExitCode::SUCCESS)
-            }
+                ExitCode::SUCCESS
+            };
+            leave(outcome);
+            Ok(code)
         }
         Command::Explain { id, config } => {
             let config = LoadedConfig::load(config.as_deref())?;
@@ -184,6 +188,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Prints the review, or writes it to `--output` and prints a summary. `files` is the
 /// assembly the review's templates are in (for SARIF locations).
+/// Leaves the outcome to the operating system: the process exits next, and freeing a large
+/// report value by value would only cost time.
+fn leave(outcome: crate::Outcome) {
+    std::mem::forget(outcome);
+}
+
 fn emit(common: &Common, report: &Report, applied: bool, files: &Path) -> Result<()> {
     let format = Format::from(common.format);
     let options = RenderOptions {

@@ -156,19 +156,27 @@ fn finish(
             source: Box::new(e),
         })?;
     let findings = findings::scan(assembly, index, &hardened.template);
-    let after = if hardened.template == before.value {
-        rehash.finish(&before.text)
+    let hardened_text = if hardened.template == before.value {
+        None
     } else {
-        rehash.finish(&to_cdk_json(&hardened.template))
+        Some(to_cdk_json(&hardened.template))
+    };
+    let text = hardened_text.as_deref().unwrap_or(&before.text);
+    // Only a template that names another's asset id can need new ids.
+    let after = if stack.mentions.is_empty() {
+        hardened_text.unwrap_or_else(|| before.text.clone())
+    } else {
+        rehash.finish(text)
     };
     let rewritten = after != before.text;
     let staged = match writer {
         Some(w) if rewritten => Some(w.stage(&stack.template_path, &after)?),
         _ => None,
     };
+    let secrets = report::secret_values(&findings, &before.value, &hardened.template);
     Ok(Done {
-        report: StackReport::build(stack, &before, &hardened, &after, &findings),
-        secrets: report::secret_values(&findings, &before.value, &hardened.template),
+        report: StackReport::build(stack, &before, hardened, &after, &findings),
+        secrets,
         findings,
         new_id: rewritten.then(|| sha256_hex(after.as_bytes())),
         staged,

@@ -113,7 +113,7 @@ impl StackReport {
     pub fn build(
         stack: &Stack,
         before: &Template,
-        hardened: &Hardened,
+        hardened: Hardened,
         after: &str,
         findings: &[Finding],
     ) -> StackReport {
@@ -149,8 +149,7 @@ impl StackReport {
             environment: stack.environment.key(),
             stage: stack.stage.clone(),
             nested: stack.nested.is_some(),
-            changes: hardened.applied.clone(),
-            notes: hardened.notes.clone(),
+            changes: hardened.applied,
             added: added_resources(&before.value, &hardened.template),
             permissions: iam::new_permissions(&before.value, &hardened.template),
             construct_paths: hardened
@@ -163,6 +162,7 @@ impl StackReport {
                     Some((id.to_string(), path.to_string()))
                 })
                 .collect(),
+            notes: hardened.notes,
             rewritten: before.text != after,
             diff: diff::unified(&template, &before.text, after),
             lines,

@@ -222,8 +222,12 @@ impl Compiled {
         }
         // Template order, so the output does not depend on how the query walked.
         if let Some(Value::Object(resources)) = template.get("Resources") {
-            let order: Vec<&String> = resources.keys().collect();
-            ids.sort_by_key(|id| order.iter().position(|k| *k == id));
+            let position: std::collections::HashMap<&str, usize> = resources
+                .keys()
+                .enumerate()
+                .map(|(i, k)| (k.as_str(), i))
+                .collect();
+            ids.sort_by_key(|id| position.get(id.as_str()).copied());
         }
         Ok(ids)
     }

@@ -279,9 +279,8 @@ pub fn apply(
                     describe(value)
                 )));
             }
-            let mut t = template.clone();
-            set(&mut t, change, value.clone(), transform)?;
-            *template = t;
+            // A failed set fails the whole run, so a half-made change is never written.
+            set(template, change, value.clone(), transform)?;
             return Ok(Outcome::Applied {
                 old: existing,
                 new: value.clone(),
