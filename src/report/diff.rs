@@ -13,7 +13,7 @@
 
 use std::fmt::Write;
 
-use similar::{Algorithm, DiffOp};
+use similar::{Algorithm, DiffOp, DiffTag};
 
 /// Lines of context around each change.
 pub const CONTEXT: usize = 3;
@@ -148,43 +148,29 @@ fn diff_range(
         return;
     }
     for op in similar::capture_diff_slices(Algorithm::Myers, &old[o.clone()], &new[n.clone()]) {
-        let shifted = match op {
-            DiffOp::Equal {
+        let (tag, a, b) = op.as_tag_tuple();
+        let (old_index, new_index) = (a.start + o.start, b.start + n.start);
+        let (old_len, new_len) = (a.len(), b.len());
+        let shifted = match tag {
+            DiffTag::Equal => DiffOp::Equal {
                 old_index,
                 new_index,
-                len,
-            } => DiffOp::Equal {
-                old_index: old_index + o.start,
-                new_index: new_index + n.start,
-                len,
+                len: old_len,
             },
-            DiffOp::Delete {
+            DiffTag::Delete => DiffOp::Delete {
                 old_index,
                 old_len,
                 new_index,
-            } => DiffOp::Delete {
-                old_index: old_index + o.start,
-                old_len,
-                new_index: new_index + n.start,
             },
-            DiffOp::Insert {
+            DiffTag::Insert => DiffOp::Insert {
                 old_index,
                 new_index,
                 new_len,
-            } => DiffOp::Insert {
-                old_index: old_index + o.start,
-                new_index: new_index + n.start,
-                new_len,
             },
-            DiffOp::Replace {
+            DiffTag::Replace => DiffOp::Replace {
                 old_index,
                 old_len,
                 new_index,
-                new_len,
-            } => DiffOp::Replace {
-                old_index: old_index + o.start,
-                old_len,
-                new_index: new_index + n.start,
                 new_len,
             },
         };
