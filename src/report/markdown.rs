@@ -448,7 +448,7 @@ fn render_group(report: &Report, group: &Group) -> Section {
         );
     }
 
-    let d = report.diff(first);
+    let d = &first.diff;
     let (diff, diff_omitted) = if d.text.is_empty() {
         (String::new(), String::new())
     } else {

@@ -97,8 +97,8 @@ pub struct StackReport {
     /// Whether applying changes the template's bytes (changes, or only replaced asset ids).
     #[serde(skip)]
     pub rewritten: bool,
-    /// The unified diff from the template as read to the template as written; not part of
-    /// the JSON report.
+    /// The unified diff from the template as read to the template as written, with secret
+    /// values masked once the report is assembled; not part of the JSON report.
     #[serde(skip)]
     pub diff: diff::Unified,
     /// Lines of the resources and values the notes and findings name, for SARIF: pointer →
@@ -289,11 +289,6 @@ impl Report {
             findings,
             masked: secrets,
         }
-    }
-
-    /// The unified diff of a template, with secret values masked.
-    pub fn diff<'a>(&self, stack: &'a StackReport) -> &'a diff::Unified {
-        &stack.diff
     }
 
     /// Adds the title and rule of every transform the changes and notes name, in registry

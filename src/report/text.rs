@@ -258,7 +258,7 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
         }
     }
 
-    let d = report.diff(stack);
+    let d = &stack.diff;
     if !d.text.is_empty() {
         out.push('\n');
         let _ = writeln!(
