@@ -20,6 +20,13 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("{}: writing the review's temporary file (set TMPDIR to use another directory)", dir.display())]
+    Spool {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("{}: invalid JSON at line {line}, column {column}: {message}", path.display())]
     Json {
         path: PathBuf,

@@ -54,6 +54,7 @@ use assembly::format::to_cdk_json;
 use assembly::rehash::{self, sha256_hex, Rehash};
 use assembly::write::Staged;
 use findings::Finding;
+use report::store::StoreBuilder;
 use report::StackReport;
 
 /// What [`run`] does with the assembly.
@@ -82,15 +83,32 @@ pub struct Options {
 ///
 /// All or nothing: the first template that fails stops the run, the error names it, and
 /// what was staged is removed when the writer is dropped.
+///
+/// The report keeps up to [`report::store::MEMORY_BUDGET`] bytes of reviews in memory and
+/// spools the rest to a temporary file; see [`harden_with_review_budget`].
 pub fn harden(
     assembly: &Assembly,
     config: &Config,
     registry: &Registry,
+    writer: Option<&mut Writer>,
+) -> Result<Report> {
+    let budget = report::store::MEMORY_BUDGET;
+    harden_with_review_budget(assembly, config, registry, writer, budget)
+}
+
+/// [`harden`], keeping at most `budget` bytes of reviews in memory (0: spool every review).
+pub fn harden_with_review_budget(
+    assembly: &Assembly,
+    config: &Config,
+    registry: &Registry,
     mut writer: Option<&mut Writer>,
+    budget: usize,
 ) -> Result<Report> {
     use rayon::prelude::*;
     let mut rehash = Rehash::default();
-    let mut done: Vec<Option<Done>> = (0..assembly.stacks.len()).map(|_| None).collect();
+    let mut reviews = StoreBuilder::new(assembly.stacks.len(), budget);
+    let mut findings = Vec::new();
+    let mut secrets = Vec::new();
     for wave in rehash::waves(assembly) {
         let shared = writer.as_deref();
         let finished: Vec<Result<Done>> = wave
@@ -99,16 +117,20 @@ pub fn harden(
             .collect();
         // In stack order: the first failure is the one reported, and files are renamed in a
         // deterministic order.
+        let mut wave_reviews = Vec::with_capacity(wave.len());
         for (&index, result) in wave.iter().zip(finished) {
-            let mut d = result?;
+            let d = result?;
             if let Some(id) = &d.new_id {
                 rehash.record(assembly, index, id)?;
             }
-            if let (Some(w), Some(staged)) = (writer.as_deref_mut(), d.staged.take()) {
+            if let (Some(w), Some(staged)) = (writer.as_deref_mut(), d.staged) {
                 w.add(staged);
             }
-            done[index] = Some(d);
+            wave_reviews.push((index, d.report));
+            findings.push((index, d.findings));
+            secrets.extend(d.secrets);
         }
+        reviews.add(wave_reviews)?;
     }
     if let Some(w) = writer {
         for (path, text) in rehash.rewrite_others(assembly)? {
@@ -116,15 +138,11 @@ pub fn harden(
             w.add(staged);
         }
     }
-    let mut stacks = Vec::with_capacity(done.len());
-    let mut findings = Vec::new();
-    let mut secrets = Vec::new();
-    for d in done.into_iter().flatten() {
-        stacks.push(d.report);
-        findings.extend(d.findings);
-        secrets.extend(d.secrets);
-    }
-    Ok(Report::assemble(stacks, findings, &rehash.renamed, secrets).with_transforms(registry))
+    // Findings in stack order, like the reviews.
+    findings.sort_by_key(|(index, _)| *index);
+    let findings = findings.into_iter().flat_map(|(_, f)| f).collect();
+    let report = Report::from_store(reviews.build(), findings, &rehash.renamed, secrets);
+    Ok(report.with_transforms(registry))
 }
 
 /// One template, finished.

@@ -18,8 +18,7 @@ use serde_json::{json, Value};
 fn excused(outcome: &cdk_harden::Outcome, transform: &str) -> BTreeSet<(String, String)> {
     outcome
         .report
-        .stacks
-        .iter()
+        .stacks()
         .flat_map(|s| {
             s.notes
                 .iter()
@@ -176,8 +175,7 @@ fn issue_3_asymmetric_and_hmac_keys_are_left_with_a_note() {
             assert!(key["Properties"].get("EnableKeyRotation").is_none(), "{id}");
             let stack = outcome
                 .report
-                .stacks
-                .iter()
+                .stacks()
                 .find(|s| s.template == "CompliantStack.template.json")
                 .unwrap();
             assert!(
@@ -212,8 +210,7 @@ fn issue_3_opt_out_is_respected_and_reported() {
     );
     let stack = outcome
         .report
-        .stacks
-        .iter()
+        .stacks()
         .find(|s| s.template == "OptOutStack.template.json")
         .unwrap();
     assert!(stack.notes.iter().any(|n| n.kind == NoteKind::OptOut

@@ -301,8 +301,7 @@ fn issue_5_central_key_is_used_literally_and_its_policy_needs_are_reported() {
     let (_dir, out, outcome) = hardened("pipelines");
     for stack in outcome
         .report
-        .stacks
-        .iter()
+        .stacks()
         .filter(|s| s.environment.starts_with("444444444444/"))
     {
         let t = read_json(&out.join(&stack.template));
@@ -311,7 +310,7 @@ fn issue_5_central_key_is_used_literally_and_its_policy_needs_are_reported() {
             "{}: no key created with keyArn",
             stack.template
         );
-        let required = kms_notes(stack, NoteKind::ActionRequired);
+        let required = kms_notes(&stack, NoteKind::ActionRequired);
         assert_eq!(required.len(), 1, "{}: {required:#?}", stack.template);
         assert!(required[0].contains(PROD_KEY), "{}", required[0]);
         assert!(
@@ -334,7 +333,7 @@ fn issue_5_central_key_is_used_literally_and_its_policy_needs_are_reported() {
 fn issue_5_customer_managed_keys_are_left_alone() {
     let (_dir, _out, outcome) = hardened("shapes");
     let (_dir2, _out2, pipelines) = hardened("pipelines");
-    let stacks = outcome.report.stacks.iter().chain(&pipelines.report.stacks);
+    let stacks = outcome.report.stacks().chain(pipelines.report.stacks());
     for stack in stacks {
         for change in stack.changes.iter().filter(|c| c.transform == "kms") {
             // The pipelines' artifact buckets and builds, EncryptedQueue and CompliantStack's
@@ -442,7 +441,7 @@ fn apply(template: Value, environment: &str, config: Value) -> cdk_harden::Resul
         mode: cdk_harden::Mode::Apply,
     })?;
     let template = read_json(&root.join("Stack.template.json"));
-    let stack = outcome.report.stacks.into_iter().next().unwrap();
+    let stack = outcome.report.into_stacks().into_iter().next().unwrap();
     Ok(Run {
         _dir: dir,
         root,

@@ -55,7 +55,7 @@ fn issue_4_every_codebuild_project_gets_the_mirror_variables_and_keeps_its_own()
         ("secrets", true, false, false),
     ] {
         let (_dir, out, outcome) = common::hardened(app);
-        for stack in &outcome.report.stacks {
+        for stack in outcome.report.stacks() {
             let (before, after) = common::before_after(app, &out, &stack.template);
             for (id, project) in common::resources_of(&after, PROJECT) {
                 projects += 1;
@@ -92,8 +92,7 @@ fn issue_4_the_service_projects_own_pip_index_url_is_left_alone_and_reported() {
     for stage in ["Dev", "UAT", "Prod"] {
         let stack = outcome
             .report
-            .stacks
-            .iter()
+            .stacks()
             .find(|s| s.display_name == format!("PipelineStack/{stage}/Service"))
             .unwrap();
         let t = common::read_json(&out.join(&stack.template));
@@ -157,13 +156,9 @@ fn issue_4_package_registry_proposes_nothing_the_second_time() {
         .unwrap();
         let ours: Vec<_> = again
             .report
-            .stacks
-            .iter()
-            .flat_map(|s| {
-                s.changes
-                    .iter()
-                    .filter(|c| c.transform == "package-registry")
-            })
+            .stacks()
+            .flat_map(|s| s.into_owned().changes)
+            .filter(|c| c.transform == "package-registry")
             .collect();
         assert!(ours.is_empty(), "{app}: {ours:?}");
     }

@@ -227,7 +227,8 @@ fn issue_6_classic_pipeline_production_stage_is_gated() {
     for name in ["Source", "Build", "Staging"] {
         assert!(approvals(stage(pipeline, name)).is_empty(), "{name}");
     }
-    let reasons: Vec<&str> = changes_of(&outcome, "prod-approval")
+    let changes = changes_of(&outcome, "prod-approval");
+    let reasons: Vec<&str> = changes
         .iter()
         .filter(|c| &c.logical_id == id)
         .map(|c| c.reason.as_str())
@@ -449,13 +450,12 @@ fn issue_6_a_pipeline_can_opt_out_with_a_reason() {
     });
     let outcome = run(&root, &config("pipelines"), Mode::DryRun);
     assert!(changes_of(&outcome, "prod-approval").is_empty());
-    let notes: Vec<&str> = outcome
+    let notes: Vec<String> = outcome
         .report
-        .stacks
-        .iter()
-        .flat_map(|s| &s.notes)
+        .stacks()
+        .flat_map(|s| s.into_owned().notes)
         .filter(|n| n.transform == "prod-approval" && n.logical_id.as_deref() == Some(PIPELINE))
-        .map(|n| n.message.as_str())
+        .map(|n| n.message)
         .collect();
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].contains("change tool"), "{notes:?}");
@@ -470,9 +470,8 @@ fn issue_6_without_a_production_definition_the_pipeline_gets_a_note() {
     assert!(changes_of(&outcome, "prod-approval").is_empty());
     let note = outcome
         .report
-        .stacks
-        .iter()
-        .flat_map(|s| &s.notes)
+        .stacks()
+        .flat_map(|s| s.into_owned().notes)
         .find(|n| n.transform == "prod-approval")
         .expect("a note");
     assert_eq!(note.logical_id.as_deref(), Some(PIPELINE));
@@ -503,9 +502,8 @@ fn issue_6_run_orders_are_never_shifted_past_999() {
     assert!(changes_of(&outcome, "prod-approval").is_empty());
     let noted = outcome
         .report
-        .stacks
-        .iter()
-        .flat_map(|s| &s.notes)
+        .stacks()
+        .flat_map(|s| s.into_owned().notes)
         .any(|n| {
             n.transform == "prod-approval"
                 && n.message.contains("RunOrder 1000")

@@ -321,20 +321,15 @@ fn pipelines_report() -> Report {
 
 /// A report for an assembly with `stages` copies of the pipelines app's Dev stage.
 fn many_stages(stages: usize, distinct: bool) -> Report {
-    let mut report = pipelines_report();
-    let dev: Vec<_> = report
-        .stacks
+    let report = pipelines_report();
+    let all = report.clone().into_stacks();
+    let dev: Vec<_> = all
         .iter()
         .filter(|s| s.stage.as_deref() == Some("PipelineStack/Dev"))
         .cloned()
         .collect();
-    let pipeline = report
-        .stacks
-        .iter()
-        .find(|s| s.stage.is_none())
-        .cloned()
-        .unwrap();
-    report.stacks.clear();
+    let pipeline = all.iter().find(|s| s.stage.is_none()).cloned().unwrap();
+    let mut stacks = Vec::new();
     for n in 0..stages {
         let name = format!("Stage{n:03}");
         for s in &dev {
@@ -354,11 +349,14 @@ fn many_stages(stages: usize, distinct: bool) -> Report {
                     c.reason = format!("{} ({name})", c.reason);
                 }
             }
-            report.stacks.push(copy);
+            stacks.push(copy);
         }
     }
-    report.stacks.push(pipeline);
-    report
+    stacks.push(pipeline);
+    let mut many = Report::assemble(stacks, report.findings.clone(), &[], report.masked.clone());
+    many.transforms = report.transforms.clone();
+    many.renamed_assets = report.renamed_assets.clone();
+    many
 }
 
 #[test]
@@ -848,5 +846,58 @@ fn issue_7_replacement_warnings_and_refusals_are_flagged_in_every_format() {
             template.lines().nth(line - 1).unwrap().trim(),
             format!("\"{id}\": {{")
         );
+    }
+}
+
+/// The reviews of a large assembly are spooled to a temporary file past a memory budget; every
+/// renderer must say exactly what it says when they are all in memory, secrets masked alike.
+#[test]
+fn issue_8_spooled_reviews_render_exactly_like_reviews_in_memory() {
+    use cdk_harden::{Assembly, LoadedConfig, Registry};
+    for app in APPS {
+        let config = LoadedConfig::load(Some(&config(app))).unwrap();
+        let registry = Registry::load(&config).unwrap();
+        let assembly = Assembly::load(fixture(app)).unwrap();
+        let harden = |budget| {
+            cdk_harden::harden_with_review_budget(
+                &assembly,
+                &config.config,
+                &registry,
+                None,
+                budget,
+            )
+            .unwrap()
+        };
+        let (memory, spooled, half) = (harden(usize::MAX), harden(0), harden(20_000));
+        for format in [Format::Text, Format::Markdown, Format::Json, Format::Sarif] {
+            for applied in [false, true] {
+                let options = RenderOptions {
+                    applied,
+                    markdown_limit: None,
+                    ..Default::default()
+                };
+                let expected = report::render(&memory, format, &options);
+                for (what, r) in [("all spooled", &spooled), ("some spooled", &half)] {
+                    assert!(
+                        report::render(r, format, &options) == expected,
+                        "{app}: {} review, {what}, differs",
+                        format.name()
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            report::summary(&spooled, false),
+            report::summary(&memory, false)
+        );
+        assert_eq!(spooled.clone().into_stacks().len(), memory.templates());
+        if *app == "secrets" {
+            assert!(!spooled.masked.is_empty(), "the secrets app has secrets");
+            let json = report::render(&spooled, Format::Json, &RenderOptions::default());
+            for secret in &spooled.masked {
+                assert!(!json.contains(secret.as_str()), "{secret} leaked");
+            }
+            assert!(json.contains(report::MASK), "{json}");
+        }
     }
 }

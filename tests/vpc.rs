@@ -147,7 +147,7 @@ fn issue_4_every_function_and_project_is_in_a_vpc_except_lambda_at_edge() {
     let mut placed = 0;
     for app in ["pipelines", "shapes", "secrets"] {
         let (_dir, out, outcome) = common::hardened(app);
-        for (path, _, after) in before_after(app, &out, &outcome.report.stacks) {
+        for (path, _, after) in before_after(app, &out, &outcome.report.clone().into_stacks()) {
             for (id, _, resource) in targets(&after) {
                 if resource["Properties"]["VpcConfig"].is_null() {
                     outside.insert(format!("{app}/{path}#{id}"));
@@ -170,7 +170,8 @@ fn issue_4_roles_in_the_template_grant_the_eni_permissions_and_resources_depend_
     let mut checked = 0;
     for app in ["pipelines", "shapes", "secrets"] {
         let (_dir, out, outcome) = common::hardened(app);
-        for (path, before, after) in before_after(app, &out, &outcome.report.stacks) {
+        for (path, before, after) in before_after(app, &out, &outcome.report.clone().into_stacks())
+        {
             for (id, kind, resource) in targets(&after) {
                 let given = before["Resources"][&id]["Properties"]["VpcConfig"].is_null()
                     && !resource["Properties"]["VpcConfig"].is_null();
@@ -330,8 +331,7 @@ fn issue_4_functions_cdk_creates_get_the_vpc_and_a_network_path_note() {
     let (_dir, out, outcome) = common::hardened("shapes");
     let stack = outcome
         .report
-        .stacks
-        .iter()
+        .stacks()
         .find(|s| s.template == "CustomResourcesStack.template.json")
         .unwrap();
     let (_, after) = common::before_after("shapes", &out, &stack.template);
@@ -363,8 +363,7 @@ fn issue_4_lambda_at_edge_is_skipped_with_a_note_and_a_checkov_reason() {
     let (_dir, out, outcome) = common::hardened("shapes");
     let stack = outcome
         .report
-        .stacks
-        .iter()
+        .stacks()
         .find(|s| s.template == "EdgeStack.template.json")
         .unwrap();
     let note = stack
@@ -397,8 +396,7 @@ fn issue_4_a_function_already_in_a_vpc_is_left_alone() {
     let (_dir, out, outcome) = common::hardened("shapes");
     let stack = outcome
         .report
-        .stacks
-        .iter()
+        .stacks()
         .find(|s| s.template == "VpcFunctionStack.template.json")
         .unwrap();
     assert!(
@@ -422,8 +420,7 @@ fn issue_4_hardening_the_hardened_fixtures_again_changes_nothing() {
         let second = common::apply_again(&out, app);
         let changes: Vec<_> = second
             .report
-            .stacks
-            .iter()
+            .stacks()
             .flat_map(|s| s.changes.clone())
             .collect();
         assert!(changes.is_empty(), "{app}: {changes:?}");

@@ -19,7 +19,7 @@ use similar::{Algorithm, DiffOp, DiffTag};
 pub const CONTEXT: usize = 3;
 
 /// A unified diff of one template, and its size.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Unified {
     /// The diff text, ending with a newline; empty when nothing changed.
     pub text: String,
@@ -409,7 +409,7 @@ mod tests {
             })
             .unwrap();
             let mut diffs = 0;
-            for s in &outcome.report.stacks {
+            for s in outcome.report.stacks() {
                 let read = |root: &std::path::Path| {
                     std::fs::read_to_string(root.join(&s.template)).unwrap()
                 };

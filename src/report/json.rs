@@ -148,7 +148,7 @@ impl JsonReport {
         let mut notes = Vec::new();
         let mut permissions = Vec::new();
         let mut stacks = Vec::new();
-        for s in &report.stacks {
+        for s in report.stacks() {
             stacks.push(StackEntry {
                 stack: s.name.clone(),
                 display_name: s.display_name.clone(),
@@ -207,7 +207,7 @@ impl JsonReport {
         JsonReport {
             schema_version: report.schema_version,
             summary: Summary {
-                templates: report.stacks.len(),
+                templates: report.templates(),
                 changed_templates: report.changed_templates(),
                 changes: changes.len(),
                 notes: notes.len(),

@@ -20,7 +20,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::text::{note_label, note_rank};
-use super::{headline, plural, preview, relative_pointer, RenderOptions, Report, StackReport};
+use super::{
+    headline, plural, preview, relative_pointer, Head, RenderOptions, Report, StackReport,
+};
+use crate::assembly::rehash::sha256_hex;
 use crate::findings::{Finding, Severity};
 use crate::transform::{Note, NoteKind};
 
@@ -36,11 +39,13 @@ pub fn render(report: &Report, options: &RenderOptions) -> String {
 /// Stacks with identical reviews across Stages.
 #[derive(Debug)]
 pub struct Group<'a> {
-    pub stacks: Vec<&'a StackReport>,
+    pub stacks: Vec<&'a Head>,
+    /// The index of the first stack in the report; its review is the one shown.
+    first: usize,
 }
 
 impl Group<'_> {
-    fn first(&self) -> &StackReport {
+    fn first(&self) -> &Head {
         self.stacks[0]
     }
 
@@ -66,24 +71,31 @@ impl Group<'_> {
 /// Groups the stacks the review shows, in order of first appearance.
 pub fn groups(report: &Report) -> Vec<Group<'_>> {
     let mut out: Vec<Group> = Vec::new();
+    // Signature digests: a review is read once, to compute its signature, and dropped.
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    for stack in &report.stacks {
-        if !stack.is_interesting(&report.findings) {
+    for (i, head) in report.heads().iter().enumerate() {
+        if !report.is_interesting(head) {
             continue;
         }
-        match signature(report, stack) {
+        let group = Group {
+            stacks: vec![head],
+            first: i,
+        };
+        let key = head
+            .stage
+            .is_some()
+            .then(|| signature(report, &report.stack(i)))
+            .flatten()
+            .map(|k| sha256_hex(k.as_bytes()));
+        match key {
             Some(k) => match index.get(&k) {
-                Some(&i) => out[i].stacks.push(stack),
+                Some(&g) => out[g].stacks.push(head),
                 None => {
                     index.insert(k, out.len());
-                    out.push(Group {
-                        stacks: vec![stack],
-                    });
+                    out.push(group);
                 }
             },
-            None => out.push(Group {
-                stacks: vec![stack],
-            }),
+            None => out.push(group),
         }
     }
     out
@@ -190,10 +202,14 @@ fn render_head(report: &Report, groups: &[Group], options: &RenderOptions) -> St
             row.push(g.stacks.len().to_string());
         }
         for t in &transforms {
-            let n = first.changes.iter().filter(|c| &c.transform == t).count();
+            let n = first
+                .changes
+                .iter()
+                .find(|(id, _)| id == t)
+                .map_or(0, |(_, n)| *n);
             row.push(if n == 0 { "–".into() } else { n.to_string() });
         }
-        row.push(first.changes.len().to_string());
+        row.push(first.change_count().to_string());
         if with_findings {
             let n = report.findings_for(&first.template).count();
             row.push(if n == 0 { "–".into() } else { n.to_string() });
@@ -284,7 +300,8 @@ fn finding_groups(report: &Report) -> Vec<(&Finding, Vec<String>)> {
 }
 
 fn render_group(report: &Report, group: &Group) -> Section {
-    let first = group.first();
+    let stack = report.stack(group.first);
+    let first: &StackReport = &stack;
     let mut out = String::new();
     let _ = writeln!(out, "### {}\n", code(&group.label()));
     if group.stacks.len() > 1 {

@@ -17,8 +17,10 @@ pub mod iam;
 pub mod json;
 pub mod markdown;
 pub mod sarif;
+pub mod store;
 pub mod text;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -31,27 +33,30 @@ use crate::findings::Finding;
 use crate::transform::{Applied, Hardened, Note, Registry};
 
 pub use iam::Permission;
+pub use store::Head;
+use store::Store;
 
 /// The version of the JSON report format; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Everything a reviewer needs: per stack, what changed, and what did not and why.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+///
+/// Each template's review is read with [`Report::stack`] or [`Report::stacks`]; a large
+/// assembly's reviews live in a temporary file (see [`store`]) and are read back one at a
+/// time. [`Report::heads`] has what summaries need, always in memory.
+#[derive(Debug, Clone)]
 pub struct Report {
     pub schema_version: u32,
     /// The transforms the changes and notes name, in registry order, with their rules. Filled
     /// by [`Report::with_transforms`]; empty otherwise (renderers then show no rule lines).
-    #[serde(default)]
     pub transforms: Vec<TransformInfo>,
-    pub stacks: Vec<StackReport>,
+    store: Store,
     /// Template asset ids replaced because their templates changed.
     pub renamed_assets: Vec<RenamedAsset>,
     /// Problems apply cannot fix; any of these fails `check`.
     pub findings: Vec<Finding>,
     /// Secret values the findings point at. Never output: every renderer shows [`MASK`] in
     /// their place, in values, messages and diffs alike.
-    #[serde(skip)]
     pub masked: Vec<String>,
 }
 
@@ -202,14 +207,6 @@ impl StackReport {
         }
     }
 
-    /// Whether the review has anything to say about this template.
-    pub fn is_interesting(&self, findings: &[Finding]) -> bool {
-        self.changed()
-            || !self.changes.is_empty()
-            || !self.notes.is_empty()
-            || findings.iter().any(|f| f.template == self.template)
-    }
-
     /// The changes grouped by resource, in order of first appearance.
     pub fn by_resource(&self) -> Vec<ResourceChanges<'_>> {
         let mut out: Vec<ResourceChanges> = Vec::new();
@@ -230,10 +227,13 @@ impl StackReport {
 
     /// The last segment of the Stage path (`Prod` for `PipelineStack/Prod`).
     pub fn stage_name(&self) -> Option<&str> {
-        self.stage
-            .as_deref()
-            .map(|s| s.rsplit('/').next().unwrap_or(s))
+        last_segment(self.stage.as_deref())
     }
+}
+
+/// `Prod` for `PipelineStack/Prod`.
+fn last_segment(stage: Option<&str>) -> Option<&str> {
+    stage.map(|s| s.rsplit('/').next().unwrap_or(s))
 }
 
 /// The changes to one resource.
@@ -273,34 +273,84 @@ impl Report {
         stacks: Vec<StackReport>,
         findings: Vec<Finding>,
         renamed: &[Renamed],
+        secrets: Vec<String>,
+    ) -> Report {
+        Report::from_store(Store::in_memory(stacks), findings, renamed, secrets)
+    }
+
+    pub(crate) fn from_store(
+        mut store: Store,
+        findings: Vec<Finding>,
+        renamed: &[Renamed],
         mut secrets: Vec<String>,
     ) -> Report {
         secrets.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         secrets.dedup();
-        let mut stacks = stacks;
-        for s in &mut stacks {
-            s.mask(&secrets);
-        }
+        // Reviews in memory are masked once; spooled ones as they are read back.
+        store.for_each_in_memory(|s| s.mask(&secrets));
         Report {
             schema_version: SCHEMA_VERSION,
             transforms: Vec::new(),
-            stacks,
+            store,
             renamed_assets: renamed.iter().map(RenamedAsset::from).collect(),
             findings,
             masked: secrets,
         }
     }
 
+    /// What summaries need to know about each template, in stack order.
+    pub fn heads(&self) -> &[Head] {
+        self.store.heads()
+    }
+
+    /// The number of templates.
+    pub fn templates(&self) -> usize {
+        self.heads().len()
+    }
+
+    /// The review of the `i`-th template (in stack order), secrets masked.
+    pub fn stack(&self, i: usize) -> Cow<'_, StackReport> {
+        let mut stack = self.store.get(i);
+        if let Cow::Owned(s) = &mut stack {
+            s.mask(&self.masked);
+        }
+        stack
+    }
+
+    /// Every template's review, in stack order, read one at a time.
+    pub fn stacks(&self) -> impl Iterator<Item = Cow<'_, StackReport>> + '_ {
+        (0..self.templates()).map(|i| self.stack(i))
+    }
+
+    /// The reviews the text and markdown reviews show (see [`Report::is_interesting`]), with
+    /// their index; the others are not read.
+    pub fn interesting_stacks(&self) -> impl Iterator<Item = Cow<'_, StackReport>> + '_ {
+        (0..self.templates())
+            .filter(|&i| self.is_interesting(&self.heads()[i]))
+            .map(|i| self.stack(i))
+    }
+
+    /// Every template's review, owned.
+    pub fn into_stacks(self) -> Vec<StackReport> {
+        self.stacks().map(Cow::into_owned).collect()
+    }
+
+    /// Whether the review has anything to say about a template: it changes, or has changes,
+    /// notes or findings.
+    pub fn is_interesting(&self, head: &Head) -> bool {
+        head.changed()
+            || !head.changes.is_empty()
+            || !head.notes.is_empty()
+            || self.findings.iter().any(|f| f.template == head.template)
+    }
+
     /// Adds the title and rule of every transform the changes and notes name, in registry
     /// order, so each change can show the rule behind it.
     pub fn with_transforms(mut self, registry: &Registry) -> Report {
         let named: std::collections::BTreeSet<&str> = self
-            .stacks
+            .heads()
             .iter()
-            .flat_map(|s| {
-                let changes = s.changes.iter().map(|c| c.transform.as_str());
-                changes.chain(s.notes.iter().map(|n| n.transform.as_str()))
-            })
+            .flat_map(|h| h.changes.iter().chain(&h.notes).map(|(id, _)| id.as_str()))
             .collect();
         self.transforms = registry
             .iter()
@@ -325,10 +375,10 @@ impl Report {
     /// Transform ids in registry order (those without [`TransformInfo`] last, by first use).
     pub fn transform_order(&self) -> Vec<String> {
         let mut out: Vec<String> = self.transforms.iter().map(|t| t.id.clone()).collect();
-        for stack in &self.stacks {
-            for change in &stack.changes {
-                if !out.contains(&change.transform) {
-                    out.push(change.transform.clone());
+        for head in self.heads() {
+            for (id, _) in &head.changes {
+                if !out.contains(id) {
+                    out.push(id.clone());
                 }
             }
         }
@@ -337,12 +387,12 @@ impl Report {
 
     /// Number of changes over all stacks.
     pub fn change_count(&self) -> usize {
-        self.stacks.iter().map(|s| s.changes.len()).sum()
+        self.heads().iter().map(Head::change_count).sum()
     }
 
     /// Number of templates whose bytes change.
     pub fn changed_templates(&self) -> usize {
-        self.stacks.iter().filter(|s| s.changed()).count()
+        self.heads().iter().filter(|h| h.changed()).count()
     }
 
     /// Whether `check` fails: apply would change something, or there are findings.
@@ -352,7 +402,7 @@ impl Report {
 
     /// Whether applying would change anything.
     pub fn has_changes(&self) -> bool {
-        self.stacks.iter().any(StackReport::changed)
+        self.heads().iter().any(Head::changed)
     }
 
     /// Changes per transform id, in [`Report::transform_order`].
@@ -361,11 +411,12 @@ impl Report {
             .into_iter()
             .map(|id| {
                 let n = self
-                    .stacks
+                    .heads()
                     .iter()
-                    .flat_map(|s| &s.changes)
-                    .filter(|c| c.transform == id)
-                    .count();
+                    .flat_map(|h| &h.changes)
+                    .filter(|(t, _)| *t == id)
+                    .map(|(_, n)| n)
+                    .sum();
                 (id, n)
             })
             .filter(|(_, n)| *n > 0)
@@ -540,7 +591,7 @@ pub fn schema_json() -> String {
 /// One line: what apply does (or did), e.g. "apply would change 7 of 10 templates (34
 /// changes); 2 findings".
 pub fn headline(report: &Report, applied: bool) -> String {
-    let templates = report.stacks.len();
+    let templates = report.templates();
     let changed = report.changed_templates();
     let changes = report.change_count();
     let findings = report.findings.len();
@@ -571,23 +622,20 @@ pub fn summary(report: &Report, applied: bool) -> String {
         let list: Vec<String> = counts.iter().map(|(id, n)| format!("{id} {n}")).collect();
         let _ = writeln!(out, "  by transform: {}", list.join(", "));
     }
-    let stacks: Vec<&StackReport> = report
-        .stacks
+    let stacks: Vec<&Head> = report
+        .heads()
         .iter()
-        .filter(|s| s.is_interesting(&report.findings))
+        .filter(|h| report.is_interesting(h))
         .collect();
     const SHOWN: usize = 10;
     for s in stacks.iter().take(SHOWN) {
         let findings = report.findings_for(&s.template).count();
-        let mut parts = vec![format!(
-            "{} change{}",
-            s.changes.len(),
-            plural(s.changes.len())
-        )];
+        let changes = s.change_count();
+        let mut parts = vec![format!("{changes} change{}", plural(changes))];
         if findings > 0 {
             parts.push(format!("{findings} finding{}", plural(findings)));
         }
-        let notes = s.notes.len();
+        let notes = s.note_count();
         if notes > 0 {
             parts.push(format!("{notes} note{}", plural(notes)));
         }

@@ -16,7 +16,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{RenderOptions, Report, StackReport};
+use std::collections::BTreeMap;
+
+use super::{RenderOptions, Report};
 use crate::findings::{Severity, CHECKS};
 use crate::transform::change::{pointer_escape, pointer_tokens};
 use crate::transform::NoteKind;
@@ -67,8 +69,15 @@ pub fn render(report: &Report, options: &RenderOptions) -> String {
     let rule_index = |id: &str| rules.iter().position(|r| r["id"] == id);
 
     let mut results = Vec::new();
+    // The line numbers of the templates with findings (their reviews are read once each).
+    let mut lines: BTreeMap<&str, StackLines> = BTreeMap::new();
+    for (i, head) in report.heads().iter().enumerate() {
+        if report.findings.iter().any(|f| f.template == head.template) {
+            lines.insert(&head.template, report.stack(i).lines.clone());
+        }
+    }
     for f in &report.findings {
-        let stack = report.stacks.iter().find(|s| s.template == f.template);
+        let stack = lines.get(f.template.as_str());
         let pointer = f.pointer.clone().or_else(|| {
             f.logical_id
                 .as_deref()
@@ -90,17 +99,21 @@ pub fn render(report: &Report, options: &RenderOptions) -> String {
         }
         results.push(result);
     }
-    for s in &report.stacks {
+    let with_notes = (0..report.templates()).filter(|&i| report.heads()[i].note_count() > 0);
+    for s in with_notes.map(|i| report.stack(i)) {
         for n in &s.notes {
             let rule = match n.kind {
                 NoteKind::ActionRequired => ACTION_REQUIRED,
                 NoteKind::Refused => CHANGE_REFUSED,
                 _ => continue,
             };
-            let line = n
-                .logical_id
-                .as_deref()
-                .and_then(|l| line_of(s, &format!("/Resources/{}", pointer_escape(l)), options));
+            let line = n.logical_id.as_deref().and_then(|l| {
+                line_of(
+                    &s.lines,
+                    &format!("/Resources/{}", pointer_escape(l)),
+                    options,
+                )
+            });
             results.push(json!({
                 "ruleId": rule,
                 "ruleIndex": rule_index(rule),
@@ -131,9 +144,12 @@ pub fn render(report: &Report, options: &RenderOptions) -> String {
     text
 }
 
+/// A template's line numbers: pointer → line as read, and as written.
+type StackLines = BTreeMap<String, [Option<usize>; 2]>;
+
 /// The line of `pointer` in the template as written (`apply`) or as read (`diff`, `check`).
-fn line_of(stack: &StackReport, pointer: &str, options: &RenderOptions) -> Option<usize> {
-    stack.lines.get(pointer)?[usize::from(options.applied)]
+fn line_of(lines: &StackLines, pointer: &str, options: &RenderOptions) -> Option<usize> {
+    lines.get(pointer)?[usize::from(options.applied)]
 }
 
 fn location(

@@ -66,12 +66,9 @@ pub fn write(
         color: options.color,
     };
     let mut out = String::new();
-    for stack in &report.stacks {
-        if !stack.is_interesting(&report.findings) {
-            continue;
-        }
+    for stack in report.interesting_stacks() {
         out.clear();
-        render_stack(&mut out, report, stack, s);
+        render_stack(&mut out, report, &stack, s);
         w.write_all(out.as_bytes())?;
     }
     w.write_all(last_line(report, options, s).as_bytes())

@@ -151,7 +151,11 @@ pub struct Applied {
     pub pointer: String,
     pub op: Op,
     /// The value before; absent when there was none.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub old: Option<Value>,
     pub new: Value,
     pub reason: String,
@@ -160,6 +164,12 @@ pub struct Applied {
     pub enforced: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+/// A value that is present, even `null`, is `Some`: an explicit `null` before a change is not
+/// the same as no value.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// Escapes a key for use in a JSON pointer (RFC 6901).

@@ -192,15 +192,14 @@ pub fn assert_refused_without(app: &str, env: &str, setting: &str, needles: &[&s
 }
 
 /// The changes a run recorded for one transform.
-pub fn changes_of<'a>(
-    outcome: &'a cdk_harden::Outcome,
+pub fn changes_of(
+    outcome: &cdk_harden::Outcome,
     transform: &str,
-) -> Vec<&'a cdk_harden::transform::Applied> {
+) -> Vec<cdk_harden::transform::Applied> {
     outcome
         .report
-        .stacks
-        .iter()
-        .flat_map(|s| &s.changes)
+        .stacks()
+        .flat_map(|s| s.into_owned().changes)
         .filter(|c| c.transform == transform)
         .collect()
 }
