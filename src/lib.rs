@@ -106,18 +106,22 @@ pub fn harden_with_review_budget(
 ) -> Result<Report> {
     use rayon::prelude::*;
     let mut rehash = Rehash::default();
-    let mut reviews = StoreBuilder::new(assembly.stacks.len(), budget);
+    let reviews = StoreBuilder::new(assembly.stacks.len(), budget);
     let mut findings = Vec::new();
     let mut secrets = Vec::new();
     for wave in rehash::waves(assembly) {
         let shared = writer.as_deref();
         let finished: Vec<Result<Done>> = wave
             .par_iter()
-            .map(|&index| finish(assembly, index, config, registry, &rehash, shared))
+            .map(|&index| {
+                let (review, done) = finish(assembly, index, config, registry, &rehash, shared)?;
+                // Stored at once, so the wave holds no reviews.
+                reviews.put(index, review)?;
+                Ok(done)
+            })
             .collect();
         // In stack order: the first failure is the one reported, and files are renamed in a
         // deterministic order.
-        let mut wave_reviews = Vec::with_capacity(wave.len());
         for (&index, result) in wave.iter().zip(finished) {
             let d = result?;
             if let Some(id) = &d.new_id {
@@ -126,11 +130,9 @@ pub fn harden_with_review_budget(
             if let (Some(w), Some(staged)) = (writer.as_deref_mut(), d.staged) {
                 w.add(staged);
             }
-            wave_reviews.push((index, d.report));
             findings.push((index, d.findings));
             secrets.extend(d.secrets);
         }
-        reviews.add(wave_reviews)?;
     }
     if let Some(w) = writer {
         for (path, text) in rehash.rewrite_others(assembly)? {
@@ -145,9 +147,8 @@ pub fn harden_with_review_budget(
     Ok(report.with_transforms(registry))
 }
 
-/// One template, finished.
+/// One template, finished (its review aside).
 struct Done {
-    report: StackReport,
     findings: Vec<Finding>,
     secrets: Vec<String>,
     /// The id of its final bytes, if they differ from the bytes read.
@@ -164,7 +165,7 @@ fn finish(
     registry: &Registry,
     rehash: &Rehash,
     writer: Option<&Writer>,
-) -> Result<Done> {
+) -> Result<(StackReport, Done)> {
     let stack = &assembly.stacks[index];
     let before = assembly.read_template(index)?;
     let hardened = transform::harden_template(assembly, index, &before.value, config, registry)
@@ -179,12 +180,11 @@ fn finish(
     } else {
         Some(to_cdk_json(&hardened.template))
     };
-    let text = hardened_text.as_deref().unwrap_or(&before.text);
     // Only a template that names another's asset id can need new ids.
-    let after = if stack.mentions.is_empty() {
-        hardened_text.unwrap_or_else(|| before.text.clone())
-    } else {
-        rehash.finish(text)
+    let after = match (stack.mentions.is_empty(), hardened_text) {
+        (true, Some(text)) => text,
+        (true, None) => before.text.clone(),
+        (false, text) => rehash.finish(text.as_deref().unwrap_or(&before.text)),
     };
     let rewritten = after != before.text;
     let staged = match writer {
@@ -192,13 +192,14 @@ fn finish(
         _ => None,
     };
     let secrets = report::secret_values(&findings, &before.value, &hardened.template);
-    Ok(Done {
-        report: StackReport::build(stack, &before, hardened, &after, &findings),
+    let review = StackReport::build(stack, before, hardened, &after, &findings);
+    let done = Done {
         secrets,
         findings,
         new_id: rewritten.then(|| sha256_hex(after.as_bytes())),
         staged,
-    })
+    };
+    Ok((review, done))
 }
 
 /// The result of [`run`].

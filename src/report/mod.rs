@@ -115,9 +115,12 @@ pub struct StackReport {
 impl StackReport {
     /// The report on one template: `before` as read, `hardened` by the transforms, `after` the
     /// bytes written (with the new ids of the templates it names), and its findings.
+    ///
+    /// Takes the parsed templates by value and drops them before diffing the texts, so the
+    /// largest template's trees are not alive while its diff is built.
     pub fn build(
         stack: &Stack,
-        before: &Template,
+        before: Template,
         hardened: Hardened,
         after: &str,
         findings: &[Finding],
@@ -148,6 +151,20 @@ impl StackReport {
                 lines.insert(pointer, at);
             }
         }
+        let added = added_resources(&before.value, &hardened.template);
+        let permissions = iam::new_permissions(&before.value, &hardened.template);
+        let construct_paths = hardened
+            .notes
+            .iter()
+            .filter_map(|n| n.logical_id.as_deref())
+            .filter_map(|id| {
+                let path = construct_path(&hardened.template, id)
+                    .or_else(|| construct_path(&before.value, id))?;
+                Some((id.to_string(), path.to_string()))
+            })
+            .collect();
+        drop(before.value);
+        drop(hardened.template);
         StackReport {
             name: stack.name.clone(),
             display_name: stack.display_name.clone(),
@@ -155,18 +172,9 @@ impl StackReport {
             stage: stack.stage.clone(),
             nested: stack.nested.is_some(),
             changes: hardened.applied,
-            added: added_resources(&before.value, &hardened.template),
-            permissions: iam::new_permissions(&before.value, &hardened.template),
-            construct_paths: hardened
-                .notes
-                .iter()
-                .filter_map(|n| n.logical_id.as_deref())
-                .filter_map(|id| {
-                    let path = construct_path(&hardened.template, id)
-                        .or_else(|| construct_path(&before.value, id))?;
-                    Some((id.to_string(), path.to_string()))
-                })
-                .collect(),
+            added,
+            permissions,
+            construct_paths,
             notes: hardened.notes,
             rewritten: before.text != after,
             diff: diff::unified(&template, &before.text, after),

@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -204,118 +205,153 @@ fn spool_error(source: std::io::Error) -> Error {
     }
 }
 
-/// Builds a [`Store`] as templates finish, in any order: reviews stay in memory until
-/// `budget` bytes are held, then go to the spool.
+/// Builds a [`Store`] as templates finish, on any thread and in any order: reviews stay in
+/// memory until `budget` bytes are held, then go to the spool. A finished template's review
+/// goes here at once, so a wave of thousands of templates never holds its reviews whole.
 #[derive(Debug)]
 pub(crate) struct StoreBuilder {
-    slots: Vec<Option<(Head, Body)>>,
+    slots: Mutex<Vec<Option<(Head, Body)>>>,
     budget: usize,
-    held: usize,
-    spool: Option<Arc<Spool>>,
+    held: AtomicUsize,
+    spool: Mutex<Option<Arc<Spool>>>,
 }
 
 impl StoreBuilder {
     pub fn new(templates: usize, budget: usize) -> StoreBuilder {
         StoreBuilder {
-            slots: (0..templates).map(|_| None).collect(),
+            slots: Mutex::new((0..templates).map(|_| None).collect()),
             budget,
-            held: 0,
-            spool: None,
+            held: AtomicUsize::new(0),
+            spool: Mutex::new(None),
         }
     }
 
-    /// Adds the reviews of a wave of templates, `(stack index, review)`; spooled reviews are
-    /// serialized on every core.
-    pub fn add(&mut self, reviews: Vec<(usize, StackReport)>) -> Result<()> {
-        use rayon::prelude::*;
-        let mut spill = Vec::new();
-        for (index, report) in reviews {
-            let size = approximate_size(&report);
-            let head = Head::of(&report);
-            if self.held + size <= self.budget {
-                self.held += size;
-                self.slots[index] = Some((head, Body::Memory(Box::new(report))));
-            } else {
-                spill.push((index, head, report));
-            }
-        }
-        if spill.is_empty() {
-            return Ok(());
-        }
-        let spool = match &self.spool {
-            Some(s) => Arc::clone(s),
-            None => Arc::clone(self.spool.insert(Arc::new(Spool::new()?))),
-        };
-        let encoded: Vec<(usize, Head, Vec<u8>)> = spill
-            .into_par_iter()
-            .map(|(index, head, mut report)| {
-                let spooled = Spooled {
-                    rewritten: report.rewritten,
-                    diff: std::mem::take(&mut report.diff),
-                    lines: std::mem::take(&mut report.lines),
-                    report,
-                };
-                let bytes = serde_json::to_vec(&spooled).expect("a review serializes");
-                (index, head, bytes)
+    /// Stores the review of `stacks[index]`: in memory within the budget, else serialized (on
+    /// the calling thread) and appended to the spool.
+    pub fn put(&self, index: usize, mut report: StackReport) -> Result<()> {
+        let head = Head::of(&report);
+        let size = approximate_size(&report);
+        let within = self
+            .held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                (held + size <= self.budget).then_some(held + size)
             })
-            .collect();
-        for (index, head, bytes) in encoded {
-            let offset = spool.append(&bytes)?;
-            let body = Body::Spooled {
-                offset,
-                len: bytes.len(),
+            .is_ok();
+        let body = if within {
+            Body::Memory(Box::new(report))
+        } else {
+            let spooled = Spooled {
+                rewritten: report.rewritten,
+                diff: std::mem::take(&mut report.diff),
+                lines: std::mem::take(&mut report.lines),
+                report,
             };
-            self.slots[index] = Some((head, body));
-        }
+            let bytes = serde_json::to_vec(&spooled).expect("a review serializes");
+            drop(spooled);
+            let spool = {
+                let mut spool = self.spool.lock().expect("the spool lock is not poisoned");
+                match &*spool {
+                    Some(s) => Arc::clone(s),
+                    None => Arc::clone(spool.insert(Arc::new(Spool::new()?))),
+                }
+            };
+            Body::Spooled {
+                offset: spool.append(&bytes)?,
+                len: bytes.len(),
+            }
+        };
+        self.slots.lock().expect("the store lock is not poisoned")[index] = Some((head, body));
         Ok(())
     }
 
     pub fn build(self) -> Store {
-        let (heads, bodies) = self.slots.into_iter().flatten().unzip();
+        let slots = self
+            .slots
+            .into_inner()
+            .expect("the store lock is not poisoned");
+        let (heads, bodies) = slots.into_iter().flatten().unzip();
         Store {
             heads,
             bodies,
-            spool: self.spool,
+            spool: self
+                .spool
+                .into_inner()
+                .expect("the spool lock is not poisoned"),
         }
     }
 }
 
-/// About how many bytes a review holds: its diff, and its changes' and permissions' values.
+/// About how many bytes a review holds in memory: its diff, and its records with their JSON
+/// values, counted the way they are laid out (a `serde_json::Value` is 72 bytes inline, an
+/// object entry 104 plus its index), plus a quarter for the allocator's rounding.
 fn approximate_size(s: &StackReport) -> usize {
-    let values: usize = s
+    use std::mem::size_of;
+    let changes: usize = s
         .changes
         .iter()
         .map(|c| {
-            c.old.as_ref().map_or(0, value_size)
-                + value_size(&c.new)
-                + c.reason.len()
-                + c.pointer.len()
+            size_of::<crate::transform::Applied>()
+                + c.old.as_ref().map_or(0, heap_size)
+                + heap_size(&c.new)
+                + c.transform.len()
                 + c.logical_id.len()
-                + 128
+                + c.construct_path.as_ref().map_or(0, String::len)
+                + c.resource_type.as_ref().map_or(0, String::len)
+                + c.pointer.len()
+                + c.reason.len()
+                + c.warnings.iter().map(|w| w.len() + 24).sum::<usize>()
         })
         .sum();
     let permissions: usize = s
         .permissions
         .iter()
-        .map(|p| value_size(&p.statement) + 128)
+        .map(|p| {
+            size_of::<super::Permission>()
+                + heap_size(&p.statement)
+                + p.logical_id.len()
+                + p.document.len()
+                + [&p.actions, &p.resources, &p.principals]
+                    .iter()
+                    .flat_map(|v| v.iter())
+                    .map(|a| a.len() + 24)
+                    .sum::<usize>()
+        })
         .sum();
-    let notes: usize = s.notes.iter().map(|n| n.message.len() + 64).sum();
-    s.diff.text.len() + values + permissions + notes + 512
+    let notes: usize = s
+        .notes
+        .iter()
+        .map(|n| size_of::<crate::transform::Note>() + n.message.len() + n.transform.len())
+        .sum();
+    let small: usize = s.added.iter().map(|a| a.len() + 24).sum::<usize>()
+        + s.construct_paths
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 64)
+            .sum::<usize>()
+        + s.lines.keys().map(|k| k.len() + 80).sum::<usize>();
+    let total = size_of::<StackReport>()
+        + s.diff.text.capacity()
+        + changes
+        + permissions
+        + notes
+        + small
+        + s.name.len() * 4;
+    total + total / 4
 }
 
-/// About how many bytes a JSON value holds in memory.
-fn value_size(v: &serde_json::Value) -> usize {
+/// The bytes a JSON value owns beyond its 72 inline bytes.
+fn heap_size(v: &serde_json::Value) -> usize {
     use serde_json::Value;
-    const NODE: usize = 32;
+    const VALUE: usize = std::mem::size_of::<Value>();
     match v {
-        Value::String(s) => NODE + s.len(),
-        Value::Array(items) => NODE + items.iter().map(value_size).sum::<usize>(),
+        Value::String(s) => s.len(),
+        Value::Number(n) => n.to_string().len(),
+        Value::Array(items) => items.iter().map(|i| VALUE + heap_size(i)).sum(),
         Value::Object(map) => {
-            NODE + map
+            64 + map
                 .iter()
-                .map(|(k, v)| k.len() + NODE + value_size(v))
+                .map(|(k, v)| 104 + 16 + k.len() + heap_size(v))
                 .sum::<usize>()
         }
-        _ => NODE,
+        _ => 0,
     }
 }
