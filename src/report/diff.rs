@@ -19,7 +19,7 @@ use similar::{Algorithm, DiffOp, DiffTag};
 pub const CONTEXT: usize = 3;
 
 /// A unified diff of one template, and its size.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Unified {
     /// The diff text, ending with a newline; empty when nothing changed.
     pub text: String,

@@ -96,7 +96,13 @@ fn tally<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<(String, usize)> {
 #[derive(Debug, Clone)]
 enum Body {
     Memory(Box<StackReport>),
-    Spooled { offset: u64, len: usize },
+    /// The review as JSON, then its diff text as is (the bulk of a review, and JSON would
+    /// escape every quote and newline of it).
+    Spooled {
+        offset: u64,
+        json: usize,
+        diff: usize,
+    },
 }
 
 /// The reviews of an assembly's templates, in stack order.
@@ -113,12 +119,14 @@ struct Spool {
     file: Mutex<File>,
 }
 
-/// A review as spooled: the report's fields, and those the JSON report leaves out.
+/// A review as spooled: the report's fields, and those the JSON report leaves out but for
+/// the diff's text, which follows the JSON.
 #[derive(Serialize, Deserialize)]
 struct Spooled {
     report: StackReport,
     rewritten: bool,
-    diff: Unified,
+    diff_added: usize,
+    diff_removed: usize,
     lines: std::collections::BTreeMap<String, [Option<usize>; 2]>,
 }
 
@@ -147,16 +155,22 @@ impl Store {
     pub fn get(&self, i: usize) -> Cow<'_, StackReport> {
         match &self.bodies[i] {
             Body::Memory(s) => Cow::Borrowed(s),
-            Body::Spooled { offset, len } => {
+            Body::Spooled { offset, json, diff } => {
                 let spool = self.spool.as_ref().expect("a spooled review has a spool");
-                let bytes = spool
-                    .read(*offset, *len)
+                let mut bytes = spool
+                    .read(*offset, json + diff)
                     .unwrap_or_else(|e| panic!("reading back the review's temporary file: {e}"));
+                let text = String::from_utf8(bytes.split_off(*json))
+                    .expect("a spooled diff reads back as it was written");
                 let s: Spooled = serde_json::from_slice(&bytes)
                     .expect("a spooled review reads back as it was written");
                 let mut report = s.report;
                 report.rewritten = s.rewritten;
-                report.diff = s.diff;
+                report.diff = Unified {
+                    text,
+                    added: s.diff_added,
+                    removed: s.diff_removed,
+                };
                 report.lines = s.lines;
                 Cow::Owned(report)
             }
@@ -240,14 +254,19 @@ impl StoreBuilder {
         let body = if within {
             Body::Memory(Box::new(report))
         } else {
+            let diff = std::mem::take(&mut report.diff);
             let spooled = Spooled {
                 rewritten: report.rewritten,
-                diff: std::mem::take(&mut report.diff),
+                diff_added: diff.added,
+                diff_removed: diff.removed,
                 lines: std::mem::take(&mut report.lines),
                 report,
             };
-            let bytes = serde_json::to_vec(&spooled).expect("a review serializes");
+            let mut bytes = serde_json::to_vec(&spooled).expect("a review serializes");
             drop(spooled);
+            let json = bytes.len();
+            bytes.extend_from_slice(diff.text.as_bytes());
+            drop(diff);
             let spool = {
                 let mut spool = self.spool.lock().expect("the spool lock is not poisoned");
                 match &*spool {
@@ -257,7 +276,8 @@ impl StoreBuilder {
             };
             Body::Spooled {
                 offset: spool.append(&bytes)?,
-                len: bytes.len(),
+                json,
+                diff: bytes.len() - json,
             }
         };
         self.slots.lock().expect("the store lock is not poisoned")[index] = Some((head, body));
