@@ -367,30 +367,21 @@ fn read_stack(
             value: template_path.as_str().to_string(),
         });
     }
-    let Template {
-        text,
-        value: template,
-    } = read_template(&file)?;
+    let (text, nested_stacks) = read_nested_stacks(&file)?;
     let index = out.len();
     let base = template_path.parent();
     let mut children = Vec::new();
-    if let Some(Value::Object(resources)) = template.get("Resources") {
-        for (logical_id, resource) in resources {
-            if str_at(resource, "/Type") != Some("AWS::CloudFormation::Stack") {
-                continue;
-            }
-            let Some(asset_path) = str_at(resource, "/Metadata/aws:asset:path") else {
-                continue;
-            };
-            let pointer = format!(
-                "/Resources/{}/Metadata/aws:asset:path",
-                escape_pointer(logical_id)
-            );
-            let child = paths::resolve(root, &base, asset_path, &file, &pointer)?;
-            let child_display = nested_display_name(resource)
-                .unwrap_or_else(|| format!("{display_name}/{logical_id}"));
-            children.push((logical_id.clone(), child, child_display, pointer));
-        }
+    for (logical_id, asset_path, cdk_path) in nested_stacks {
+        let pointer = format!(
+            "/Resources/{}/Metadata/aws:asset:path",
+            escape_pointer(&logical_id)
+        );
+        let child = paths::resolve(root, &base, &asset_path, &file, &pointer)?;
+        let child_display = cdk_path
+            .as_deref()
+            .and_then(nested_display_name)
+            .unwrap_or_else(|| format!("{display_name}/{logical_id}"));
+        children.push((logical_id, child, child_display, pointer));
     }
     out.push(Stack {
         name: name.clone(),
@@ -406,7 +397,7 @@ fn read_stack(
         mentions: ids.named_in(&text),
         source: Source::File,
     });
-    drop((text, template));
+    drop(text);
     for (logical_id, child, child_display, pointer) in children {
         read_stack(
             root,
@@ -451,10 +442,125 @@ fn check_resources(template: &Value, file: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A template's text, and its nested stack resources in template order: logical id,
+/// `aws:asset:path` and `aws:cdk:path`.
+type NestedStacks = (String, Vec<(String, String, Option<String>)>);
+
+/// Reads a template at load time, for its nested stacks. Most templates take the light path:
+/// a typed parse that validates the JSON and the resources' shape but builds no tree for
+/// anything else. A template it does not accept is read in full, which either succeeds (the
+/// light types are stricter than the template rules, say a non-string `aws:cdk:path`) or
+/// reports the error with its line or pointer.
+fn read_nested_stacks(file: &Path) -> Result<NestedStacks> {
+    let bytes = Error::read(file)?;
+    let light = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{')
+        .then(|| serde_json::from_slice::<light::Template>(&bytes).ok())
+        .flatten();
+    let nested = match light {
+        Some(t) => t
+            .resources
+            .0
+            .into_iter()
+            .filter(|(_, r)| r.kind == "AWS::CloudFormation::Stack")
+            .filter_map(|(id, r)| {
+                let meta = r.metadata?;
+                Some((id, meta.asset_path?, meta.cdk_path))
+            })
+            .collect(),
+        None => {
+            let template = read_template(file)?;
+            let resources = template.value.get("Resources").and_then(Value::as_object);
+            resources
+                .into_iter()
+                .flatten()
+                .filter(|(_, r)| str_at(r, "/Type") == Some("AWS::CloudFormation::Stack"))
+                .filter_map(|(id, r)| {
+                    let asset_path = str_at(r, "/Metadata/aws:asset:path")?;
+                    let cdk_path = str_at(r, "/Metadata/aws:cdk:path");
+                    Some((
+                        id.clone(),
+                        asset_path.to_string(),
+                        cdk_path.map(str::to_string),
+                    ))
+                })
+                .collect()
+        }
+    };
+    // The JSON parsed, so it is valid UTF-8.
+    let text = String::from_utf8(bytes).expect("valid JSON is UTF-8");
+    Ok((text, nested))
+}
+
+/// The light view of a template: `Resources` (each with a string `Type`) and the two metadata
+/// keys nested stacks need; everything else is validated and skipped.
+mod light {
+    use std::collections::HashMap;
+
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    use serde::Deserialize;
+
+    /// Other sections are skipped unbuilt; a repeated `Resources` fails the light parse.
+    #[derive(Deserialize)]
+    pub struct Template {
+        #[serde(rename = "Resources", default)]
+        pub resources: Resources,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Resource {
+        #[serde(rename = "Type")]
+        pub kind: String,
+        #[serde(rename = "Metadata", default)]
+        pub metadata: Option<Metadata>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Metadata {
+        #[serde(rename = "aws:asset:path", default)]
+        pub asset_path: Option<String>,
+        #[serde(rename = "aws:cdk:path", default)]
+        pub cdk_path: Option<String>,
+    }
+
+    /// Resources in template order; a repeated logical id keeps its first place and its last
+    /// value, as the full parse does.
+    #[derive(Default)]
+    pub struct Resources(pub Vec<(String, Resource)>);
+
+    impl<'de> Deserialize<'de> for Resources {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Resources;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object of resources")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Resources, A::Error> {
+                    let mut out: Vec<(String, Resource)> = Vec::new();
+                    let mut seen: HashMap<String, usize> = HashMap::new();
+                    while let Some((id, resource)) = map.next_entry::<String, Resource>()? {
+                        match seen.get(&id) {
+                            Some(&i) => out[i].1 = resource,
+                            None => {
+                                seen.insert(id.clone(), out.len());
+                                out.push((id, resource));
+                            }
+                        }
+                    }
+                    Ok(Resources(out))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+}
+
 /// `Dev/Service/Nested` from a nested stack resource whose `aws:cdk:path` is
 /// `Dev/Service/Nested.NestedStack/Nested.NestedStackResource`.
-fn nested_display_name(resource: &Value) -> Option<String> {
-    let path = str_at(resource, "/Metadata/aws:cdk:path")?;
+fn nested_display_name(path: &str) -> Option<String> {
     let (scope, _) = path.rsplit_once('/')?;
     Some(
         scope
@@ -496,8 +602,88 @@ mod tests {
     }
 
     #[test]
+    fn light_and_full_reads_find_the_same_nested_stacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = |id: &str, path: &str| {
+            serde_json::json!({"Type": "AWS::CloudFormation::Stack",
+                "Metadata": {"aws:asset:path": path, "aws:cdk:path": format!("S/{id}.NestedStack/{id}.NestedStackResource")}})
+        };
+        let cases = [
+            // Light path: nested stacks in template order, other resources and sections skipped.
+            (
+                r#"{"Parameters": {"P": {"Type": "String"}}, "Resources": {"B": N_B, "Q": {"Type": "AWS::SQS::Queue", "Properties": {"X": [1, {"Y": null}]}}, "A": N_A}}"#,
+                vec!["B", "A"],
+            ),
+            // A repeated id keeps its first place and its last value.
+            (
+                r#"{"Resources": {"A": {"Type": "AWS::SQS::Queue"}, "B": N_B, "A": N_A}}"#,
+                vec!["A", "B"],
+            ),
+            // Full path: a non-string `aws:cdk:path` is not an error, only not a name.
+            (
+                r#"{"Resources": {"A": {"Type": "AWS::CloudFormation::Stack", "Metadata": {"aws:asset:path": "a.json", "aws:cdk:path": 7}}}}"#,
+                vec!["A"],
+            ),
+            (r#"{"Outputs": {}}"#, vec![]),
+        ];
+        for (text, expected) in cases {
+            let text = text
+                .replace("N_A", &nested("A", "a.json").to_string())
+                .replace("N_B", &nested("B", "b.json").to_string());
+            let file = dir.path().join("t.template.json");
+            std::fs::write(&file, &text).unwrap();
+            let (read, found) = read_nested_stacks(&file).unwrap();
+            assert_eq!(read, text);
+            let ids: Vec<&str> = found.iter().map(|(id, _, _)| id.as_str()).collect();
+            assert_eq!(ids, expected, "{text}");
+            light_matches_full(&file, &found);
+        }
+        // Refused by the full read, with its pointer: the light read must not let it through.
+        for (text, pointer) in [
+            (
+                r#"{"Resources": {"A": {"Properties": {}}}}"#,
+                "/Resources/A/Type",
+            ),
+            (r#"{"Resources": {"A": 3}}"#, "/Resources/A"),
+            (r#"{"Resources": []}"#, "/Resources"),
+        ] {
+            let file = dir.path().join("bad.template.json");
+            std::fs::write(&file, text).unwrap();
+            match read_nested_stacks(&file) {
+                Err(Error::Shape { pointer: p, .. }) => assert_eq!(p, pointer, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    /// The full read's view of the nested stacks of `file` is `found`.
+    fn light_matches_full(file: &Path, found: &[(String, String, Option<String>)]) {
+        let t = read_template(file).unwrap();
+        let full: Vec<(String, String)> = t.value["Resources"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, r)| r["Type"] == "AWS::CloudFormation::Stack")
+            .map(|(id, r)| {
+                (
+                    id.clone(),
+                    r["Metadata"]["aws:asset:path"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect();
+        let light: Vec<(String, String)> = found
+            .iter()
+            .map(|(id, p, _)| (id.clone(), p.clone()))
+            .collect();
+        assert_eq!(light, full);
+    }
+
+    #[test]
     fn nested_display_names_drop_cdk_suffixes() {
-        let r = serde_json::json!({"Metadata": {"aws:cdk:path": "Dev/Service/Nested.NestedStack/Nested.NestedStackResource"}});
-        assert_eq!(nested_display_name(&r).unwrap(), "Dev/Service/Nested");
+        let path = "Dev/Service/Nested.NestedStack/Nested.NestedStackResource";
+        assert_eq!(nested_display_name(path).unwrap(), "Dev/Service/Nested");
     }
 }

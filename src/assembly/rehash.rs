@@ -238,23 +238,36 @@ fn is_hex64(s: &str) -> bool {
 /// An id may follow other hex digits (an S3 `bucketPrefix` such as `team-a` is written right
 /// before the id in object keys and URLs) but never continues into more hex digits.
 fn hex_runs(text: &str) -> impl Iterator<Item = &str> {
-    let bytes = text.as_bytes();
+    hex_run_ends(text.as_bytes()).map(move |end| &text[end - 64..end])
+}
+
+/// Where each run of 64 or more hex digits in `bytes` ends. Skips ahead 64 bytes at a time:
+/// a run that starts in `i..i + 64` and is 64 long covers `i + 63`, so when that byte is not
+/// a hex digit no such run starts there, and most bytes of a template are never looked at.
+fn hex_run_ends(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    // Invariant: `i` is 0 or follows a byte that is not a hex digit.
     let mut i = 0;
-    std::iter::from_fn(move || {
-        while i < bytes.len() {
-            if bytes[i].is_ascii_hexdigit() {
-                let start = i;
-                while i < bytes.len() && bytes[i].is_ascii_hexdigit() {
-                    i += 1;
-                }
-                if i - start >= 64 {
-                    return Some(&text[i - 64..i]);
-                }
-            } else {
-                i += 1;
-            }
+    std::iter::from_fn(move || loop {
+        let probe = i + 63;
+        if probe >= bytes.len() {
+            return None;
         }
-        None
+        if !bytes[probe].is_ascii_hexdigit() {
+            i = probe + 1;
+            continue;
+        }
+        let mut start = probe;
+        while start > i && bytes[start - 1].is_ascii_hexdigit() {
+            start -= 1;
+        }
+        let mut end = probe + 1;
+        while end < bytes.len() && bytes[end].is_ascii_hexdigit() {
+            end += 1;
+        }
+        i = end;
+        if end - start >= 64 {
+            return Some(end);
+        }
     })
 }
 
@@ -293,27 +306,14 @@ impl Renames {
             return text.to_string();
         }
         let mut out = String::with_capacity(text.len());
-        let bytes = text.as_bytes();
         let mut last = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i].is_ascii_hexdigit() {
-                let start = i;
-                while i < bytes.len() && bytes[i].is_ascii_hexdigit() {
-                    i += 1;
-                }
-                if i - start < 64 {
-                    continue;
-                }
-                // The id is the run's last 64 digits (see `hex_runs`).
-                let id_start = i - 64;
-                if let Some(new) = self.hex.get(&text[id_start..i]) {
-                    out.push_str(&text[last..id_start]);
-                    out.push_str(new);
-                    last = i;
-                }
-            } else {
-                i += 1;
+        for end in hex_run_ends(text.as_bytes()) {
+            // The id is the run's last 64 digits (see `hex_runs`).
+            let start = end - 64;
+            if let Some(new) = self.hex.get(&text[start..end]) {
+                out.push_str(&text[last..start]);
+                out.push_str(new);
+                last = end;
             }
         }
         out.push_str(&text[last..]);
@@ -327,6 +327,52 @@ impl Renames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte-by-byte scan `hex_run_ends` must agree with.
+    fn naive_run_ends(bytes: &[u8]) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i].is_ascii_hexdigit() {
+                let start = i;
+                while i < bytes.len() && bytes[i].is_ascii_hexdigit() {
+                    i += 1;
+                }
+                if i - start >= 64 {
+                    out.push(i);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn skipping_scan_finds_the_runs_a_full_scan_finds() {
+        // Runs of every length around 64, at every offset, between separators and not.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2000 {
+            let mut text = String::new();
+            while text.len() < 400 {
+                let n = (next() % 140) as usize;
+                text.extend((0..n).map(|k| b"0123456789abcdefABCDEF"[(k + n) % 22] as char));
+                text.push(['"', '/', 'x', '-', 'g'][(next() % 5) as usize]);
+            }
+            let cut = (next() % 40) as usize;
+            let text = &text[..text.len() - cut];
+            let fast: Vec<usize> = hex_run_ends(text.as_bytes()).collect();
+            assert_eq!(fast, naive_run_ends(text.as_bytes()), "{text}");
+        }
+        assert_eq!(hex_run_ends(A.as_bytes()).collect::<Vec<_>>(), vec![64]);
+        assert_eq!(hex_run_ends(&A.as_bytes()[1..]).count(), 0);
+    }
 
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
