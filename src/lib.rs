@@ -15,10 +15,11 @@
 //!    SARIF.
 //!
 //! Templates stream through steps 2 to 4: each is read when its turn comes, hardened, given
-//! its final bytes and staged to disk, then dropped, so memory holds only the templates in
-//! flight and the report's records. Templates are taken in waves, leaves first (see
-//! [`assembly::rehash::waves`]); the templates of a wave are independent and run on every
-//! core.
+//! its final bytes and staged to disk, then dropped. Its review is stored at once, in memory up
+//! to a budget and past it in a temporary file ([`report::store`]), so memory holds the
+//! templates in flight and a bounded share of the review. Templates are taken in waves, leaves
+//! first (see [`assembly::rehash::waves`]); the templates of a wave are independent and run on
+//! every core.
 //!
 //! Build scripts use [`run`] with plain [`Options`], or the steps themselves:
 //!
