@@ -1,6 +1,6 @@
 //! The review: one report model, several renderers.
 //!
-//! [`Report`] is built from the engine's records and the write plan; it holds no paths but the
+//! [`Report`] is built from the engine's records and the re-hashed ids; it holds no paths but the
 //! assembly-relative ones and no timestamps, so its output is stable across runs and machines.
 //! The renderers only format it:
 //!
@@ -9,8 +9,9 @@
 //! - [`json`]: the documented, versioned machine format ([`json::JsonReport`]);
 //! - [`sarif`]: SARIF 2.1.0 for code scanning: findings and what needs a person.
 //!
-//! Shared pieces: [`diff`] (unified template diffs), [`iam`] (the permissions a change adds).
-//! Nothing here reads or writes files.
+//! Shared pieces: [`diff`] (unified template diffs), [`iam`] (the permissions a change adds),
+//! [`store`] (where reviews wait for the renderers: in memory, or spooled to a temporary file).
+//! Nothing here reads or writes the assembly.
 
 pub mod diff;
 pub mod iam;
