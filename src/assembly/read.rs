@@ -93,7 +93,11 @@ fn read_json(root: &Path, rel: &RelPath) -> Result<Value> {
 /// Reads a template file: its bytes and value, checked to be an object whose `Resources`, if
 /// present, is an object of resources with string types.
 pub(crate) fn read_template(file: &Path) -> Result<Template> {
-    let bytes = Error::read(file)?;
+    parse_template(file, Error::read(file)?)
+}
+
+/// [`read_template`] on bytes already read from `file`.
+fn parse_template(file: &Path, bytes: Vec<u8>) -> Result<Template> {
     let value: Value = Error::parse_json(file, &bytes)?;
     if !value.is_object() {
         return Err(Error::Shape {
@@ -459,7 +463,7 @@ fn read_nested_stacks(file: &Path) -> Result<NestedStacks> {
         .is_some_and(|b| *b == b'{')
         .then(|| serde_json::from_slice::<light::Template>(&bytes).ok())
         .flatten();
-    let nested = match light {
+    let nested: Vec<_> = match light {
         Some(t) => t
             .resources
             .0
@@ -471,9 +475,10 @@ fn read_nested_stacks(file: &Path) -> Result<NestedStacks> {
             })
             .collect(),
         None => {
-            let template = read_template(file)?;
+            // The bytes already read, parsed in full.
+            let template = parse_template(file, bytes)?;
             let resources = template.value.get("Resources").and_then(Value::as_object);
-            resources
+            let nested = resources
                 .into_iter()
                 .flatten()
                 .filter(|(_, r)| str_at(r, "/Type") == Some("AWS::CloudFormation::Stack"))
@@ -486,7 +491,8 @@ fn read_nested_stacks(file: &Path) -> Result<NestedStacks> {
                         cdk_path.map(str::to_string),
                     ))
                 })
-                .collect()
+                .collect();
+            return Ok((template.text, nested));
         }
     };
     // The JSON parsed, so it is valid UTF-8.

@@ -331,8 +331,8 @@ impl Report {
         (0..self.templates()).map(|i| self.stack(i))
     }
 
-    /// The reviews the text and markdown reviews show (see [`Report::is_interesting`]), with
-    /// their index; the others are not read.
+    /// The reviews the text review shows (see [`Report::is_interesting`]), in stack order; the
+    /// others are not read.
     pub fn interesting_stacks(&self) -> impl Iterator<Item = Cow<'_, StackReport>> + '_ {
         (0..self.templates())
             .filter(|&i| self.is_interesting(&self.heads()[i]))
