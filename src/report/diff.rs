@@ -9,7 +9,11 @@
 //! key, and only the segments whose bytes differ are diffed line by line. A hardened template
 //! differs from its input in a few lines of many resources, so this stays linear where a diff
 //! of the whole text (Myers, or patience between unique lines) spends most of its time on
-//! lines that did not change. Text that is not in CDK's format is diffed as a whole.
+//! lines that did not change. A changed segment longer than [`DEEP`] lines (a pipeline with
+//! hundreds of stages is one resource of 100,000 lines) is cut again at its children, object
+//! members matched by their key line and array elements in order, down to segments short
+//! enough to diff line by line; every cut keeps the diff exact, so the cost stays linear in
+//! the size of the template. Text that is not in CDK's format is diffed as a whole.
 
 use std::fmt::Write;
 
@@ -17,6 +21,10 @@ use similar::{Algorithm, DiffOp, DiffTag};
 
 /// Lines of context around each change.
 pub const CONTEXT: usize = 3;
+
+/// A changed segment with more lines than this on both sides is cut at its children rather
+/// than diffed line by line.
+pub const DEEP: usize = 1024;
 
 /// A unified diff of one template, and its size.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -29,12 +37,17 @@ pub struct Unified {
 
 /// The unified diff from `before` to `after` of the template at `path`.
 pub fn unified(path: &str, before: &str, after: &str) -> Unified {
+    unified_cutting_at(path, before, after, DEEP)
+}
+
+/// [`unified`], cutting segments longer than `deep` lines at their children.
+fn unified_cutting_at(path: &str, before: &str, after: &str, deep: usize) -> Unified {
     if before == after {
         return Unified::default();
     }
     let old = Text::new(before);
     let new = Text::new(after);
-    let ops = line_ops(&old.lines, &new.lines);
+    let ops = line_ops(&old.lines, &new.lines, deep);
     let (mut added, mut removed) = (0, 0);
     for op in &ops {
         let (_, o, n) = op.as_tag_tuple();
@@ -89,40 +102,132 @@ impl<'a> Text<'a> {
 }
 
 /// The line operations that turn `old` into `new`, segment by segment.
-fn line_ops(old: &[&str], new: &[&str]) -> Vec<DiffOp> {
+fn line_ops(old: &[&str], new: &[&str], deep: usize) -> Vec<DiffOp> {
     let (old_segments, new_segments) = (segments(old), segments(new));
     if old_segments.len() < 3 || new_segments.len() < 3 {
         return similar::capture_diff_slices(Algorithm::Patience, old, new);
     }
+    let mut ops = Vec::new();
+    match_segments(old, new, &old_segments, &new_segments, deep, &mut ops);
+    ops
+}
+
+/// Appends the operations that turn the lines of `old_segments` into those of `new_segments`:
+/// the segments are matched by key; a matched pair is diffed on its own (see [`diff_deep`]),
+/// and each run of unmatched segments is diffed line by line as one range.
+fn match_segments(
+    old: &[&str],
+    new: &[&str],
+    old_segments: &[Segment],
+    new_segments: &[Segment],
+    deep: usize,
+    ops: &mut Vec<DiffOp>,
+) {
     let old_keys: Vec<Key> = old_segments.iter().map(|s| s.key).collect();
     let new_keys: Vec<Key> = new_segments.iter().map(|s| s.key).collect();
-    let mut ops = Vec::new();
+    let end = |segments: &[Segment], lines: &[&str]| segments.last().map_or(lines.len(), |l| l.end);
+    let (old_end, new_end) = (end(old_segments, old), end(new_segments, new));
     for op in similar::capture_diff_slices(Algorithm::Myers, &old_keys, &new_keys) {
         let (_, o, n) = op.as_tag_tuple();
         if let DiffOp::Equal { .. } = op {
             // Same keys in the same order: compare each pair of segments.
             for (a, b) in old_segments[o].iter().zip(&new_segments[n]) {
-                diff_range(old, new, a.start..a.end, b.start..b.end, &mut ops);
+                diff_deep(old, new, a.start..a.end, b.start..b.end, deep, ops);
             }
         } else {
-            let span =
-                |s: &[Segment]| s.first().map_or(0, |f| f.start)..s.last().map_or(0, |l| l.end);
-            let o_range = if o.is_empty() {
-                let at = old_segments.get(o.start).map_or(old.len(), |s| s.start);
-                at..at
-            } else {
-                span(&old_segments[o])
+            // The lines of segments `r`; where there are none, the empty range where they would be.
+            let span = |s: &[Segment], end: usize, r: std::ops::Range<usize>| {
+                if r.is_empty() {
+                    let at = s.get(r.start).map_or(end, |s| s.start);
+                    at..at
+                } else {
+                    s[r.start].start..s[r.end - 1].end
+                }
             };
-            let n_range = if n.is_empty() {
-                let at = new_segments.get(n.start).map_or(new.len(), |s| s.start);
-                at..at
-            } else {
-                span(&new_segments[n])
-            };
-            diff_range(old, new, o_range, n_range, &mut ops);
+            let o_range = span(old_segments, old_end, o);
+            let n_range = span(new_segments, new_end, n);
+            diff_range(old, new, o_range, n_range, ops);
         }
     }
-    ops
+}
+
+/// Appends the operations for one matched pair of segments: line by line, unless both are
+/// longer than `deep` lines and open a container in CDK's format, in which case the
+/// container's children are matched and diffed the same way.
+fn diff_deep(
+    old: &[&str],
+    new: &[&str],
+    o: std::ops::Range<usize>,
+    n: std::ops::Range<usize>,
+    deep: usize,
+    ops: &mut Vec<DiffOp>,
+) {
+    let large = o.len() > deep && n.len() > deep && old[o.clone()] != new[n.clone()];
+    let cut = large
+        .then(|| Some((children(old, o.clone())?, children(new, n.clone())?)))
+        .flatten();
+    match cut {
+        // The opening lines are the segments' keys: equal.
+        Some((old_children, new_children)) if old[o.start] == new[n.start] => {
+            diff_range(old, new, o.start..o.start + 1, n.start..n.start + 1, ops);
+            match_segments(old, new, &old_children, &new_children, deep, ops);
+        }
+        _ => diff_range(old, new, o, n, ops),
+    }
+}
+
+/// Cuts lines `range` of a text in CDK's format, whose first line opens an object or array,
+/// into the segments of its children (each starts at a line one level deeper than the first,
+/// keyed by that line) and a last segment from the closing bracket on. `None` if the first
+/// line opens no container.
+fn children<'a>(lines: &[&'a str], range: std::ops::Range<usize>) -> Option<Vec<Segment<'a>>> {
+    let first = lines[range.start];
+    if !(first.ends_with('{') || first.ends_with('[')) {
+        return None;
+    }
+    let depth = indent(first);
+    let mut out: Vec<Segment<'a>> = Vec::new();
+    for i in range.start + 1..range.end {
+        let line = lines[i];
+        let d = indent(line);
+        let closing = line[d..].starts_with(['}', ']']);
+        let starts = if d <= depth {
+            Some(CLOSE)
+        } else if d == depth + 1 && !closing {
+            Some(line)
+        } else {
+            None
+        };
+        if let Some(key) = starts {
+            if let Some(last) = out.last_mut() {
+                last.end = i;
+            }
+            out.push(Segment {
+                key: (key, None),
+                start: i,
+                end: range.end,
+            });
+            if key == CLOSE {
+                break;
+            }
+        }
+    }
+    // Content that is not laid out as CDK lays it out: leave it to the line diff.
+    match out.first() {
+        Some(f) if f.start == range.start + 1 && out.last().is_some_and(|l| l.key.0 == CLOSE) => {
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// The key of the segment from a container's closing bracket on; no line of JSON text holds
+/// a NUL character.
+const CLOSE: &str = "\0";
+
+/// The number of spaces a line starts with.
+fn indent(line: &str) -> usize {
+    line.bytes().take_while(|&b| b == b' ').count()
 }
 
 /// Appends the operations for `old[o]` → `new[n]`: one `Equal` if the lines are the same,
@@ -385,6 +490,9 @@ mod tests {
         let (b, a) = (cdk(&before), cdk(&after));
         let d = unified("T", &b, &a);
         assert_eq!(patch(&b, &d.text), a, "{}", d.text);
+        // Cut down to single lines, the diff is still exact.
+        let cut = unified_cutting_at("T", &b, &a, 0);
+        assert_eq!(patch(&b, &cut.text), a, "{}", cut.text);
         // Only the changed resources, the appended ones and their context are in the diff.
         assert!(!d.text.contains("\"b20\""), "{}", d.text);
         // The bracket closing `Resources` is context, not removed and added again.
@@ -418,10 +526,52 @@ mod tests {
                     read(&out),
                 );
                 assert_eq!(patch(&before, &s.diff.text), after, "{app}: {}", s.template);
+                let cut = unified_cutting_at(&s.template, &before, &after, 0);
+                assert_eq!(patch(&before, &cut.text), after, "{app}: {}", s.template);
                 diffs += usize::from(!s.diff.text.is_empty());
             }
             assert!(diffs > 5, "{app}: {diffs} diffs");
         }
+    }
+
+    /// A pipeline of many stages is one resource far longer than [`DEEP`]; cut at its
+    /// children, it gives the same diff as a line diff of the whole resource.
+    #[test]
+    fn issue_8_a_long_resource_is_cut_at_its_children_with_the_same_diff() {
+        use serde_json::json;
+        let action = |name: &str, order: u32| {
+            json!({"ActionTypeId": {"Category": "Deploy", "Provider": "CloudFormation"},
+                   "Configuration": {"StackName": name}, "Name": name, "RunOrder": order})
+        };
+        let stages = |approve: bool| -> Vec<serde_json::Value> {
+            (0..300)
+                .map(|i| {
+                    let name = format!("Stage{i:04}");
+                    let mut actions = vec![action(&name, 1), action(&format!("{name}b"), 2)];
+                    if approve && i % 3 == 0 {
+                        actions.insert(0, json!({"Name": "Approve", "RunOrder": 1}));
+                        for (k, a) in actions.iter_mut().enumerate().skip(1) {
+                            a["RunOrder"] = json!(k + 1);
+                        }
+                    }
+                    json!({"Actions": actions, "Name": name})
+                })
+                .collect()
+        };
+        let template = |approve: bool| {
+            json!({"Resources": {
+                "Role": {"Type": "AWS::IAM::Role"},
+                "Pipeline": {"Type": "AWS::CodePipeline::Pipeline",
+                             "Properties": {"RoleArn": "r", "Stages": stages(approve)}},
+                "Topic": {"Type": "AWS::SNS::Topic"}}})
+        };
+        let (b, a) = (cdk(&template(false)), cdk(&template(true)));
+        assert!(b.lines().count() > 4 * 1024, "the resource must be long enough to be cut");
+        let (cut, whole) = (unified("T", &b, &a), unified_cutting_at("T", &b, &a, usize::MAX));
+        assert_eq!(patch(&b, &cut.text), a);
+        assert_eq!(cut, whole);
+        // Per approved stage: four lines of the new action, and two run orders moved on.
+        assert_eq!((cut.added, cut.removed), (100 * 6, 100 * 2));
     }
 
     #[test]
