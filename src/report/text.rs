@@ -49,6 +49,9 @@ impl Style {
 /// Longest value shown inline in a change line; the diff shows the rest.
 const PREVIEW: usize = 72;
 
+/// Stacks rendered at once, before they are written.
+const BATCH: usize = 64;
+
 /// Renders the report as text.
 pub fn render(report: &Report, options: &RenderOptions) -> String {
     let mut out = Vec::new();
@@ -65,11 +68,24 @@ pub fn write(
     let s = Style {
         color: options.color,
     };
-    let mut out = String::new();
-    for stack in report.interesting_stacks() {
-        out.clear();
-        render_stack(&mut out, report, &stack, s);
-        w.write_all(out.as_bytes())?;
+    // Stacks are read back and rendered on every core, a batch at a time, and written in
+    // order: the review of a thousand-stage assembly is tens of megabytes.
+    use rayon::prelude::*;
+    let shown: Vec<usize> = (0..report.templates())
+        .filter(|&i| report.is_interesting(&report.heads()[i]))
+        .collect();
+    for batch in shown.chunks(BATCH) {
+        let texts: Vec<String> = batch
+            .par_iter()
+            .map(|&i| {
+                let mut out = String::new();
+                render_stack(&mut out, report, &report.stack(i), s);
+                out
+            })
+            .collect();
+        for text in texts {
+            w.write_all(text.as_bytes())?;
+        }
     }
     w.write_all(last_line(report, options, s).as_bytes())
 }
