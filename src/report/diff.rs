@@ -187,8 +187,7 @@ fn children<'a>(lines: &[&'a str], range: std::ops::Range<usize>) -> Option<Vec<
     }
     let depth = indent(first);
     let mut out: Vec<Segment<'a>> = Vec::new();
-    for i in range.start + 1..range.end {
-        let line = lines[i];
+    for (i, &line) in lines.iter().enumerate().take(range.end).skip(range.start + 1) {
         let d = indent(line);
         let closing = line[d..].starts_with(['}', ']']);
         let starts = if d <= depth {
