@@ -115,7 +115,8 @@ pub fn harden_with_review_budget(
         let finished: Vec<Result<Done>> = wave
             .par_iter()
             .map(|&index| {
-                let (review, done) = finish(assembly, index, config, registry, &rehash, shared)?;
+                let (review, done) =
+                    finish(assembly, index, config, registry, &rehash, shared, &reviews)?;
                 // Stored at once, so the wave holds no reviews.
                 reviews.put(index, review)?;
                 Ok(done)
@@ -158,7 +159,8 @@ struct Done {
 }
 
 /// Reads, hardens, scans and finishes one template: its final bytes are the hardened template
-/// with the new ids of the templates it names, staged to `writer` if they changed.
+/// with the new ids of the templates it names, staged to `writer` if they changed. While it is
+/// in flight, the template holds a share of the review budget of `reviews`.
 fn finish(
     assembly: &Assembly,
     index: usize,
@@ -166,9 +168,12 @@ fn finish(
     registry: &Registry,
     rehash: &Rehash,
     writer: Option<&Writer>,
+    reviews: &StoreBuilder,
 ) -> Result<(StackReport, Done)> {
     let stack = &assembly.stacks[index];
     let before = assembly.read_template(index)?;
+    // Room for the template's trees, texts and review, made by spooling reviews held so far.
+    let _flight = reviews.reserve(before.text.len() * report::store::IN_FLIGHT_PER_BYTE)?;
     let hardened = transform::harden_template(assembly, index, &before.value, config, registry)
         .map_err(|e| Error::Stack {
             stack: stack.display_name.clone(),

@@ -6,6 +6,13 @@
 //! rest to an anonymous temporary file (the *spool*, removed by the operating system when the
 //! process ends). Renderers read them back one at a time, through [`crate::Report::stacks`].
 //!
+//! The budget is shared with the templates in flight: a template being hardened
+//! [reserves](StoreBuilder::reserve) what it will hold (about [`IN_FLIGHT_PER_BYTE`] bytes per
+//! byte of its text), and reviews already in memory move to the spool to make room. So the
+//! peak is the larger of the budget and the templates in flight, not their sum: a
+//! thousand-stage pipeline template (4 MB of text, near 100 MB hardened and reviewed) does not
+//! come on top of 32 MiB of reviews.
+//!
 //! Every template also has a [`Head`]: the few fields summaries, counts and grouping need,
 //! always in memory.
 //!
@@ -23,8 +30,14 @@ use super::diff::Unified;
 use super::StackReport;
 use crate::error::{Error, Result};
 
-/// How many bytes of reviews the store keeps in memory before it spools the rest.
+/// How many bytes of reviews (and reserved templates in flight) the store keeps in memory
+/// before it spools reviews.
 pub const MEMORY_BUDGET: usize = 32 << 20;
+
+/// About how many bytes a template in flight holds per byte of its text: its tree as read and
+/// as hardened, its texts as read and as written, and its review. Measured on the pipeline
+/// template of a 1,000-stage assembly: 4 MB of text, about 95 MB at its peak.
+pub const IN_FLIGHT_PER_BYTE: usize = 24;
 
 /// What the review needs to know about a template without its changes and diff.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,8 +239,24 @@ fn spool_error(source: std::io::Error) -> Error {
 pub(crate) struct StoreBuilder {
     slots: Mutex<Vec<Option<(Head, Body)>>>,
     budget: usize,
+    /// Bytes of reviews in memory.
     held: AtomicUsize,
+    /// Bytes reserved by templates in flight.
+    in_flight: AtomicUsize,
     spool: Mutex<Option<Arc<Spool>>>,
+}
+
+/// A template's reservation in the budget, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Flight<'a> {
+    store: &'a StoreBuilder,
+    bytes: usize,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.store.in_flight.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 impl StoreBuilder {
@@ -236,52 +265,93 @@ impl StoreBuilder {
             slots: Mutex::new((0..templates).map(|_| None).collect()),
             budget,
             held: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
             spool: Mutex::new(None),
         }
     }
 
+    /// Reserves `bytes` of the budget for a template in flight, moving reviews from memory to
+    /// the spool until it fits (or none is left in memory).
+    pub fn reserve(&self, bytes: usize) -> Result<Flight<'_>> {
+        let flight = Flight { store: self, bytes };
+        let in_flight = self.in_flight.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if self.held.load(Ordering::Relaxed) + in_flight > self.budget {
+            let mut slots = self.slots.lock().expect("the store lock is not poisoned");
+            for slot in slots.iter_mut().flatten() {
+                let over = self.held.load(Ordering::Relaxed)
+                    + self.in_flight.load(Ordering::Relaxed)
+                    > self.budget;
+                if !over {
+                    break;
+                }
+                // A failure to spool ends the run, so the placeholder is never read.
+                let placeholder = Body::Spooled {
+                    offset: 0,
+                    json: 0,
+                    diff: 0,
+                };
+                slot.1 = match std::mem::replace(&mut slot.1, placeholder) {
+                    Body::Memory(report) => {
+                        let size = approximate_size(&report);
+                        let body = self.spool(*report)?;
+                        self.held.fetch_sub(size, Ordering::Relaxed);
+                        body
+                    }
+                    spooled => spooled,
+                };
+            }
+        }
+        Ok(flight)
+    }
+
     /// Stores the review of `stacks[index]`: in memory within the budget, else serialized (on
     /// the calling thread) and appended to the spool.
-    pub fn put(&self, index: usize, mut report: StackReport) -> Result<()> {
+    pub fn put(&self, index: usize, report: StackReport) -> Result<()> {
         let head = Head::of(&report);
         let size = approximate_size(&report);
         let within = self
             .held
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
-                (held + size <= self.budget).then_some(held + size)
+                let in_flight = self.in_flight.load(Ordering::Relaxed);
+                (held + in_flight + size <= self.budget).then_some(held + size)
             })
             .is_ok();
         let body = if within {
             Body::Memory(Box::new(report))
         } else {
-            let diff = std::mem::take(&mut report.diff);
-            let spooled = Spooled {
-                rewritten: report.rewritten,
-                diff_added: diff.added,
-                diff_removed: diff.removed,
-                lines: std::mem::take(&mut report.lines),
-                report,
-            };
-            let mut bytes = serde_json::to_vec(&spooled).expect("a review serializes");
-            drop(spooled);
-            let json = bytes.len();
-            bytes.extend_from_slice(diff.text.as_bytes());
-            drop(diff);
-            let spool = {
-                let mut spool = self.spool.lock().expect("the spool lock is not poisoned");
-                match &*spool {
-                    Some(s) => Arc::clone(s),
-                    None => Arc::clone(spool.insert(Arc::new(Spool::new()?))),
-                }
-            };
-            Body::Spooled {
-                offset: spool.append(&bytes)?,
-                json,
-                diff: bytes.len() - json,
-            }
+            self.spool(report)?
         };
         self.slots.lock().expect("the store lock is not poisoned")[index] = Some((head, body));
         Ok(())
+    }
+
+    /// Serializes a review to the spool.
+    fn spool(&self, mut report: StackReport) -> Result<Body> {
+        let diff = std::mem::take(&mut report.diff);
+        let spooled = Spooled {
+            rewritten: report.rewritten,
+            diff_added: diff.added,
+            diff_removed: diff.removed,
+            lines: std::mem::take(&mut report.lines),
+            report,
+        };
+        let mut bytes = serde_json::to_vec(&spooled).expect("a review serializes");
+        drop(spooled);
+        let json = bytes.len();
+        bytes.extend_from_slice(diff.text.as_bytes());
+        drop(diff);
+        let spool = {
+            let mut spool = self.spool.lock().expect("the spool lock is not poisoned");
+            match &*spool {
+                Some(s) => Arc::clone(s),
+                None => Arc::clone(spool.insert(Arc::new(Spool::new()?))),
+            }
+        };
+        Ok(Body::Spooled {
+            offset: spool.append(&bytes)?,
+            json,
+            diff: bytes.len() - json,
+        })
     }
 
     pub fn build(self) -> Store {
@@ -373,5 +443,56 @@ fn heap_size(v: &serde_json::Value) -> usize {
                 .sum::<usize>()
         }
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn review(name: &str) -> StackReport {
+        let mut r: StackReport = serde_json::from_value(serde_json::json!({
+            "name": name, "displayName": name, "template": format!("{name}.template.json"),
+            "environment": "111111111111/eu-west-1", "nested": false,
+            "changes": [], "notes": []
+        }))
+        .unwrap();
+        r.diff.text = format!("--- a/{name}\n+++ b/{name}\n@@ -1 +1 @@\n-x\n+y\n");
+        r
+    }
+
+    fn in_memory(store: &Store) -> usize {
+        (store.bodies.iter())
+            .filter(|b| matches!(b, Body::Memory(_)))
+            .count()
+    }
+
+    /// A template in flight takes its share of the budget from the reviews held, which move
+    /// to the spool and read back the same.
+    #[test]
+    fn issue_8_a_template_in_flight_moves_reviews_to_the_spool() {
+        let size = approximate_size(&review("A"));
+        let builder = StoreBuilder::new(3, 3 * size);
+        builder.put(0, review("A")).unwrap();
+        builder.put(1, review("B")).unwrap();
+        {
+            // Room for one more review: nothing moves.
+            let _small = builder.reserve(size).unwrap();
+            assert_eq!(builder.held.load(Ordering::Relaxed), 2 * size);
+            // Room for two: one review moves out.
+            let _more = builder.reserve(size).unwrap();
+            assert_eq!(builder.held.load(Ordering::Relaxed), size);
+            // While both are in flight, a new review does not fit.
+            builder.put(2, review("C")).unwrap();
+        }
+        assert_eq!(builder.in_flight.load(Ordering::Relaxed), 0);
+        let store = builder.build();
+        assert_eq!(in_memory(&store), 1, "B stays in memory; A and C are spooled");
+        assert!(matches!(store.bodies[1], Body::Memory(_)));
+        for (i, name) in ["A", "B", "C"].into_iter().enumerate() {
+            let back = store.get(i);
+            assert_eq!(back.name, name);
+            assert_eq!(back.diff.text, review(name).diff.text);
+        }
     }
 }
