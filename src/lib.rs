@@ -172,16 +172,20 @@ fn finish(
 ) -> Result<(StackReport, Done)> {
     let stack = &assembly.stacks[index];
     let before = assembly.read_template(index)?;
-    // Room for the template's trees, texts and review, made by spooling reviews held so far.
+    // Room for the template's tree, texts and review, made by spooling reviews held so far.
     let _flight = reviews.reserve(before.text.len() * report::store::IN_FLIGHT_PER_BYTE)?;
-    let hardened = transform::harden_template(assembly, index, &before.value, config, registry)
+    // The tree is hardened in place; the review compares policies with these.
+    let statements = report::iam::Statements::of(&before.value);
+    let hardened = transform::harden_template(assembly, index, before.value, config, registry)
         .map_err(|e| Error::Stack {
             stack: stack.display_name.clone(),
             template: stack.template_path.to_string(),
             source: Box::new(e),
         })?;
+    let before = before.text;
     let findings = findings::scan(assembly, index, &hardened.template);
-    let hardened_text = if hardened.template == before.value {
+    // Only an applied change changes the tree, so without one the bytes read are kept as is.
+    let hardened_text = if hardened.applied.is_empty() {
         None
     } else {
         Some(to_cdk_json(&hardened.template))
@@ -189,16 +193,16 @@ fn finish(
     // Only a template that names another's asset id can need new ids.
     let after = match (stack.mentions.is_empty(), hardened_text) {
         (true, Some(text)) => text,
-        (true, None) => before.text.clone(),
-        (false, text) => rehash.finish(text.as_deref().unwrap_or(&before.text)),
+        (true, None) => before.clone(),
+        (false, text) => rehash.finish(text.as_deref().unwrap_or(&before)),
     };
-    let rewritten = after != before.text;
+    let rewritten = after != before;
     let staged = match writer {
         Some(w) if rewritten => Some(w.stage(&stack.template_path, &after)?),
         _ => None,
     };
-    let secrets = report::secret_values(&findings, &before.value, &hardened.template);
-    let review = StackReport::build(stack, before, hardened, &after, &findings);
+    let secrets = report::secret_values(&findings, &before, &hardened.template);
+    let review = StackReport::build(stack, &before, &statements, hardened, &after, &findings);
     let done = Done {
         secrets,
         findings,

@@ -36,31 +36,52 @@ pub struct Permission {
     pub statement: Value,
 }
 
+/// The policy statements of a template as read: kept before its tree is hardened in place,
+/// to tell which statements of the hardened template are new.
+#[derive(Debug, Clone, Default)]
+pub struct Statements {
+    /// Logical id → resource type and its statements (document pointer, statement).
+    by_resource: std::collections::HashMap<String, (String, Vec<(String, Value)>)>,
+}
+
+impl Statements {
+    /// The statements of every policy-bearing resource of `template`.
+    pub fn of(template: &Value) -> Statements {
+        let by_resource = template
+            .get("Resources")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(logical_id, resource)| {
+                let found = statements(logical_id, resource);
+                if found.is_empty() {
+                    return None;
+                }
+                let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
+                let found = found.into_iter().map(|s| (s.document, s.statement));
+                Some((logical_id.clone(), (kind.to_string(), found.collect())))
+            })
+            .collect();
+        Statements { by_resource }
+    }
+}
+
 /// The policy statements of every policy-bearing resource in `after` that are not in the same
-/// place in `before`, in template order.
-pub fn new_permissions(before: &Value, after: &Value) -> Vec<Permission> {
+/// place in `before` (a resource of the same type and logical id), in template order.
+pub fn new_permissions(before: &Statements, after: &Value) -> Vec<Permission> {
     let mut out = Vec::new();
     let Some(resources) = after.get("Resources").and_then(Value::as_object) else {
         return out;
     };
+    let none = Vec::new();
     for (logical_id, resource) in resources {
-        let old = before.get("Resources").and_then(|r| r.get(logical_id));
-        if old == Some(resource) {
-            continue;
-        }
         let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
-        let old_statements: Vec<(String, Value)> = old
-            .filter(|o| o.get("Type").and_then(Value::as_str) == Some(kind))
-            .map(|o| statements(logical_id, o))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|s| (s.document, s.statement))
-            .collect();
+        let old = match before.by_resource.get(logical_id) {
+            Some((old_kind, old)) if old_kind == kind => old,
+            _ => &none,
+        };
         for s in statements(logical_id, resource) {
-            if old_statements
-                .iter()
-                .any(|(d, st)| *d == s.document && *st == s.statement)
-            {
+            if old.iter().any(|(d, st)| *d == s.document && *st == s.statement) {
                 continue;
             }
             out.push(s.into_permission(logical_id, kind));
@@ -407,12 +428,12 @@ mod tests {
             "PolicyDocument": {"Statement": [stmt_a.clone()]}, "Roles": [{"Ref": "R"}]}}}});
         let after = json!({"Resources": {"P": {"Type": "AWS::IAM::Policy", "Properties": {
             "PolicyDocument": {"Statement": [stmt_a, stmt_b]}, "Roles": [{"Ref": "R"}]}}}});
-        let new = new_permissions(&before, &after);
+        let new = new_permissions(&Statements::of(&before), &after);
         assert_eq!(new.len(), 1, "{new:#?}");
         assert_eq!(new[0].actions, vec!["kms:Decrypt", "kms:Encrypt"]);
         assert_eq!(new[0].resources, vec!["${K.Arn}"]);
         assert_eq!(new[0].principals, vec!["role ${R}"]);
-        assert!(new_permissions(&after, &after).is_empty());
+        assert!(new_permissions(&Statements::of(&after), &after).is_empty());
     }
 
     #[test]
@@ -423,7 +444,7 @@ mod tests {
                 "Principal": {"Service": "logging.s3.amazonaws.com"},
                 "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": ["Logs", "Arn"]}, "/*"]]},
                 "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}}}}}});
-        let new = new_permissions(&json!({"Resources": {}}), &after);
+        let new = new_permissions(&Statements::of(&json!({"Resources": {}})), &after);
         assert_eq!(new.len(), 1);
         assert_eq!(new[0].principals, vec!["Service:logging.s3.amazonaws.com"]);
         assert_eq!(new[0].resources, vec!["${Logs.Arn}/*"]);
@@ -441,7 +462,7 @@ mod tests {
                 "SourceArn": {"Fn::GetAtt": ["Rule", "Arn"]}}},
             "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Statement": [
                 {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}}]}}}}});
-        let new = new_permissions(&json!({}), &after);
+        let new = new_permissions(&Statements::of(&json!({})), &after);
         assert_eq!(new.len(), 2);
         assert_eq!(new[0].principals, vec!["Service:events.amazonaws.com"]);
         assert_eq!(new[0].resources, vec!["${F.Arn}"]);

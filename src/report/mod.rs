@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::assembly::rehash::Renamed;
-use crate::assembly::{Stack, Template};
+use crate::assembly::Stack;
 use crate::findings::Finding;
-use crate::transform::{Applied, Hardened, Note, Registry};
+use crate::transform::{Applied, Hardened, Note, Original, Registry};
 
 pub use iam::Permission;
 pub use store::Head;
@@ -114,14 +114,17 @@ pub struct StackReport {
 }
 
 impl StackReport {
-    /// The report on one template: `before` as read, `hardened` by the transforms, `after` the
-    /// bytes written (with the new ids of the templates it names), and its findings.
+    /// The report on one template: `before` its text as read and `statements` its policy
+    /// statements, `hardened` by the transforms, `after` the bytes written (with the new ids of
+    /// the templates it names), and its findings.
     ///
-    /// Takes the parsed templates by value and drops them before diffing the texts, so the
-    /// largest template's trees are not alive while its diff is built.
+    /// Takes the hardened tree by value and drops it before diffing the texts, so the largest
+    /// template's tree is not alive while its diff is built. Lines are found in the texts
+    /// ([`sarif::Locator`]), not in trees.
     pub fn build(
         stack: &Stack,
-        before: Template,
+        before: &str,
+        statements: &iam::Statements,
         hardened: Hardened,
         after: &str,
         findings: &[Finding],
@@ -143,28 +146,24 @@ impl StackReport {
             )
             .collect();
         if !pointers.is_empty() {
-            let (read, written) = (sarif::Lines::new(&before.text), sarif::Lines::new(after));
+            let (read, written) = (sarif::Locator::new(before), sarif::Locator::new(after));
             for pointer in pointers {
-                let at = [
-                    sarif::locate_in(&before.value, &read, &pointer),
-                    sarif::locate_in(&hardened.template, &written, &pointer),
-                ];
+                let at = [read.locate(&pointer), written.locate(&pointer)];
                 lines.insert(pointer, at);
             }
         }
-        let added = added_resources(&before.value, &hardened.template);
-        let permissions = iam::new_permissions(&before.value, &hardened.template);
+        let added = added_resources(&hardened.original, &hardened.template);
+        let permissions = iam::new_permissions(statements, &hardened.template);
         let construct_paths = hardened
             .notes
             .iter()
             .filter_map(|n| n.logical_id.as_deref())
             .filter_map(|id| {
                 let path = construct_path(&hardened.template, id)
-                    .or_else(|| construct_path(&before.value, id))?;
+                    .or_else(|| hardened.original.construct_path(id))?;
                 Some((id.to_string(), path.to_string()))
             })
             .collect();
-        drop(before.value);
         drop(hardened.template);
         StackReport {
             name: stack.name.clone(),
@@ -177,8 +176,8 @@ impl StackReport {
             permissions,
             construct_paths,
             notes: hardened.notes,
-            rewritten: before.text != after,
-            diff: diff::unified(&template, &before.text, after),
+            rewritten: before != after,
+            diff: diff::unified(&template, before, after),
             lines,
             template,
         }
@@ -438,13 +437,22 @@ impl Report {
     }
 }
 
-/// The string values that `plaintext-secret` findings point at, in the template as read and
-/// as hardened.
-pub fn secret_values(findings: &[Finding], before: &Value, after: &Value) -> Vec<String> {
+/// The string values that `plaintext-secret` findings point at, in the template as hardened
+/// and as read (`before`, its text: parsed again only if there is such a finding).
+pub fn secret_values(findings: &[Finding], before: &str, after: &Value) -> Vec<String> {
+    let secrets: Vec<&str> = findings
+        .iter()
+        .filter(|f| f.rule == "plaintext-secret")
+        .filter_map(|f| f.pointer.as_deref())
+        .collect();
+    if secrets.is_empty() {
+        return Vec::new();
+    }
+    // The text was parsed when it was read; it cannot fail now.
+    let before: Value = serde_json::from_str(before).unwrap_or_default();
     let mut out: Vec<String> = Vec::new();
-    for f in findings.iter().filter(|f| f.rule == "plaintext-secret") {
-        let Some(pointer) = &f.pointer else { continue };
-        for t in [after, before] {
+    for pointer in secrets {
+        for t in [after, &before] {
             if let Some(s) = t.pointer(pointer).and_then(Value::as_str) {
                 if !s.is_empty() && !out.iter().any(|o| o == s) {
                     out.push(s.to_string());
@@ -496,15 +504,14 @@ fn construct_path<'a>(template: &'a serde_json::Value, logical_id: &str) -> Opti
         .as_str()
 }
 
-/// Resources present in `after` and not in `before`, in `after`'s order.
-fn added_resources(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {
-    let had = before.get("Resources").and_then(|r| r.as_object());
+/// Resources present in `after` and not in the template as read, in `after`'s order.
+fn added_resources(before: &Original, after: &serde_json::Value) -> Vec<String> {
     after
         .get("Resources")
         .and_then(|r| r.as_object())
         .into_iter()
         .flatten()
-        .filter(|(id, _)| !had.is_some_and(|h| h.contains_key(*id)))
+        .filter(|(id, _)| !before.has(id))
         .map(|(id, _)| id.clone())
         .collect()
 }
@@ -734,6 +741,6 @@ mod tests {
     fn added_resources_keep_template_order() {
         let before = json!({"Resources": {"A": {}}});
         let after = json!({"Resources": {"A": {}, "C": {}, "B": {}}});
-        assert_eq!(added_resources(&before, &after), vec!["C", "B"]);
+        assert_eq!(added_resources(&Original::of(&before), &after), vec!["C", "B"]);
     }
 }

@@ -223,12 +223,132 @@ fn percent_encode(path: &str) -> String {
 }
 
 /// The 1-based line where the value at `pointer` starts in `text`, a template in CDK's format
-/// (one-space indent, as `JSON.stringify(t, undefined, 1)` writes it). The line is computed
-/// from the structure and then checked against the text; `None` if the pointer is absent or
-/// the text is formatted differently.
+/// (one-space indent, as `JSON.stringify(t, undefined, 1)` writes it); `None` if the pointer
+/// is absent or the text is formatted differently.
 pub fn locate(text: &str, pointer: &str) -> Option<usize> {
-    let value: Value = serde_json::from_str(text).ok()?;
-    locate_in(&value, &Lines::new(text), pointer)
+    Locator::new(text).locate(pointer)
+}
+
+/// Finds pointers in a template's text in CDK's format without parsing it: the members of
+/// its sections (each resource, parameter, output…) are indexed in one pass, and a pointer
+/// below one is followed through that member's lines only, so many look-ups in a large
+/// template stay linear.
+pub struct Locator<'a> {
+    lines: Lines<'a>,
+    /// Section key (as written, quoted) → its line.
+    sections: std::collections::HashMap<&'a str, usize>,
+    /// Section key and member key (as written, quoted) → the member's line.
+    members: std::collections::HashMap<(&'a str, &'a str), usize>,
+}
+
+impl<'a> Locator<'a> {
+    pub fn new(text: &'a str) -> Locator<'a> {
+        let lines = Lines::new(text);
+        let mut sections = std::collections::HashMap::new();
+        let mut members = std::collections::HashMap::new();
+        // CDK's format: `{` alone, then the sections one space in.
+        let cdk = lines.get(1) == Some("{") && lines.get(2).is_some_and(|l| l.starts_with(" \""));
+        if cdk {
+            let mut section = None;
+            for n in 2..=lines.starts.len() {
+                let line = lines.get(n).unwrap_or_default();
+                match (indent(line), quoted_key(line)) {
+                    (1, Some(key)) => {
+                        sections.insert(key, n);
+                        section = Some(key);
+                    }
+                    (2, Some(key)) => {
+                        if let Some(section) = section {
+                            members.insert((section, key), n);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Locator {
+            lines,
+            sections,
+            members,
+        }
+    }
+
+    /// The 1-based line where the value at `pointer` starts.
+    pub fn locate(&self, pointer: &str) -> Option<usize> {
+        let tokens = pointer_tokens(pointer);
+        let quoted: Vec<String> = tokens.iter().map(|t| Value::from(t.as_str()).to_string()).collect();
+        let (mut line, rest) = match quoted.as_slice() {
+            [] => return None,
+            [section] => (*self.sections.get(section.as_str())?, &tokens[1..]),
+            [section, member, ..] => (
+                *self.members.get(&(section.as_str(), member.as_str()))?,
+                &tokens[2..],
+            ),
+        };
+        for token in rest {
+            line = self.child(line, token)?;
+        }
+        Some(line)
+    }
+
+    /// The line of member or item `token` of the object or array that opens on `line`.
+    fn child(&self, line: usize, token: &str) -> Option<usize> {
+        let opening = self.lines.get(line)?;
+        let depth = indent(opening);
+        let want_key = if opening.ends_with('{') {
+            Some(Value::from(token).to_string())
+        } else if opening.ends_with('[') {
+            None
+        } else {
+            return None;
+        };
+        let mut item = 0;
+        let wanted_item: Option<usize> = match &want_key {
+            Some(_) => None,
+            None => Some(token.parse().ok()?),
+        };
+        for n in line + 1.. {
+            let l = self.lines.get(n)?;
+            let d = indent(l);
+            if d <= depth {
+                return None;
+            }
+            if d != depth + 1 || l[d..].starts_with(['}', ']']) {
+                continue;
+            }
+            match (&want_key, wanted_item) {
+                (Some(key), _) if quoted_key(l) == Some(key.as_str()) => return Some(n),
+                (None, Some(i)) if item == i => return Some(n),
+                _ => item += 1,
+            }
+        }
+        None
+    }
+}
+
+/// The number of spaces a line starts with.
+fn indent(line: &str) -> usize {
+    line.bytes().take_while(|&b| b == b' ').count()
+}
+
+/// The key a line in CDK's format starts with, quoted as written (`"Type"` for ` "Type": …`).
+fn quoted_key(line: &str) -> Option<&str> {
+    let rest = &line[indent(line)..];
+    let bytes = rest.as_bytes();
+    if bytes.first() != Some(&b'"') {
+        return None;
+    }
+    let mut i = 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => {
+                return rest[i + 1..].starts_with(": ").then(|| &rest[..=i]);
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// A text's lines, indexed once so that many look-ups stay linear.
@@ -256,62 +376,112 @@ impl<'a> Lines<'a> {
     }
 }
 
-/// [`locate`], with the text already parsed into `value` and split into `lines`.
-pub fn locate_in(value: &Value, lines: &Lines, pointer: &str) -> Option<usize> {
-    let tokens = pointer_tokens(pointer);
-    let mut node = value;
-    let mut line = 1;
-    let mut depth = 0;
-    let mut key: Option<&str> = None;
-    for token in &tokens {
-        let (before, child): (Vec<&Value>, &Value) = match node {
-            Value::Object(map) => {
-                let mut before = Vec::new();
-                let mut found = None;
-                for (k, v) in map {
-                    if k == token {
-                        found = Some((k.as_str(), v));
-                        break;
-                    }
-                    before.push(v);
-                }
-                let (k, v) = found?;
-                key = Some(k);
-                (before, v)
-            }
-            Value::Array(items) => {
-                let i: usize = token.parse().ok()?;
-                key = None;
-                (items.iter().take(i).collect(), items.get(i)?)
-            }
-            _ => return None,
-        };
-        line += 1 + before.iter().map(|v| lines_of(v)).sum::<usize>();
-        depth += 1;
-        node = child;
-    }
-    let at = lines.get(line)?;
-    let indent = " ".repeat(depth);
-    let ok = match key {
-        Some(k) => at.starts_with(&format!("{indent}{}:", Value::String(k.to_string()))),
-        None => at.starts_with(&indent) && !at[depth..].starts_with(' '),
-    };
-    ok.then_some(line)
-}
-
-/// How many lines a value takes in CDK's format.
-fn lines_of(value: &Value) -> usize {
-    match value {
-        Value::Object(m) if !m.is_empty() => 2 + m.values().map(lines_of).sum::<usize>(),
-        Value::Array(a) if !a.is_empty() => 2 + a.iter().map(lines_of).sum::<usize>(),
-        _ => 1,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::assembly::format::to_cdk_json;
+
+    // The reference the locator is checked against: the line computed from the parsed tree.
+/// [`locate`], with the text already parsed into `value` and split into `lines`.
+    fn locate_in(value: &Value, lines: &Lines, pointer: &str) -> Option<usize> {
+        let tokens = pointer_tokens(pointer);
+        let mut node = value;
+        let mut line = 1;
+        let mut depth = 0;
+        let mut key: Option<&str> = None;
+        for token in &tokens {
+            let (before, child): (Vec<&Value>, &Value) = match node {
+                Value::Object(map) => {
+                    let mut before = Vec::new();
+                    let mut found = None;
+                    for (k, v) in map {
+                        if k == token {
+                            found = Some((k.as_str(), v));
+                            break;
+                        }
+                        before.push(v);
+                    }
+                    let (k, v) = found?;
+                    key = Some(k);
+                    (before, v)
+                }
+                Value::Array(items) => {
+                    let i: usize = token.parse().ok()?;
+                    key = None;
+                    (items.iter().take(i).collect(), items.get(i)?)
+                }
+                _ => return None,
+            };
+            line += 1 + before.iter().map(|v| lines_of(v)).sum::<usize>();
+            depth += 1;
+            node = child;
+        }
+        let at = lines.get(line)?;
+        let indent = " ".repeat(depth);
+        let ok = match key {
+            Some(k) => at.starts_with(&format!("{indent}{}:", Value::String(k.to_string()))),
+            None => at.starts_with(&indent) && !at[depth..].starts_with(' '),
+        };
+        ok.then_some(line)
+    }
+    
+    /// How many lines a value takes in CDK's format.
+    fn lines_of(value: &Value) -> usize {
+        match value {
+            Value::Object(m) if !m.is_empty() => 2 + m.values().map(lines_of).sum::<usize>(),
+            Value::Array(a) if !a.is_empty() => 2 + a.iter().map(lines_of).sum::<usize>(),
+            _ => 1,
+        }
+    }
+
+    /// Every pointer in every example template: the text locator finds the line the tree
+    /// says, and nothing for pointers that are not there.
+    #[test]
+    fn issue_8_the_text_locator_agrees_with_the_tree_on_the_examples() {
+        fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+            let children: Vec<(String, &Value)> = match v {
+                Value::Object(m) => m.iter().map(|(k, v)| (pointer_escape(k), v)).collect(),
+                Value::Array(a) => a.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
+                _ => Vec::new(),
+            };
+            for (token, child) in children {
+                let p = format!("{at}/{token}");
+                out.push(p.clone());
+                pointers(child, p, out);
+            }
+        }
+        fn templates(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let path = e.unwrap().path();
+                if path.is_dir() {
+                    templates(&path, out);
+                } else if path.to_string_lossy().ends_with(".template.json") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        templates(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"), &mut files);
+        let mut checked = 0;
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            let tree: Value = serde_json::from_str(&text).unwrap();
+            let (locator, lines) = (Locator::new(&text), Lines::new(&text));
+            let mut all = Vec::new();
+            pointers(&tree, String::new(), &mut all);
+            for p in &all {
+                let expected = locate_in(&tree, &lines, p);
+                assert!(expected.is_some(), "{}: {p}", file.display());
+                assert_eq!(locator.locate(p), expected, "{}: {p}", file.display());
+                checked += 1;
+            }
+            for absent in ["/Resources/Absent", "/Nope", "/Resources/Absent/Type", "/Resources/0"] {
+                assert_eq!(locator.locate(absent), None, "{absent}");
+            }
+            assert_eq!(Locator::new(&tree.to_string()).locate("/Resources"), None);
+        }
+        assert!(files.len() > 10 && checked > 4_000, "{} files, {checked} pointers", files.len());
+    }
 
     #[test]
     fn locate_finds_keys_and_array_items() {

@@ -14,6 +14,7 @@ pub mod cfn;
 pub mod change;
 pub mod document;
 pub mod optout;
+pub mod original;
 pub mod registry;
 pub mod replacement;
 
@@ -24,13 +25,14 @@ use crate::config::{Config, EnvConfig};
 use crate::error::{Error, Result};
 pub use change::{Applied, Change, Note, NoteKind, Op, Proposal};
 pub use document::{Compiled, Document};
+pub use original::Original;
 pub use registry::{Registry, Transform};
 
 /// What a transform knows about the template it is looking at.
 pub struct Context<'a> {
     pub assembly: &'a Assembly,
-    /// The template as the app wrote it, before any transform.
-    pub original: &'a Value,
+    /// The template's resources as the app wrote them, before any transform.
+    pub original: &'a Original,
     /// Index of the stack in [`Assembly::stacks`].
     pub index: usize,
     pub stack: &'a Stack,
@@ -95,6 +97,8 @@ pub struct Hardened {
     pub template: Value,
     pub applied: Vec<Applied>,
     pub notes: Vec<Note>,
+    /// The template's resources as read.
+    pub original: Original,
 }
 
 /// Reads the template of `assembly.stacks[index]` and runs every enabled transform on it.
@@ -105,28 +109,32 @@ pub fn harden_stack(
     registry: &Registry,
 ) -> Result<Hardened> {
     let template = assembly.read_template(index)?;
-    harden_template(assembly, index, &template.value, config, registry)
+    harden_template(assembly, index, template.value, config, registry)
 }
 
 /// Runs every enabled transform on `template`, the template of `assembly.stacks[index]`.
+///
+/// The tree is hardened in place, not copied: what the engine and the review need of the
+/// template as read is kept in [`Hardened::original`] first.
 pub fn harden_template(
     assembly: &Assembly,
     index: usize,
-    template: &Value,
+    template: Value,
     config: &Config,
     registry: &Registry,
 ) -> Result<Hardened> {
     let stack = &assembly.stacks[index];
     let (env, env_keys) = config.for_environment(&stack.environment);
-    let optouts = optout::OptOuts::read(template, config, registry)?;
+    let optouts = optout::OptOuts::read(&template, config, registry)?;
     let mut out = Hardened {
-        template: template.clone(),
+        original: Original::of(&template),
+        template,
         ..Default::default()
     };
     for transform in registry.enabled(config) {
         let ctx = Context {
             assembly,
-            original: template,
+            original: &out.original,
             index,
             stack,
             env: &env,
@@ -165,10 +173,15 @@ pub fn harden_template(
         let enforce = config.transforms.enforce.iter().any(|e| e == id);
         let may_replace = config.allow_replacement.iter().any(|e| e == id);
         for change in proposal.changes {
-            let verdict = replacement::check(template, &change, may_replace);
+            let verdict = replacement::check(&out.original, &change, may_replace);
             if let Some(replacement::Verdict::Refuse(message)) = &verdict {
-                // Only refuse what would change something: a no-op is not a replacement.
-                let mut trial = out.template.clone();
+                // Only refuse what would change something: a no-op is not a replacement. The
+                // trial runs on a copy of the one resource (the guard only looks at resources
+                // as read, so the change is under `/Resources/ID`).
+                let mut trial = serde_json::json!({ "Resources": {} });
+                if let Some(resource) = out.template["Resources"].get(&change.logical_id) {
+                    trial["Resources"][&change.logical_id] = resource.clone();
+                }
                 if matches!(
                     apply(&mut trial, &change, enforce, id)?,
                     Outcome::Applied { .. }

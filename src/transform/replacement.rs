@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use super::change::{pointer_tokens, Change};
+use super::Original;
 
 const DATA: &str = include_str!("../../data/create-only-properties.json");
 
@@ -92,7 +93,7 @@ impl Verdict {
 
 /// Whether `change` touches a create-only property of a resource that exists in `original`
 /// (the input template). Resources a transform adds are never replaced: they are new.
-pub fn check(original: &Value, change: &Change, may_replace: bool) -> Option<Verdict> {
+pub fn check(original: &Original, change: &Change, may_replace: bool) -> Option<Verdict> {
     let tokens = pointer_tokens(&change.pointer);
     let [first, logical_id, props, rest @ ..] = tokens.as_slice() else {
         return None;
@@ -100,11 +101,7 @@ pub fn check(original: &Value, change: &Change, may_replace: bool) -> Option<Ver
     if first != "Resources" || props != "Properties" {
         return None;
     }
-    let resource_type = original
-        .get("Resources")?
-        .get(logical_id)?
-        .get("Type")?
-        .as_str()?;
+    let resource_type = original.resource_type(logical_id)?;
     let hit = create_only_properties(resource_type)
         .iter()
         .find(|c| overlaps(&pointer_tokens(c), rest))?;
@@ -156,9 +153,9 @@ mod tests {
             "r",
         );
         assert!(
-            matches!(check(&t, &c, false), Some(Verdict::Refuse(m)) if m.contains("requires replacement"))
+            matches!(check(&Original::of(&t), &c, false), Some(Verdict::Refuse(m)) if m.contains("requires replacement"))
         );
-        assert!(matches!(check(&t, &c, true), Some(Verdict::Warn(_))));
+        assert!(matches!(check(&Original::of(&t), &c, true), Some(Verdict::Warn(_))));
         let ok = Change::on_resource(
             "Fs",
             "/Properties/BackupPolicy",
@@ -166,7 +163,7 @@ mod tests {
             json!({}),
             "r",
         );
-        assert_eq!(check(&t, &ok, false), None);
+        assert_eq!(check(&Original::of(&t), &ok, false), None);
     }
 
     #[test]
@@ -179,6 +176,6 @@ mod tests {
             json!("k"),
             "r",
         );
-        assert_eq!(check(&t, &c, false), None);
+        assert_eq!(check(&Original::of(&t), &c, false), None);
     }
 }
