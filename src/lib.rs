@@ -137,8 +137,8 @@ pub fn harden_with_review_budget(
         }
     }
     if let Some(w) = writer {
-        for (path, text) in rehash.rewrite_others(assembly)? {
-            let staged = w.stage(&path, &text)?;
+        let shared: &Writer = w;
+        for staged in rehash.rewrite_others(assembly, |path, text| shared.stage(path, text))? {
             w.add(staged);
         }
     }

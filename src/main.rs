@@ -4,11 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-// Hardening allocates and frees many small JSON values; mimalloc does that far faster.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod alloc;
 
 fn main() -> ExitCode {
+    alloc::tune();
     let cli = match cdk_harden::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

