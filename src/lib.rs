@@ -184,12 +184,12 @@ fn finish(
         })?;
     let before = before.text;
     let findings = findings::scan(assembly, index, &hardened.template);
+    let secrets = report::secret_values(&findings, &before, &hardened.template);
     // Only an applied change changes the tree, so without one the bytes read are kept as is.
-    let hardened_text = if hardened.applied.is_empty() {
-        None
-    } else {
-        Some(to_cdk_json(&hardened.template))
-    };
+    let changed = !hardened.applied.is_empty();
+    let (review, tree) = StackReport::start(stack, &statements, hardened);
+    let hardened_text = changed.then(|| to_cdk_json(&tree));
+    drop(tree);
     // Only a template that names another's asset id can need new ids.
     let after = match (stack.mentions.is_empty(), hardened_text) {
         (true, Some(text)) => text,
@@ -201,8 +201,7 @@ fn finish(
         Some(w) if rewritten => Some(w.stage(&stack.template_path, &after)?),
         _ => None,
     };
-    let secrets = report::secret_values(&findings, &before, &hardened.template);
-    let review = StackReport::build(stack, &before, &statements, hardened, &after, &findings);
+    let review = review.finish(&before, &after, &findings);
     let done = Done {
         secrets,
         findings,

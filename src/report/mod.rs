@@ -114,44 +114,16 @@ pub struct StackReport {
 }
 
 impl StackReport {
-    /// The report on one template: `before` its text as read and `statements` its policy
-    /// statements, `hardened` by the transforms, `after` the bytes written (with the new ids of
-    /// the templates it names), and its findings.
-    ///
-    /// Takes the hardened tree by value and drops it before diffing the texts, so the largest
-    /// template's tree is not alive while its diff is built. Lines are found in the texts
-    /// ([`sarif::Locator`]), not in trees.
-    pub fn build(
+    /// Starts the report on one template from what the transforms did (`hardened`) and the
+    /// policy statements of the template as read: the added resources, new permissions and
+    /// construct paths, the parts read in the hardened tree. Returns the tree too, for the
+    /// caller to serialize and drop before the texts are diffed ([`Started::finish`]), so the
+    /// largest template's tree and its texts are not all alive at once.
+    pub fn start(
         stack: &Stack,
-        before: &str,
         statements: &iam::Statements,
         hardened: Hardened,
-        after: &str,
-        findings: &[Finding],
-    ) -> StackReport {
-        let template = stack.template_path.to_string();
-        let mut lines = BTreeMap::new();
-        let pointers: Vec<String> = findings
-            .iter()
-            .filter_map(|f| {
-                f.pointer
-                    .clone()
-                    .or_else(|| f.logical_id.as_deref().map(resource_pointer))
-            })
-            .chain(
-                hardened
-                    .notes
-                    .iter()
-                    .filter_map(|n| n.logical_id.as_deref().map(resource_pointer)),
-            )
-            .collect();
-        if !pointers.is_empty() {
-            let (read, written) = (sarif::Locator::new(before), sarif::Locator::new(after));
-            for pointer in pointers {
-                let at = [read.locate(&pointer), written.locate(&pointer)];
-                lines.insert(pointer, at);
-            }
-        }
+    ) -> (Started, Value) {
         let added = added_resources(&hardened.original, &hardened.template);
         let permissions = iam::new_permissions(statements, &hardened.template);
         let construct_paths = hardened
@@ -164,8 +136,7 @@ impl StackReport {
                 Some((id.to_string(), path.to_string()))
             })
             .collect();
-        drop(hardened.template);
-        StackReport {
+        let report = StackReport {
             name: stack.name.clone(),
             display_name: stack.display_name.clone(),
             environment: stack.environment.key(),
@@ -176,11 +147,12 @@ impl StackReport {
             permissions,
             construct_paths,
             notes: hardened.notes,
-            rewritten: before != after,
-            diff: diff::unified(&template, before, after),
-            lines,
-            template,
-        }
+            rewritten: false,
+            diff: diff::Unified::default(),
+            lines: BTreeMap::new(),
+            template: stack.template_path.to_string(),
+        };
+        (Started(report), hardened.template)
     }
 
     /// Whether applying changes this template's bytes (changes, or only replaced asset ids).
@@ -502,6 +474,45 @@ fn construct_path<'a>(template: &'a serde_json::Value, logical_id: &str) -> Opti
         .get(logical_id)?
         .pointer("/Metadata/aws:cdk:path")?
         .as_str()
+}
+
+/// A template's report with the parts read in its hardened tree; [`Started::finish`] adds
+/// those read in its texts.
+#[derive(Debug)]
+pub struct Started(StackReport);
+
+impl Started {
+    /// Finishes the report from the template's text as read (`before`), the bytes written
+    /// (`after`, with the new ids of the templates it names) and its findings: whether it is
+    /// rewritten, its diff, and the lines of what the notes and findings name (found in the
+    /// texts by [`sarif::Locator`]).
+    pub fn finish(self, before: &str, after: &str, findings: &[Finding]) -> StackReport {
+        let mut report = self.0;
+        let pointers: Vec<String> = findings
+            .iter()
+            .filter_map(|f| {
+                f.pointer
+                    .clone()
+                    .or_else(|| f.logical_id.as_deref().map(resource_pointer))
+            })
+            .chain(
+                report
+                    .notes
+                    .iter()
+                    .filter_map(|n| n.logical_id.as_deref().map(resource_pointer)),
+            )
+            .collect();
+        if !pointers.is_empty() {
+            let (read, written) = (sarif::Locator::new(before), sarif::Locator::new(after));
+            for pointer in pointers {
+                let at = [read.locate(&pointer), written.locate(&pointer)];
+                report.lines.insert(pointer, at);
+            }
+        }
+        report.rewritten = before != after;
+        report.diff = diff::unified(&report.template, before, after);
+        report
+    }
 }
 
 /// Resources present in `after` and not in the template as read, in `after`'s order.
