@@ -234,32 +234,38 @@ pub fn locate(text: &str, pointer: &str) -> Option<usize> {
 /// below one is followed through that member's lines only, so many look-ups in a large
 /// template stay linear.
 pub struct Locator<'a> {
-    lines: Lines<'a>,
-    /// Section key (as written, quoted) → its line.
-    sections: std::collections::HashMap<&'a str, usize>,
-    /// Section key and member key (as written, quoted) → the member's line.
-    members: std::collections::HashMap<(&'a str, &'a str), usize>,
+    text: &'a str,
+    /// Section key (as written, quoted) → its line and the byte where the line starts.
+    sections: std::collections::HashMap<&'a str, (usize, usize)>,
+    /// Section key and member key (as written, quoted) → the member's line and byte.
+    members: std::collections::HashMap<(&'a str, &'a str), (usize, usize)>,
 }
 
 impl<'a> Locator<'a> {
     pub fn new(text: &'a str) -> Locator<'a> {
-        let lines = Lines::new(text);
         let mut sections = std::collections::HashMap::new();
         let mut members = std::collections::HashMap::new();
         // CDK's format: `{` alone, then the sections one space in.
-        let cdk = lines.get(1) == Some("{") && lines.get(2).is_some_and(|l| l.starts_with(" \""));
+        let cdk = text.starts_with("{\n \"") || text.starts_with("{\r\n \"");
         if cdk {
             let mut section = None;
-            for n in 2..=lines.starts.len() {
-                let line = lines.get(n).unwrap_or_default();
-                match (indent(line), quoted_key(line)) {
-                    (1, Some(key)) => {
-                        sections.insert(key, n);
+            let mut at = 0;
+            for (i, line) in text.split('\n').enumerate() {
+                let start = at;
+                at += line.len() + 1;
+                // Only keys one or two spaces in are indexed.
+                let key = match line.as_bytes() {
+                    [b' ', b'"', ..] | [b' ', b' ', b'"', ..] => quoted_key(line),
+                    _ => None,
+                };
+                match (key, line.as_bytes().get(1)) {
+                    (Some(key), Some(b'"')) => {
+                        sections.insert(key, (i + 1, start));
                         section = Some(key);
                     }
-                    (2, Some(key)) => {
+                    (Some(key), _) => {
                         if let Some(section) = section {
-                            members.insert((section, key), n);
+                            members.insert((section, key), (i + 1, start));
                         }
                     }
                     _ => {}
@@ -267,7 +273,7 @@ impl<'a> Locator<'a> {
             }
         }
         Locator {
-            lines,
+            text,
             sections,
             members,
         }
@@ -277,7 +283,7 @@ impl<'a> Locator<'a> {
     pub fn locate(&self, pointer: &str) -> Option<usize> {
         let tokens = pointer_tokens(pointer);
         let quoted: Vec<String> = tokens.iter().map(|t| Value::from(t.as_str()).to_string()).collect();
-        let (mut line, rest) = match quoted.as_slice() {
+        let (mut at, rest) = match quoted.as_slice() {
             [] => return None,
             [section] => (*self.sections.get(section.as_str())?, &tokens[1..]),
             [section, member, ..] => (
@@ -286,14 +292,17 @@ impl<'a> Locator<'a> {
             ),
         };
         for token in rest {
-            line = self.child(line, token)?;
+            at = self.child(at, token)?;
         }
-        Some(line)
+        Some(at.0)
     }
 
-    /// The line of member or item `token` of the object or array that opens on `line`.
-    fn child(&self, line: usize, token: &str) -> Option<usize> {
-        let opening = self.lines.get(line)?;
+    /// The line and byte of member or item `token` of the object or array that opens on the
+    /// line at `(line, byte)`.
+    fn child(&self, (line, byte): (usize, usize), token: &str) -> Option<(usize, usize)> {
+        let mut lines = self.text[byte..].split('\n');
+        let first = lines.next()?;
+        let opening = first.trim_end_matches('\r');
         let depth = indent(opening);
         let want_key = if opening.ends_with('{') {
             Some(Value::from(token).to_string())
@@ -302,13 +311,15 @@ impl<'a> Locator<'a> {
         } else {
             return None;
         };
-        let mut item = 0;
         let wanted_item: Option<usize> = match &want_key {
             Some(_) => None,
             None => Some(token.parse().ok()?),
         };
-        for n in line + 1.. {
-            let l = self.lines.get(n)?;
+        let mut item = 0;
+        let mut at = byte + first.len() + 1;
+        for (n, l) in lines.enumerate() {
+            let start = at;
+            at += l.len() + 1;
             let d = indent(l);
             if d <= depth {
                 return None;
@@ -317,8 +328,10 @@ impl<'a> Locator<'a> {
                 continue;
             }
             match (&want_key, wanted_item) {
-                (Some(key), _) if quoted_key(l) == Some(key.as_str()) => return Some(n),
-                (None, Some(i)) if item == i => return Some(n),
+                (Some(key), _) if quoted_key(l) == Some(key.as_str()) => {
+                    return Some((line + 1 + n, start))
+                }
+                (None, Some(i)) if item == i => return Some((line + 1 + n, start)),
                 _ => item += 1,
             }
         }

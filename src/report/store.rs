@@ -276,29 +276,35 @@ impl StoreBuilder {
         let flight = Flight { store: self, bytes };
         let in_flight = self.in_flight.fetch_add(bytes, Ordering::Relaxed) + bytes;
         if self.held.load(Ordering::Relaxed) + in_flight > self.budget {
-            let mut slots = self.slots.lock().expect("the store lock is not poisoned");
-            for slot in slots.iter_mut().flatten() {
-                let over = self.held.load(Ordering::Relaxed)
-                    + self.in_flight.load(Ordering::Relaxed)
-                    > self.budget;
-                if !over {
-                    break;
-                }
-                // A failure to spool ends the run, so the placeholder is never read.
-                let placeholder = Body::Spooled {
-                    offset: 0,
-                    json: 0,
-                    diff: 0,
-                };
-                slot.1 = match std::mem::replace(&mut slot.1, placeholder) {
-                    Body::Memory(report) => {
-                        let size = approximate_size(&report);
-                        let body = self.spool(*report)?;
-                        self.held.fetch_sub(size, Ordering::Relaxed);
-                        body
+            // Take reviews out under the lock, until enough is taken; spool them outside it, so
+            // other templates can store theirs meanwhile.
+            let mut taken = Vec::new();
+            {
+                let mut slots = self.slots.lock().expect("the store lock is not poisoned");
+                for (index, slot) in slots.iter_mut().enumerate() {
+                    let over = self.held.load(Ordering::Relaxed)
+                        + self.in_flight.load(Ordering::Relaxed)
+                        > self.budget;
+                    if !over {
+                        break;
                     }
-                    spooled => spooled,
-                };
+                    if !matches!(slot, Some((_, Body::Memory(_)))) {
+                        continue;
+                    }
+                    if let Some((head, Body::Memory(report))) = slot.take() {
+                        let size = approximate_size(&report);
+                        self.held.fetch_sub(size, Ordering::Relaxed);
+                        taken.push((index, head, report));
+                    }
+                }
+            }
+            let mut spooled = Vec::with_capacity(taken.len());
+            for (index, head, report) in taken {
+                spooled.push((index, head, self.spool(*report)?));
+            }
+            let mut slots = self.slots.lock().expect("the store lock is not poisoned");
+            for (index, head, body) in spooled {
+                slots[index] = Some((head, body));
             }
         }
         Ok(flight)
