@@ -86,48 +86,110 @@ pub fn resolve(
     manifest: &Path,
     pointer: &str,
 ) -> Result<RelPath> {
-    let escape = || Error::PathEscape {
-        path: manifest.to_path_buf(),
-        pointer: pointer.to_string(),
-        value: value.to_string(),
-    };
-    let candidate = Path::new(value);
-    if value.is_empty() || candidate.is_absolute() {
-        return Err(escape());
+    Resolver::new(root).resolve(base, value, manifest, pointer)
+}
+
+/// [`resolve`] for many paths of one assembly: the canonical forms of the root and of every
+/// directory are found once and remembered, so a path costs one `lstat` unless it is a link.
+/// For one load: a directory replaced by a link while it runs is not seen.
+#[derive(Debug)]
+pub struct Resolver<'a> {
+    root: &'a Path,
+    canonical: std::sync::Mutex<std::collections::HashMap<RelPath, Option<PathBuf>>>,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(root: &'a Path) -> Resolver<'a> {
+        Resolver {
+            root,
+            canonical: Default::default(),
+        }
     }
-    let mut parts: Vec<String> = base
-        .as_str()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    for component in candidate.components() {
-        match component {
-            Component::Normal(part) => parts.push(part.to_string_lossy().into_owned()),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if parts.pop().is_none() {
-                    return Err(escape());
+
+    pub fn root(&self) -> &'a Path {
+        self.root
+    }
+
+    /// See [`resolve`].
+    pub fn resolve(
+        &self,
+        base: &RelPath,
+        value: &str,
+        manifest: &Path,
+        pointer: &str,
+    ) -> Result<RelPath> {
+        let escape = || Error::PathEscape {
+            path: manifest.to_path_buf(),
+            pointer: pointer.to_string(),
+            value: value.to_string(),
+        };
+        let candidate = Path::new(value);
+        if value.is_empty() || candidate.is_absolute() {
+            return Err(escape());
+        }
+        let mut parts: Vec<String> = base
+            .as_str()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        for component in candidate.components() {
+            match component {
+                Component::Normal(part) => parts.push(part.to_string_lossy().into_owned()),
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    if parts.pop().is_none() {
+                        return Err(escape());
+                    }
                 }
+                Component::RootDir | Component::Prefix(_) => return Err(escape()),
             }
-            Component::RootDir | Component::Prefix(_) => return Err(escape()),
         }
-    }
-    if parts.is_empty() {
-        return Err(escape());
-    }
-    let rel = RelPath(parts.join("/"));
-    let on_disk = rel.under(root);
-    if std::fs::symlink_metadata(&on_disk).is_ok() {
-        let canonical_root = root.canonicalize().map_err(Error::io(root))?;
-        match on_disk.canonicalize() {
-            Ok(real) if real.starts_with(&canonical_root) => {}
-            Ok(_) => return Err(escape()),
-            // A dangling link: it points somewhere we cannot see, so refuse it.
-            Err(_) => return Err(escape()),
+        if parts.is_empty() {
+            return Err(escape());
         }
+        let rel = RelPath(parts.join("/"));
+        if let Ok(meta) = std::fs::symlink_metadata(rel.under(self.root)) {
+            let root = self
+                .canonical(&RelPath::root())?
+                .expect("a root without a canonical form is an error");
+            // A link is followed to where it points; anything else is where its directory is.
+            let real = if meta.file_type().is_symlink() {
+                rel.under(self.root).canonicalize().ok()
+            } else {
+                let name = parts.last().expect("not empty");
+                self.canonical(&rel.parent())?.map(|dir| dir.join(name))
+            };
+            match real {
+                Some(real) if real.starts_with(&root) => {}
+                // Outside, or a dangling link: it points somewhere we cannot see, so refuse it.
+                _ => return Err(escape()),
+            }
+        }
+        Ok(rel)
     }
-    Ok(rel)
+
+    /// The canonical form of directory `dir` of the assembly, remembered; `None` if it has
+    /// none (a dangling link). The root's failure is an error.
+    fn canonical(&self, dir: &RelPath) -> Result<Option<PathBuf>> {
+        if let Some(known) = self.lock().get(dir) {
+            return Ok(known.clone());
+        }
+        let on_disk = dir.under(self.root);
+        let found = match on_disk.canonicalize() {
+            Ok(path) => Some(path),
+            Err(e) if dir.as_str().is_empty() => return Err(Error::io(self.root)(e)),
+            Err(_) => None,
+        };
+        self.lock().insert(dir.clone(), found.clone());
+        Ok(found)
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<RelPath, Option<PathBuf>>> {
+        self.canonical.lock().expect("the resolver lock is not poisoned")
+    }
 }
 
 #[cfg(test)]

@@ -36,8 +36,10 @@ pub fn load(root: &Path) -> Result<Assembly> {
             path: root.to_path_buf(),
         });
     }
+    let resolver = paths::Resolver::new(root);
     let mut reader = Reader {
         root,
+        resolver: &resolver,
         dirs: Vec::new(),
         stacks: Vec::new(),
         asset_manifests: Vec::new(),
@@ -60,6 +62,8 @@ pub fn load(root: &Path) -> Result<Assembly> {
 
 struct Reader<'a> {
     root: &'a Path,
+    /// Checks every path named in the assembly, remembering canonical directories.
+    resolver: &'a paths::Resolver<'a>,
     dirs: Vec<AssemblyDir>,
     stacks: Vec<Stack>,
     asset_manifests: Vec<AssetManifest>,
@@ -88,6 +92,17 @@ fn read_json(root: &Path, rel: &RelPath) -> Result<Value> {
     let path = rel.under(root);
     let bytes = Error::read(&path)?;
     Error::parse_json(&path, &bytes)
+}
+
+/// Reads a `manifest.json`, keeping only what the walk reads ([`light::Manifest`]); anything
+/// the light parse does not accept is parsed in full, so errors are those of the full parse.
+fn read_manifest(root: &Path, rel: &RelPath) -> Result<Value> {
+    let path = rel.under(root);
+    let bytes = Error::read(&path)?;
+    match serde_json::from_slice::<light::Manifest>(&bytes) {
+        Ok(light) => Ok(light.into_value()),
+        Err(_) => Error::parse_json(&path, &bytes),
+    }
 }
 
 /// Reads a template file: its bytes and value, checked to be an object whose `Resources`, if
@@ -137,7 +152,7 @@ impl Reader<'_> {
     ) -> Result<()> {
         let manifest_path = dir.join("manifest.json");
         let manifest_file = manifest_path.under(self.root);
-        let manifest = read_json(self.root, &manifest_path)?;
+        let manifest = read_manifest(self.root, &manifest_path)?;
         let version = str_at(&manifest, "/version")
             .ok_or_else(|| self.shape(&manifest_path, "/version".into(), "a version string"))?;
         check_version(&manifest_file, version)?;
@@ -163,8 +178,7 @@ impl Reader<'_> {
             let kind = str_at(artifact, "/type")
                 .ok_or_else(|| self.shape(&manifest_path, format!("{at}/type"), "a string"))?;
             if let Some(extra) = str_at(artifact, "/additionalMetadataFile") {
-                let path = paths::resolve(
-                    self.root,
+                let path = self.resolver.resolve(
                     &dir,
                     extra,
                     &manifest_file,
@@ -174,7 +188,7 @@ impl Reader<'_> {
                     self.reference_files.push(path);
                 }
             }
-            let root = self.root;
+            let resolver = self.resolver;
             // A path-valued property: its text, and the path checked to stay in the assembly.
             let path_property = |name: &str| -> Result<(&str, RelPath)> {
                 let pointer = format!("{at}/properties/{name}");
@@ -187,7 +201,7 @@ impl Reader<'_> {
                 })?;
                 Ok((
                     value,
-                    paths::resolve(root, &dir, value, &manifest_file, &pointer)?,
+                    resolver.resolve(&dir, value, &manifest_file, &pointer)?,
                 ))
             };
             match kind {
@@ -254,7 +268,7 @@ impl Reader<'_> {
     /// kept (nested stacks, the asset ids each template names); the templates are dropped.
     fn read_stacks(&mut self) -> Result<()> {
         use rayon::prelude::*;
-        let root = self.root;
+        let resolver = self.resolver;
         let ids = Ids::new(
             self.asset_manifests
                 .iter()
@@ -267,7 +281,7 @@ impl Reader<'_> {
                 let mut out = Vec::new();
                 let named_by = (job.named_by.0.as_path(), job.named_by.1.clone());
                 read_stack(
-                    root,
+                    resolver,
                     ids,
                     &job,
                     job.name.clone(),
@@ -309,7 +323,7 @@ impl Reader<'_> {
                 let source = match entry.pointer("/source/path") {
                     None => None,
                     Some(Value::String(p)) => {
-                        Some(paths::resolve(self.root, &base, p, &file, &pointer)?)
+                        Some(self.resolver.resolve(&base, p, &file, &pointer)?)
                     }
                     Some(_) => return Err(self.shape(&path, pointer, "a string")),
                 };
@@ -320,7 +334,7 @@ impl Reader<'_> {
             for (id, entry) in images {
                 if let Some(Value::String(d)) = entry.pointer("/source/directory") {
                     let pointer = format!("/dockerImages/{}/source/directory", escape_pointer(id));
-                    paths::resolve(self.root, &base, d, &file, &pointer)?;
+                    self.resolver.resolve(&base, d, &file, &pointer)?;
                 }
             }
         }
@@ -353,7 +367,7 @@ impl Reader<'_> {
 /// links point at indices within `out`.
 #[allow(clippy::too_many_arguments)]
 fn read_stack(
-    root: &Path,
+    resolver: &paths::Resolver,
     ids: &Ids,
     job: &StackJob,
     name: String,
@@ -363,6 +377,7 @@ fn read_stack(
     named_by: (&Path, String),
     out: &mut Vec<Stack>,
 ) -> Result<()> {
+    let root = resolver.root();
     let file = template_path.under(root);
     if !file.is_file() {
         return Err(Error::MissingFile {
@@ -380,7 +395,7 @@ fn read_stack(
             "/Resources/{}/Metadata/aws:asset:path",
             escape_pointer(&logical_id)
         );
-        let child = paths::resolve(root, &base, &asset_path, &file, &pointer)?;
+        let child = resolver.resolve(&base, &asset_path, &file, &pointer)?;
         let child_display = cdk_path
             .as_deref()
             .and_then(nested_display_name)
@@ -404,7 +419,7 @@ fn read_stack(
     drop(text);
     for (logical_id, child, child_display, pointer) in children {
         read_stack(
-            root,
+            resolver,
             ids,
             job,
             format!("{name}/{logical_id}"),
@@ -507,6 +522,7 @@ mod light {
 
     use serde::de::{Deserializer, MapAccess, Visitor};
     use serde::Deserialize;
+    use serde_json::{Map, Value};
 
     /// Other sections are skipped unbuilt; a repeated `Resources` fails the light parse.
     #[derive(Deserialize)]
@@ -531,37 +547,150 @@ mod light {
         pub cdk_path: Option<String>,
     }
 
-    /// Resources in template order; a repeated logical id keeps its first place and its last
-    /// value, as the full parse does.
-    #[derive(Default)]
-    pub struct Resources(pub Vec<(String, Resource)>);
+    /// A cloud assembly manifest with only what the walk reads: the version, and of each
+    /// artifact its type, environment, display name, metadata file and the properties that
+    /// name files, each as the full parse has it. Other keys (a feature-flag report, the
+    /// construct path of every resource) are skipped unbuilt. Anything that is not an object
+    /// where the walk expects one, or a read key given twice, fails the light parse, and the
+    /// full parse reports what is wrong.
+    pub struct Manifest(Picked<ManifestKeys>);
 
-    impl<'de> Deserialize<'de> for Resources {
+    impl<'de> Deserialize<'de> for Manifest {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Resources;
+            Picked::deserialize(d).map(Manifest)
+        }
+    }
+
+    impl Manifest {
+        /// The manifest as the walk reads it: the same values at the same pointers.
+        pub fn into_value(self) -> Value {
+            Value::Object(self.0 .0)
+        }
+    }
+
+    /// The keys of an object that are kept, and how each member is read.
+    pub trait Pick {
+        const KEYS: &'static [&'static str];
+        fn member<'de, A: MapAccess<'de>>(_key: &str, map: &mut A) -> Result<Value, A::Error> {
+            map.next_value()
+        }
+    }
+
+    /// The members of an object at `K::KEYS`, in order; the others are skipped unbuilt.
+    pub struct Picked<K>(Map<String, Value>, std::marker::PhantomData<K>);
+
+    impl<'de, K: Pick> Deserialize<'de> for Picked<K> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V<K>(std::marker::PhantomData<K>);
+            impl<'de, K: Pick> Visitor<'de> for V<K> {
+                type Value = Picked<K>;
                 fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("an object of resources")
+                    f.write_str("an object")
                 }
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Resources, A::Error> {
-                    let mut out: Vec<(String, Resource)> = Vec::new();
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Picked<K>, A::Error> {
+                    let mut out = Map::new();
+                    while let Some(key) = map.next_key::<String>()? {
+                        if !K::KEYS.contains(&key.as_str()) {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                        if out.contains_key(&key) {
+                            return Err(serde::de::Error::custom("a repeated key"));
+                        }
+                        let value = K::member(&key, &mut map)?;
+                        out.insert(key, value);
+                    }
+                    Ok(Picked(out, std::marker::PhantomData))
+                }
+            }
+            d.deserialize_map(V(std::marker::PhantomData))
+        }
+    }
+
+    pub struct ManifestKeys;
+    impl Pick for ManifestKeys {
+        const KEYS: &'static [&'static str] = &["version", "artifacts"];
+        fn member<'de, A: MapAccess<'de>>(key: &str, map: &mut A) -> Result<Value, A::Error> {
+            if key != "artifacts" {
+                return map.next_value();
+            }
+            let artifacts: Entries<Picked<ArtifactKeys>> = map.next_value()?;
+            let artifacts = artifacts.0.into_iter().map(|(id, a)| (id, Value::Object(a.0)));
+            Ok(Value::Object(artifacts.collect()))
+        }
+    }
+
+    pub struct ArtifactKeys;
+    impl Pick for ArtifactKeys {
+        const KEYS: &'static [&'static str] = &[
+            "type",
+            "environment",
+            "displayName",
+            "additionalMetadataFile",
+            "properties",
+        ];
+        fn member<'de, A: MapAccess<'de>>(key: &str, map: &mut A) -> Result<Value, A::Error> {
+            if key != "properties" {
+                return map.next_value();
+            }
+            let properties: Picked<PropertyKeys> = map.next_value()?;
+            Ok(Value::Object(properties.0))
+        }
+    }
+
+    /// The properties the walk reads; the others (a feature-flag report's are most of a
+    /// Stage's manifest) are skipped.
+    pub struct PropertyKeys;
+    impl Pick for PropertyKeys {
+        const KEYS: &'static [&'static str] = &[
+            "templateFile",
+            "stackTemplateAssetObjectUrl",
+            "file",
+            "directoryName",
+            "displayName",
+        ];
+    }
+
+    /// An object's entries in order; a repeated key keeps its first place and its last value,
+    /// as the full parse does.
+    pub struct Entries<T>(pub Vec<(String, T)>);
+
+    impl<T> Default for Entries<T> {
+        fn default() -> Self {
+            Entries(Vec::new())
+        }
+    }
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V<T>(std::marker::PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+                type Value = Entries<T>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<T>, A::Error> {
+                    let mut out: Vec<(String, T)> = Vec::new();
                     let mut seen: HashMap<String, usize> = HashMap::new();
-                    while let Some((id, resource)) = map.next_entry::<String, Resource>()? {
-                        match seen.get(&id) {
-                            Some(&i) => out[i].1 = resource,
+                    while let Some((key, value)) = map.next_entry::<String, T>()? {
+                        match seen.get(&key) {
+                            Some(&i) => out[i].1 = value,
                             None => {
-                                seen.insert(id.clone(), out.len());
-                                out.push((id, resource));
+                                seen.insert(key.clone(), out.len());
+                                out.push((key, value));
                             }
                         }
                     }
-                    Ok(Resources(out))
+                    Ok(Entries(out))
                 }
             }
-            d.deserialize_map(V)
+            d.deserialize_map(V(std::marker::PhantomData))
         }
     }
+
+    /// Resources in template order; a repeated logical id keeps its first place and its last
+    /// value, as the full parse does.
+    pub type Resources = Entries<Resource>;
 }
 
 /// `Dev/Service/Nested` from a nested stack resource whose `aws:cdk:path` is
@@ -604,6 +733,75 @@ mod tests {
         for bad in ["56.0.0", "999.0.0", "x", "", "12.0.0"] {
             let err = check_version(f, bad).unwrap_err();
             assert!(err.to_string().contains(&format!("`{bad}`")), "{err}");
+        }
+    }
+
+    /// What the walk reads of a manifest is the same after the light parse as after the full
+    /// one, for every manifest of the examples and for the odd cases; what the light parse
+    /// refuses goes to the full parse.
+    #[test]
+    fn issue_8_light_and_full_manifest_reads_agree() {
+        fn walked(full: &Value) -> Value {
+            let mut out = serde_json::Map::new();
+            if let Some(v) = full.get("version") {
+                out.insert("version".into(), v.clone());
+            }
+            let artifacts = full.get("artifacts").and_then(Value::as_object).into_iter().flatten();
+            let artifacts = artifacts.map(|(id, a)| {
+                let keep = ["type", "environment", "displayName", "additionalMetadataFile", "properties"];
+                let fields = a.as_object().unwrap().iter().filter(|(k, _)| keep.contains(&k.as_str()));
+                let fields = fields.map(|(k, v)| {
+                    let mut v = v.clone();
+                    if let (Value::Object(props), "properties") = (&mut v, k.as_str()) {
+                        let read = ["templateFile", "stackTemplateAssetObjectUrl", "file", "directoryName", "displayName"];
+                        props.retain(|k, _| read.contains(&k.as_str()));
+                    }
+                    (k.clone(), v)
+                });
+                (id.clone(), Value::Object(fields.collect()))
+            });
+            if full.get("artifacts").is_some() {
+                out.insert("artifacts".into(), Value::Object(artifacts.collect()));
+            }
+            Value::Object(out)
+        }
+        let mut manifests = Vec::new();
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        for app in std::fs::read_dir(&examples).unwrap() {
+            let out = app.unwrap().path().join("cdk.out");
+            if !out.is_dir() {
+                continue;
+            }
+            manifests.push(std::fs::read_to_string(out.join("manifest.json")).unwrap());
+            for e in std::fs::read_dir(&out).unwrap() {
+                let m = e.unwrap().path().join("manifest.json");
+                if m.is_file() {
+                    manifests.push(std::fs::read_to_string(m).unwrap());
+                }
+            }
+        }
+        assert!(manifests.len() >= 6, "{} manifests", manifests.len());
+        let odd = [
+            r#"{"version": "36.0.0", "artifacts": {"A": {"type": "x", "metadata": {"/A": [1]}}, "B": {"type": "y"}, "A": {"type": "z"}}}"#,
+            r#"{"version": null, "artifacts": {"A": {"type": null, "properties": {"file": "f"}}}}"#,
+            r#"{"version": "36.0.0"}"#,
+        ];
+        for text in manifests.iter().map(String::as_str).chain(odd) {
+            let full: Value = serde_json::from_str(text).unwrap();
+            let light: light::Manifest = serde_json::from_str(text).unwrap();
+            assert_eq!(light.into_value(), walked(&full), "{text:.200}");
+        }
+        for refused in [
+            r#"{"artifacts": null}"#,
+            r#"{"artifacts": {"A": 5}}"#,
+            r#"{"version": "1", "version": "2"}"#,
+            r#"{"artifacts": {"A": {"type": "x", "type": "y"}}}"#,
+            r#"{"artifacts": {"A": {"type": "x", "properties": ["file"]}}}"#,
+            r#"{"artifacts": {"A": ["aws:cloudformation:stack"]}}"#,
+            r#"["36.0.0", {}]"#,
+            r#"{"artifacts": {"A": {"type": "x", "properties": {"file": "a", "file": "b"}}}}"#,
+        ] {
+            assert!(serde_json::from_str::<light::Manifest>(refused).is_err(), "{refused}");
         }
     }
 
