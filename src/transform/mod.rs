@@ -255,7 +255,8 @@ pub fn apply(
     enforce: bool,
     transform: &str,
 ) -> Result<Outcome> {
-    let existing = template.pointer(&change.pointer).cloned();
+    // Looked at in place; the value replaced is taken out of the tree by `set`, not copied.
+    let existing = template.pointer(&change.pointer);
     let value = &change.value;
     let describe = |v: &Value| {
         let s = v.to_string();
@@ -268,7 +269,7 @@ pub fn apply(
             s
         }
     };
-    let new = match (change.op, &existing) {
+    let new = match (change.op, existing) {
         (_, None) => value.clone(),
         (Op::SetIfAbsent | Op::AddResource, Some(old)) => {
             if old == value {
@@ -293,9 +294,9 @@ pub fn apply(
                 )));
             }
             // A failed set fails the whole run, so a half-made change is never written.
-            set(template, change, value.clone(), transform)?;
+            let old = set(template, change, value.clone(), transform)?;
             return Ok(Outcome::Applied {
-                old: existing,
+                old,
                 new: value.clone(),
                 enforced: true,
             });
@@ -314,40 +315,48 @@ pub fn apply(
                     describe(old)
                 )));
             }
-            let mut merged = old.clone();
-            merge_absent(&mut merged, value);
-            if &merged == old {
+            if !adds_any(old, value) {
                 return Ok(Outcome::Unchanged);
             }
+            let mut merged = old.clone();
+            merge_absent(&mut merged, value);
             merged
         }
         (Op::AppendUnique, Some(old)) => {
-            let mut items = match old {
-                Value::Array(a) => a.clone(),
-                other => vec![other.clone()],
+            // A single value is a list of one.
+            let items: &[Value] = match old {
+                Value::Array(a) => a,
+                other => std::slice::from_ref(other),
             };
-            let before = items.len();
+            let mut missing: Vec<&Value> = Vec::new();
             for item in value.as_array().into_iter().flatten() {
-                if !items.contains(item) {
-                    items.push(item.clone());
+                if !items.contains(item) && !missing.contains(&item) {
+                    missing.push(item);
                 }
             }
-            if items.len() == before && old.is_array() {
+            if missing.is_empty() {
                 return Ok(Outcome::Unchanged);
             }
-            if items.len() == before {
-                // A single value that already is the only item: nothing to add.
-                return Ok(Outcome::Unchanged);
-            }
+            let mut items = items.to_vec();
+            items.extend(missing.into_iter().cloned());
             Value::Array(items)
         }
     };
-    set(template, change, new.clone(), transform)?;
+    let old = set(template, change, new.clone(), transform)?;
     Ok(Outcome::Applied {
-        old: existing,
+        old,
         new,
         enforced: false,
     })
+}
+
+/// Whether [`merge_absent`] would add anything: a key of `over` that `base` lacks, at any
+/// depth where both have an object.
+fn adds_any(base: &Value, over: &Value) -> bool {
+    let (Value::Object(b), Value::Object(o)) = (base, over) else {
+        return false;
+    };
+    o.iter().any(|(k, v)| b.get(k).is_none_or(|existing| adds_any(existing, v)))
 }
 
 /// Adds every key of `over` that `base` lacks, recursing into objects present in both.
@@ -364,8 +373,9 @@ pub fn merge_absent(base: &mut Value, over: &Value) {
     }
 }
 
-/// Sets the value at the change's pointer, creating objects on the way.
-fn set(template: &mut Value, change: &Change, value: Value, transform: &str) -> Result<()> {
+/// Sets the value at the change's pointer, creating objects on the way; returns the value it
+/// replaces.
+fn set(template: &mut Value, change: &Change, value: Value, transform: &str) -> Result<Option<Value>> {
     let tokens = change::pointer_tokens(&change.pointer);
     let Some((last, parents)) = tokens.split_last() else {
         return Err(Error::Transform {
@@ -402,22 +412,16 @@ fn set(template: &mut Value, change: &Change, value: Value, transform: &str) -> 
         node = next;
     }
     match node {
-        Value::Object(map) => {
-            map.insert(last.clone(), value);
-            Ok(())
-        }
+        Value::Object(map) => Ok(map.insert(last.clone(), value)),
         Value::Array(items) => match last.parse::<usize>() {
-            Ok(i) if i < items.len() => {
-                items[i] = value;
-                Ok(())
-            }
+            Ok(i) if i < items.len() => Ok(Some(std::mem::replace(&mut items[i], value))),
             Ok(i) if i == items.len() => {
                 items.push(value);
-                Ok(())
+                Ok(None)
             }
             _ if last == "-" => {
                 items.push(value);
-                Ok(())
+                Ok(None)
             }
             _ => Err(Error::Transform {
                 transform: transform.to_string(),
@@ -437,6 +441,26 @@ fn set(template: &mut Value, change: &Change, value: Value, transform: &str) -> 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `apply` decides "unchanged" before copying anything: the check agrees with merging.
+    #[test]
+    fn issue_8_adds_any_agrees_with_merge_absent() {
+        let cases = [
+            (json!({"A": 1}), json!({"A": 2})),
+            (json!({"A": 1}), json!({"B": 2})),
+            (json!({"A": {"X": 1}}), json!({"A": {"X": 2}})),
+            (json!({"A": {"X": 1}}), json!({"A": {"Y": 2}})),
+            (json!({"A": 1}), json!({"A": {"Y": 2}})),
+            (json!({"A": {"X": 1}}), json!({})),
+            (json!({}), json!({"A": null})),
+            (json!([1]), json!({"A": 1})),
+        ];
+        for (base, over) in cases {
+            let mut merged = base.clone();
+            merge_absent(&mut merged, &over);
+            assert_eq!(adds_any(&base, &over), merged != base, "{base} + {over}");
+        }
+    }
 
     fn change(op: Op, pointer: &str, value: Value) -> Change {
         Change::new("B", pointer, op, value, "r")
