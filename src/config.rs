@@ -374,13 +374,11 @@ pub fn glob_matches(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let cache = CACHE.get_or_init(Default::default);
-    let matcher = {
-        let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(pattern.to_string())
-            .or_insert_with(|| glob(pattern).ok())
-            .clone()
-    };
-    matcher.is_some_and(|g| g.is_match(text))
+    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if !map.contains_key(pattern) {
+        map.insert(pattern.to_string(), glob(pattern).ok());
+    }
+    map[pattern].as_ref().is_some_and(|g| g.is_match(text))
 }
 
 /// Merges `over` into `base`: objects key by key, anything else replaced.

@@ -92,8 +92,63 @@ pub struct Compiled {
     pub doc: Document,
     /// Where it came from: `transforms/<id>.json` for built-ins, the file for included ones.
     pub origin: PathBuf,
-    select: Option<JpQuery>,
-    unless: Vec<(JpQuery, String)>,
+    select: Option<(JpQuery, Plan)>,
+    unless: Vec<(JpQuery, Plan, String)>,
+}
+
+/// How a query is answered. Most selects only ask for the resources of some types, which a
+/// look at each resource's `Type` answers without running JSONPath over the template: the
+/// query is then run only where it could match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Plan {
+    /// `$.Resources[?@.Type == 'A' || @.Type == 'B' …]`: the resources of these types.
+    Types(Vec<String>),
+    /// `$.Resources[?@.Type == 'A' && …]`: nothing without a resource of type A.
+    NeedsType(String),
+    /// Anything else: run the query.
+    Query,
+}
+
+impl Plan {
+    fn of(query: &str) -> Plan {
+        let Some(filter) = query
+            .trim()
+            .strip_prefix("$.Resources[?")
+            .and_then(|f| f.strip_suffix(']'))
+        else {
+            return Plan::Query;
+        };
+        // `@.Type == 'X'`, with a literal that holds no quote or escape.
+        let type_is = |term: &str| -> Option<String> {
+            let literal = term.trim().strip_prefix("@.Type")?.trim_start();
+            let literal = literal.strip_prefix("==")?.trim();
+            let inner = literal.strip_prefix('\'')?.strip_suffix('\'')?;
+            (!inner.contains(['\'', '\\'])).then(|| inner.to_string())
+        };
+        if let Some(types) = filter.split("||").map(type_is).collect::<Option<Vec<_>>>() {
+            return Plan::Types(types);
+        }
+        if !filter.contains("||") {
+            if let Some(kind) = filter.split_once("&&").and_then(|(first, _)| type_is(first)) {
+                return Plan::NeedsType(kind);
+            }
+        }
+        Plan::Query
+    }
+}
+
+/// The resources of `template` whose `Type` is one of `types`, in template order.
+fn of_types<'a>(template: &'a Value, types: &'a [String]) -> impl Iterator<Item = &'a String> {
+    template
+        .get("Resources")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(_, r)| {
+            let kind = r.get("Type").and_then(Value::as_str);
+            kind.is_some_and(|k| types.iter().any(|t| t == k))
+        })
+        .map(|(id, _)| id)
 }
 
 impl Compiled {
@@ -156,7 +211,7 @@ impl Compiled {
         let select = doc
             .select
             .as_deref()
-            .map(|q| compile("select", q))
+            .map(|q| Ok((compile("select", q)?, Plan::of(q))))
             .transpose()?;
         let unless = doc
             .unless
@@ -165,6 +220,7 @@ impl Compiled {
             .map(|(i, u)| {
                 Ok((
                     compile(&format!("unless[{i}].select"), &u.select)?,
+                    Plan::of(&u.select),
                     u.note.clone(),
                 ))
             })
@@ -184,13 +240,13 @@ impl Compiled {
     /// The logical ids `select` matches, in template order, and those `unless` removes (with
     /// their notes). Without a `select`, nothing is selected.
     pub fn select(&self, template: &Value) -> Result<Selection> {
-        let Some(select) = &self.select else {
+        let Some((select, plan)) = &self.select else {
             return Ok(Selection::default());
         };
-        let mut chosen = self.matches(select, template, "select")?;
+        let mut chosen = self.answer(select, plan, template, "select")?;
         let mut skipped = Vec::new();
-        for (query, note) in &self.unless {
-            for id in self.matches(query, template, "unless")? {
+        for (query, plan, note) in &self.unless {
+            for id in self.answer(query, plan, template, "unless")? {
                 if let Some(pos) = chosen.iter().position(|c| *c == id) {
                     chosen.remove(pos);
                     skipped.push((id, note.clone()));
@@ -198,6 +254,23 @@ impl Compiled {
             }
         }
         Ok(Selection { chosen, skipped })
+    }
+
+    /// The logical ids a query matches, in template order, by its [`Plan`].
+    fn answer(
+        &self,
+        query: &JpQuery,
+        plan: &Plan,
+        template: &Value,
+        field: &str,
+    ) -> Result<Vec<String>> {
+        match plan {
+            Plan::Types(types) => Ok(of_types(template, types).cloned().collect()),
+            Plan::NeedsType(kind) if of_types(template, std::slice::from_ref(kind)).next().is_none() => {
+                Ok(Vec::new())
+            }
+            _ => self.matches(query, template, field),
+        }
     }
 
     fn matches(&self, query: &JpQuery, template: &Value, field: &str) -> Result<Vec<String>> {
@@ -279,6 +352,72 @@ pub fn is_kebab(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_8_plans_read_type_selects_and_nothing_else() {
+        let types = |t: &[&str]| Plan::Types(t.iter().map(|s| s.to_string()).collect());
+        assert_eq!(Plan::of("$.Resources[?@.Type == 'A']"), types(&["A"]));
+        assert_eq!(
+            Plan::of("$.Resources[?@.Type == 'A' || @.Type=='B']"),
+            types(&["A", "B"])
+        );
+        assert_eq!(
+            Plan::of("$.Resources[?@.Type == 'A' && @.Properties.X]"),
+            Plan::NeedsType("A".into())
+        );
+        for other in [
+            "$.Resources[?@.Type == 'A' && @.X || @.Type == 'B']",
+            "$.Resources[?@.Properties.Type == 'A']",
+            "$.Resources[?@.Type != 'A']",
+            "$.Resources[?@.Type == 'A || B']",
+            "$.Resources[?@.Type == 'it\\'s']",
+            "$..Resources[?@.Type == 'A']",
+            "$.Resources[?@.Type == 'A'].Properties",
+        ] {
+            assert_eq!(Plan::of(other), Plan::Query, "{other}");
+        }
+    }
+
+    /// Every query of the built-in documents answers the same by its plan as by JSONPath, on
+    /// every example template and on odd ones.
+    #[test]
+    fn issue_8_plans_answer_as_jsonpath_does() {
+        fn templates(dir: &Path, out: &mut Vec<Value>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let path = e.unwrap().path();
+                if path.is_dir() {
+                    templates(&path, out);
+                } else if path.to_string_lossy().ends_with(".template.json") {
+                    out.push(serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap());
+                }
+            }
+        }
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut all = Vec::new();
+        templates(&repo.join("examples"), &mut all);
+        all.push(serde_json::json!({"Resources": {"A": 5, "B": {"Type": 7}, "C": {"Type": "AWS::KMS::Key",
+            "Properties": {"KeySpec": "RSA_2048"}}, "D": {"Type": "AWS::S3::Bucket"}}}));
+        all.push(serde_json::json!({"Outputs": {}}));
+        let mut planned = 0;
+        for e in std::fs::read_dir(repo.join("transforms")).unwrap() {
+            let path = e.unwrap().path();
+            let doc = Compiled::parse(&path, &std::fs::read(&path).unwrap()).unwrap();
+            let queries = doc.select.iter().map(|(q, p)| (q, p));
+            let queries = queries.chain(doc.unless.iter().map(|(q, p, _)| (q, p)));
+            for (query, plan) in queries {
+                planned += usize::from(*plan != Plan::Query);
+                for t in &all {
+                    assert_eq!(
+                        doc.answer(query, plan, t, "select").unwrap(),
+                        doc.matches(query, t, "select").unwrap(),
+                        "{}: {plan:?}",
+                        path.display()
+                    );
+                }
+            }
+        }
+        assert!(planned >= 7, "{planned} queries have a plan");
+    }
     use serde_json::json;
 
     fn compile(doc: Value) -> Result<Compiled> {

@@ -74,6 +74,24 @@ pub fn create_only_properties(resource_type: &str) -> &'static [String] {
         .unwrap_or(&[])
 }
 
+/// [`create_only_properties`], each also cut into its tokens, for [`check`] to compare
+/// without cutting them again for every change.
+fn create_only_tokens(resource_type: &str) -> &'static [(String, Vec<String>)] {
+    /// Per type: each create-only pointer and its tokens.
+    type Cut = BTreeMap<&'static str, Vec<(String, Vec<String>)>>;
+    static MAP: OnceLock<Cut> = OnceLock::new();
+    let map = MAP.get_or_init(|| {
+        create_only()
+            .iter()
+            .map(|(kind, list)| {
+                let cut = list.iter().map(|p| (p.clone(), pointer_tokens(p))).collect();
+                (kind.as_str(), cut)
+            })
+            .collect()
+    });
+    map.get(resource_type).map(Vec::as_slice).unwrap_or(&[])
+}
+
 /// What the guard says about a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -94,6 +112,9 @@ impl Verdict {
 /// Whether `change` touches a create-only property of a resource that exists in `original`
 /// (the input template). Resources a transform adds are never replaced: they are new.
 pub fn check(original: &Original, change: &Change, may_replace: bool) -> Option<Verdict> {
+    if !change.pointer.starts_with("/Resources/") {
+        return None;
+    }
     let tokens = pointer_tokens(&change.pointer);
     let [first, logical_id, props, rest @ ..] = tokens.as_slice() else {
         return None;
@@ -102,9 +123,9 @@ pub fn check(original: &Original, change: &Change, may_replace: bool) -> Option<
         return None;
     }
     let resource_type = original.resource_type(logical_id)?;
-    let hit = create_only_properties(resource_type)
+    let (hit, _) = create_only_tokens(resource_type)
         .iter()
-        .find(|c| overlaps(&pointer_tokens(c), rest))?;
+        .find(|(_, c)| overlaps(c, rest))?;
     let stateful = STATEFUL.contains(&resource_type);
     if stateful && !may_replace {
         Some(Verdict::Refuse(format!(
