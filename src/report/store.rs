@@ -108,7 +108,8 @@ fn tally<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<(String, usize)> {
 /// A template's review: in memory, or at a place in the spool.
 #[derive(Debug, Clone)]
 enum Body {
-    Memory(Box<StackReport>),
+    /// The review, and its [`approximate_size`] when it was stored.
+    Memory(Box<StackReport>, usize),
     /// The review as JSON, then its diff text as is (the bulk of a review, and JSON would
     /// escape every quote and newline of it).
     Spooled {
@@ -150,7 +151,7 @@ impl Store {
             heads: stacks.iter().map(Head::of).collect(),
             bodies: stacks
                 .into_iter()
-                .map(|s| Body::Memory(Box::new(s)))
+                .map(|s| Body::Memory(Box::new(s), 0))
                 .collect(),
             spool: None,
         }
@@ -167,7 +168,7 @@ impl Store {
     /// is not something the review can recover from.
     pub fn get(&self, i: usize) -> Cow<'_, StackReport> {
         match &self.bodies[i] {
-            Body::Memory(s) => Cow::Borrowed(s),
+            Body::Memory(s, _) => Cow::Borrowed(s),
             Body::Spooled { offset, json, diff } => {
                 let spool = self.spool.as_ref().expect("a spooled review has a spool");
                 let mut bytes = spool
@@ -193,7 +194,7 @@ impl Store {
     /// Applies `f` to every review kept in memory (spooled ones are not touched).
     pub fn for_each_in_memory(&mut self, mut f: impl FnMut(&mut StackReport)) {
         for b in &mut self.bodies {
-            if let Body::Memory(s) = b {
+            if let Body::Memory(s, _) = b {
                 f(s);
             }
         }
@@ -288,11 +289,10 @@ impl StoreBuilder {
                     if !over {
                         break;
                     }
-                    if !matches!(slot, Some((_, Body::Memory(_)))) {
+                    if !matches!(slot, Some((_, Body::Memory(..)))) {
                         continue;
                     }
-                    if let Some((head, Body::Memory(report))) = slot.take() {
-                        let size = approximate_size(&report);
+                    if let Some((head, Body::Memory(report, size))) = slot.take() {
                         self.held.fetch_sub(size, Ordering::Relaxed);
                         taken.push((index, head, report));
                     }
@@ -323,7 +323,7 @@ impl StoreBuilder {
             })
             .is_ok();
         let body = if within {
-            Body::Memory(Box::new(report))
+            Body::Memory(Box::new(report), size)
         } else {
             self.spool(report)?
         };
@@ -469,7 +469,7 @@ mod tests {
 
     fn in_memory(store: &Store) -> usize {
         (store.bodies.iter())
-            .filter(|b| matches!(b, Body::Memory(_)))
+            .filter(|b| matches!(b, Body::Memory(..)))
             .count()
     }
 
@@ -494,7 +494,7 @@ mod tests {
         assert_eq!(builder.in_flight.load(Ordering::Relaxed), 0);
         let store = builder.build();
         assert_eq!(in_memory(&store), 1, "B stays in memory; A and C are spooled");
-        assert!(matches!(store.bodies[1], Body::Memory(_)));
+        assert!(matches!(store.bodies[1], Body::Memory(..)));
         for (i, name) in ["A", "B", "C"].into_iter().enumerate() {
             let back = store.get(i);
             assert_eq!(back.name, name);
