@@ -14,10 +14,11 @@
 //! 5. **Report** ([`report`]): the recorded changes, notes and findings as text, markdown, JSON or
 //!    SARIF.
 //!
-//! Templates stream through steps 2 to 4: each is read when its turn comes, hardened, given
-//! its final bytes and staged to disk, then dropped. Its review is stored at once, in memory up
-//! to a budget and past it in a temporary file ([`report::store`]), so memory holds the
-//! templates in flight and a bounded share of the review. Templates are taken in waves, leaves
+//! Templates stream through steps 2 to 4: each is read when its turn comes, its tree hardened
+//! in place, serialized and dropped, its final bytes staged to disk. Its review is stored at
+//! once, in memory within a budget it shares with the templates in flight and past it in a
+//! temporary file ([`report::store`]), so memory holds the larger of the templates in flight
+//! and the budget. Templates are taken in waves, leaves
 //! first (see [`assembly::rehash::waves`]); the templates of a wave are independent and run on
 //! every core.
 //!

@@ -188,7 +188,9 @@ impl<'a> Resolver<'a> {
     fn lock(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<RelPath, Option<PathBuf>>> {
-        self.canonical.lock().expect("the resolver lock is not poisoned")
+        self.canonical
+            .lock()
+            .expect("the resolver lock is not poisoned")
     }
 }
 

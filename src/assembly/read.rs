@@ -615,7 +615,10 @@ mod light {
                 return map.next_value();
             }
             let artifacts: Entries<Picked<ArtifactKeys>> = map.next_value()?;
-            let artifacts = artifacts.0.into_iter().map(|(id, a)| (id, Value::Object(a.0)));
+            let artifacts = artifacts
+                .0
+                .into_iter()
+                .map(|(id, a)| (id, Value::Object(a.0)));
             Ok(Value::Object(artifacts.collect()))
         }
     }
@@ -746,14 +749,34 @@ mod tests {
             if let Some(v) = full.get("version") {
                 out.insert("version".into(), v.clone());
             }
-            let artifacts = full.get("artifacts").and_then(Value::as_object).into_iter().flatten();
+            let artifacts = full
+                .get("artifacts")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten();
             let artifacts = artifacts.map(|(id, a)| {
-                let keep = ["type", "environment", "displayName", "additionalMetadataFile", "properties"];
-                let fields = a.as_object().unwrap().iter().filter(|(k, _)| keep.contains(&k.as_str()));
+                let keep = [
+                    "type",
+                    "environment",
+                    "displayName",
+                    "additionalMetadataFile",
+                    "properties",
+                ];
+                let fields = a
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(k, _)| keep.contains(&k.as_str()));
                 let fields = fields.map(|(k, v)| {
                     let mut v = v.clone();
                     if let (Value::Object(props), "properties") = (&mut v, k.as_str()) {
-                        let read = ["templateFile", "stackTemplateAssetObjectUrl", "file", "directoryName", "displayName"];
+                        let read = [
+                            "templateFile",
+                            "stackTemplateAssetObjectUrl",
+                            "file",
+                            "directoryName",
+                            "displayName",
+                        ];
                         props.retain(|k, _| read.contains(&k.as_str()));
                     }
                     (k.clone(), v)
@@ -801,7 +824,10 @@ mod tests {
             r#"["36.0.0", {}]"#,
             r#"{"artifacts": {"A": {"type": "x", "properties": {"file": "a", "file": "b"}}}}"#,
         ] {
-            assert!(serde_json::from_str::<light::Manifest>(refused).is_err(), "{refused}");
+            assert!(
+                serde_json::from_str::<light::Manifest>(refused).is_err(),
+                "{refused}"
+            );
         }
     }
 

@@ -187,7 +187,12 @@ fn children<'a>(lines: &[&'a str], range: std::ops::Range<usize>) -> Option<Vec<
     }
     let depth = indent(first);
     let mut out: Vec<Segment<'a>> = Vec::new();
-    for (i, &line) in lines.iter().enumerate().take(range.end).skip(range.start + 1) {
+    for (i, &line) in lines
+        .iter()
+        .enumerate()
+        .take(range.end)
+        .skip(range.start + 1)
+    {
         let d = indent(line);
         let closing = line[d..].starts_with(['}', ']']);
         let starts = if d <= depth {
@@ -565,8 +570,14 @@ mod tests {
                 "Topic": {"Type": "AWS::SNS::Topic"}}})
         };
         let (b, a) = (cdk(&template(false)), cdk(&template(true)));
-        assert!(b.lines().count() > 4 * 1024, "the resource must be long enough to be cut");
-        let (cut, whole) = (unified("T", &b, &a), unified_cutting_at("T", &b, &a, usize::MAX));
+        assert!(
+            b.lines().count() > 4 * 1024,
+            "the resource must be long enough to be cut"
+        );
+        let (cut, whole) = (
+            unified("T", &b, &a),
+            unified_cutting_at("T", &b, &a, usize::MAX),
+        );
         assert_eq!(patch(&b, &cut.text), a);
         assert_eq!(cut, whole);
         // Per approved stage: four lines of the new action, and two run orders moved on.

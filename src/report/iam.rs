@@ -81,7 +81,10 @@ pub fn new_permissions(before: &Statements, after: &Value) -> Vec<Permission> {
             _ => &none,
         };
         for s in statements(logical_id, resource) {
-            if old.iter().any(|(d, st)| *d == s.document && *st == s.statement) {
+            if old
+                .iter()
+                .any(|(d, st)| *d == s.document && *st == s.statement)
+            {
                 continue;
             }
             out.push(s.into_permission(logical_id, kind));

@@ -10,8 +10,10 @@
 //! - [`sarif`]: SARIF 2.1.0 for code scanning: findings and what needs a person.
 //!
 //! Shared pieces: [`diff`] (unified template diffs), [`iam`] (the permissions a change adds),
-//! [`store`] (where reviews wait for the renderers: in memory, or spooled to a temporary file).
-//! Nothing here reads or writes the assembly.
+//! [`store`] (where reviews wait for the renderers: in memory, or spooled to a temporary file),
+//! [`sarif::Locator`] (lines of pointers, found in a template's text). A template's review is
+//! made in two steps, [`StackReport::start`] from its hardened tree and [`Started::finish`]
+//! from its texts, so the tree can be dropped first. Nothing here reads or writes the assembly.
 
 pub mod diff;
 pub mod iam;
@@ -752,6 +754,9 @@ mod tests {
     fn added_resources_keep_template_order() {
         let before = json!({"Resources": {"A": {}}});
         let after = json!({"Resources": {"A": {}, "C": {}, "B": {}}});
-        assert_eq!(added_resources(&Original::of(&before), &after), vec!["C", "B"]);
+        assert_eq!(
+            added_resources(&Original::of(&before), &after),
+            vec!["C", "B"]
+        );
     }
 }

@@ -282,7 +282,10 @@ impl<'a> Locator<'a> {
     /// The 1-based line where the value at `pointer` starts.
     pub fn locate(&self, pointer: &str) -> Option<usize> {
         let tokens = pointer_tokens(pointer);
-        let quoted: Vec<String> = tokens.iter().map(|t| Value::from(t.as_str()).to_string()).collect();
+        let quoted: Vec<String> = tokens
+            .iter()
+            .map(|t| Value::from(t.as_str()).to_string())
+            .collect();
         let (mut at, rest) = match quoted.as_slice() {
             [] => return None,
             [section] => (*self.sections.get(section.as_str())?, &tokens[1..]),
@@ -395,7 +398,7 @@ mod tests {
     use crate::assembly::format::to_cdk_json;
 
     // The reference the locator is checked against: the line computed from the parsed tree.
-/// [`locate`], with the text already parsed into `value` and split into `lines`.
+    /// [`locate`], with the text already parsed into `value` and split into `lines`.
     fn locate_in(value: &Value, lines: &Lines, pointer: &str) -> Option<usize> {
         let tokens = pointer_tokens(pointer);
         let mut node = value;
@@ -437,7 +440,7 @@ mod tests {
         };
         ok.then_some(line)
     }
-    
+
     /// How many lines a value takes in CDK's format.
     fn lines_of(value: &Value) -> usize {
         match value {
@@ -454,7 +457,11 @@ mod tests {
         fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
             let children: Vec<(String, &Value)> = match v {
                 Value::Object(m) => m.iter().map(|(k, v)| (pointer_escape(k), v)).collect(),
-                Value::Array(a) => a.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
+                Value::Array(a) => a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (i.to_string(), v))
+                    .collect(),
                 _ => Vec::new(),
             };
             for (token, child) in children {
@@ -474,7 +481,10 @@ mod tests {
             }
         }
         let mut files = Vec::new();
-        templates(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"), &mut files);
+        templates(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"),
+            &mut files,
+        );
         let mut checked = 0;
         for file in &files {
             let text = std::fs::read_to_string(file).unwrap();
@@ -488,12 +498,21 @@ mod tests {
                 assert_eq!(locator.locate(p), expected, "{}: {p}", file.display());
                 checked += 1;
             }
-            for absent in ["/Resources/Absent", "/Nope", "/Resources/Absent/Type", "/Resources/0"] {
+            for absent in [
+                "/Resources/Absent",
+                "/Nope",
+                "/Resources/Absent/Type",
+                "/Resources/0",
+            ] {
                 assert_eq!(locator.locate(absent), None, "{absent}");
             }
             assert_eq!(Locator::new(&tree.to_string()).locate("/Resources"), None);
         }
-        assert!(files.len() > 10 && checked > 4_000, "{} files, {checked} pointers", files.len());
+        assert!(
+            files.len() > 10 && checked > 4_000,
+            "{} files, {checked} pointers",
+            files.len()
+        );
     }
 
     #[test]

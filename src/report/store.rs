@@ -7,7 +7,7 @@
 //! process ends). Renderers read them back one at a time, through [`crate::Report::stacks`].
 //!
 //! The budget is shared with the templates in flight: a template being hardened
-//! [reserves](StoreBuilder::reserve) what it will hold (about [`IN_FLIGHT_PER_BYTE`] bytes per
+//! reserves (`StoreBuilder::reserve`) what it will hold (about [`IN_FLIGHT_PER_BYTE`] bytes per
 //! byte of its text), and reviews already in memory move to the spool to make room. So the
 //! peak is the larger of the budget and the templates in flight, not their sum: a
 //! thousand-stage pipeline template (4 MB of text, near 100 MB hardened and reviewed) does not
@@ -256,7 +256,9 @@ pub(crate) struct Flight<'a> {
 
 impl Drop for Flight<'_> {
     fn drop(&mut self) {
-        self.store.in_flight.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.store
+            .in_flight
+            .fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
@@ -493,7 +495,11 @@ mod tests {
         }
         assert_eq!(builder.in_flight.load(Ordering::Relaxed), 0);
         let store = builder.build();
-        assert_eq!(in_memory(&store), 1, "B stays in memory; A and C are spooled");
+        assert_eq!(
+            in_memory(&store),
+            1,
+            "B stays in memory; A and C are spooled"
+        );
         assert!(matches!(store.bodies[1], Body::Memory(..)));
         for (i, name) in ["A", "B", "C"].into_iter().enumerate() {
             let back = store.get(i);

@@ -129,7 +129,10 @@ impl Plan {
             return Plan::Types(types);
         }
         if !filter.contains("||") {
-            if let Some(kind) = filter.split_once("&&").and_then(|(first, _)| type_is(first)) {
+            if let Some(kind) = filter
+                .split_once("&&")
+                .and_then(|(first, _)| type_is(first))
+            {
                 return Plan::NeedsType(kind);
             }
         }
@@ -266,7 +269,11 @@ impl Compiled {
     ) -> Result<Vec<String>> {
         match plan {
             Plan::Types(types) => Ok(of_types(template, types).cloned().collect()),
-            Plan::NeedsType(kind) if of_types(template, std::slice::from_ref(kind)).next().is_none() => {
+            Plan::NeedsType(kind)
+                if of_types(template, std::slice::from_ref(kind))
+                    .next()
+                    .is_none() =>
+            {
                 Ok(Vec::new())
             }
             _ => self.matches(query, template, field),

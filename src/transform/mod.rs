@@ -356,7 +356,8 @@ fn adds_any(base: &Value, over: &Value) -> bool {
     let (Value::Object(b), Value::Object(o)) = (base, over) else {
         return false;
     };
-    o.iter().any(|(k, v)| b.get(k).is_none_or(|existing| adds_any(existing, v)))
+    o.iter()
+        .any(|(k, v)| b.get(k).is_none_or(|existing| adds_any(existing, v)))
 }
 
 /// Adds every key of `over` that `base` lacks, recursing into objects present in both.
@@ -375,7 +376,12 @@ pub fn merge_absent(base: &mut Value, over: &Value) {
 
 /// Sets the value at the change's pointer, creating objects on the way; returns the value it
 /// replaces.
-fn set(template: &mut Value, change: &Change, value: Value, transform: &str) -> Result<Option<Value>> {
+fn set(
+    template: &mut Value,
+    change: &Change,
+    value: Value,
+    transform: &str,
+) -> Result<Option<Value>> {
     let tokens = change::pointer_tokens(&change.pointer);
     let Some((last, parents)) = tokens.split_last() else {
         return Err(Error::Transform {

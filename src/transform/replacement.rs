@@ -84,7 +84,10 @@ fn create_only_tokens(resource_type: &str) -> &'static [(String, Vec<String>)] {
         create_only()
             .iter()
             .map(|(kind, list)| {
-                let cut = list.iter().map(|p| (p.clone(), pointer_tokens(p))).collect();
+                let cut = list
+                    .iter()
+                    .map(|p| (p.clone(), pointer_tokens(p)))
+                    .collect();
                 (kind.as_str(), cut)
             })
             .collect()
@@ -176,7 +179,10 @@ mod tests {
         assert!(
             matches!(check(&Original::of(&t), &c, false), Some(Verdict::Refuse(m)) if m.contains("requires replacement"))
         );
-        assert!(matches!(check(&Original::of(&t), &c, true), Some(Verdict::Warn(_))));
+        assert!(matches!(
+            check(&Original::of(&t), &c, true),
+            Some(Verdict::Warn(_))
+        ));
         let ok = Change::on_resource(
             "Fs",
             "/Properties/BackupPolicy",
