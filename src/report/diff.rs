@@ -87,7 +87,7 @@ impl<'a> Text<'a> {
         let lines = if text.is_empty() {
             Vec::new()
         } else {
-            body.split('\n').collect()
+            super::split_lines(body).collect()
         };
         Text {
             lines,

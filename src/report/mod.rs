@@ -700,7 +700,52 @@ pub fn relative_pointer<'a>(pointer: &'a str, logical_id: &str) -> &'a str {
 
 /// A value on one line, shortened to about `max` characters with `…`.
 pub fn preview(value: &serde_json::Value, max: usize) -> String {
-    shorten(&value.to_string(), max)
+    /// Keeps the first `cap` bytes written, then stops the serializer.
+    struct Capped {
+        out: Vec<u8>,
+        cap: usize,
+    }
+    impl std::io::Write for Capped {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.cap - self.out.len());
+            self.out.extend_from_slice(&buf[..n]);
+            if n < buf.len() {
+                return Err(std::io::Error::other("long enough for a preview"));
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    // A character is at most 4 bytes: this many hold more than `max` characters, enough to
+    // cut as the whole text would be cut, without writing a large value out in full.
+    let mut w = Capped {
+        out: Vec::new(),
+        cap: (max + 2) * 4,
+    };
+    let _ = serde_json::to_writer(&mut w, value);
+    let valid = match std::str::from_utf8(&w.out) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&w.out[..e.valid_up_to()]).expect("valid up to here"),
+    };
+    shorten(valid, max)
+}
+
+/// The lines of `text`, as `text.split('\n')` gives them, found with a vectorized search for
+/// all line breaks at once: templates have short lines, and the review splits every template
+/// it diffs and locates notes in.
+pub(crate) fn split_lines(text: &str) -> impl Iterator<Item = &str> + '_ {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', text.as_bytes())
+        .map(Some)
+        .chain(std::iter::once(None))
+        .map(move |end| {
+            let end = end.unwrap_or(text.len());
+            let line = &text[start..end];
+            start = end + 1;
+            line
+        })
 }
 
 /// `text` cut to at most `max` characters, with `…` when cut.
@@ -732,9 +777,36 @@ mod tests {
     }
 
     #[test]
+    fn split_lines_splits_as_split_does() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "\na",
+            "a\nb",
+            "a\n\nb\n",
+            "é\r\n€\n\n",
+        ] {
+            let ours: Vec<&str> = split_lines(text).collect();
+            let std: Vec<&str> = text.split('\n').collect();
+            assert_eq!(ours, std, "{text:?}");
+        }
+    }
+
+    #[test]
     fn previews_are_cut_on_characters() {
         assert_eq!(preview(&json!("Enabled"), 60), "\"Enabled\"");
         assert_eq!(shorten("ééééé", 3), "éé…");
+        // A preview of a large value is the whole text, cut.
+        let long = json!({"Statement": (0..500).map(|i| json!({"Sid": format!("é{i}€𝄞")})).collect::<Vec<_>>()});
+        for max in [1, 2, 3, 10, 36, 72, 200] {
+            assert_eq!(
+                preview(&long, max),
+                shorten(&long.to_string(), max),
+                "{max}"
+            );
+        }
     }
 
     #[test]

@@ -250,7 +250,7 @@ impl<'a> Locator<'a> {
         if cdk {
             let mut section = None;
             let mut at = 0;
-            for (i, line) in text.split('\n').enumerate() {
+            for (i, line) in super::split_lines(text).enumerate() {
                 let start = at;
                 at += line.len() + 1;
                 // Only keys one or two spaces in are indexed.
@@ -303,7 +303,7 @@ impl<'a> Locator<'a> {
     /// The line and byte of member or item `token` of the object or array that opens on the
     /// line at `(line, byte)`.
     fn child(&self, (line, byte): (usize, usize), token: &str) -> Option<(usize, usize)> {
-        let mut lines = self.text[byte..].split('\n');
+        let mut lines = super::split_lines(&self.text[byte..]);
         let first = lines.next()?;
         let opening = first.trim_end_matches('\r');
         let depth = indent(opening);
