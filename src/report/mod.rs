@@ -720,9 +720,10 @@ pub fn preview(value: &serde_json::Value, max: usize) -> String {
     }
     // A character is at most 4 bytes: this many hold more than `max` characters, enough to
     // cut as the whole text would be cut, without writing a large value out in full.
+    let cap = (max + 2) * 4;
     let mut w = Capped {
-        out: Vec::new(),
-        cap: (max + 2) * 4,
+        out: Vec::with_capacity(cap),
+        cap,
     };
     let _ = serde_json::to_writer(&mut w, value);
     let valid = match std::str::from_utf8(&w.out) {

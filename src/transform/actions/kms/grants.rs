@@ -157,14 +157,30 @@ pub fn covers(patterns: &Patterns, action: &str) -> bool {
 }
 
 fn glob(pattern: &str, text: &str) -> bool {
+    // IAM actions are ASCII: match bytes without copying; anything else by characters.
+    if pattern.is_ascii() && text.is_ascii() {
+        return glob_in(pattern.as_bytes(), text.as_bytes(), |a, b| {
+            a.eq_ignore_ascii_case(b)
+        });
+    }
     let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
     let t: Vec<char> = text.to_ascii_lowercase().chars().collect();
+    glob_in(&p, &t, |a, b| a == b)
+}
+
+/// `*` and `?` wildcard matching of `t` by `p`, with `same` comparing items.
+fn glob_in<T: Copy + PartialEq + From<u8>>(
+    p: &[T],
+    t: &[T],
+    same: impl Fn(&T, &T) -> bool,
+) -> bool {
+    let (star_item, any_item) = (T::from(b'*'), T::from(b'?'));
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == any_item || same(&p[pi], &t[ti])) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == star_item {
             star = Some(pi);
             mark = ti;
             pi += 1;
@@ -176,7 +192,7 @@ fn glob(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == star_item)
 }
 
 /// How a statement uses a resource of this kind.
@@ -589,6 +605,11 @@ mod tests {
         assert!(glob("sqs:?endMessage", "sqs:SendMessage"));
         assert!(!glob("s3:GetBucket*", "s3:GetObject"));
         assert!(!glob("s3:List*", "s3:GetObject"));
+        // Not ASCII: by characters, `?` matching one.
+        assert!(glob("kms:?crypt", "kms:écrypt"));
+        assert!(glob("kms:é*", "KMS:éTAT"));
+        assert!(!glob("kms:é*", "kms:ÉTAT"), "only ASCII letters fold");
+        assert!(!glob("kms:??crypt", "kms:écrypt"));
     }
 
     #[test]
