@@ -44,6 +44,7 @@ pub mod findings;
 pub mod report;
 pub mod transform;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 pub use assembly::{Assembly, Writer};
@@ -191,13 +192,14 @@ fn finish(
     let (review, tree) = StackReport::start(stack, &statements, hardened);
     let hardened_text = changed.then(|| to_cdk_json(&tree));
     drop(tree);
-    // Only a template that names another's asset id can need new ids.
-    let after = match (stack.mentions.is_empty(), hardened_text) {
-        (true, Some(text)) => text,
-        (true, None) => before.clone(),
-        (false, text) => rehash.finish(text.as_deref().unwrap_or(&before)),
+    // Only a template that names another's asset id can need new ids; one that needs neither
+    // keeps the bytes read, uncopied.
+    let after: Cow<str> = match (stack.mentions.is_empty(), hardened_text) {
+        (true, Some(text)) => Cow::Owned(text),
+        (true, None) => Cow::Borrowed(&before),
+        (false, text) => Cow::Owned(rehash.finish(text.as_deref().unwrap_or(&before))),
     };
-    let rewritten = after != before;
+    let rewritten = *after != *before;
     let staged = match writer {
         Some(w) if rewritten => Some(w.stage(&stack.template_path, &after)?),
         _ => None,
@@ -210,6 +212,37 @@ fn finish(
         staged,
     };
     Ok((review, done))
+}
+
+/// The files of the example assemblies (`examples/*/cdk.out`, at any depth) whose names end
+/// with `suffix`, sorted: the real synthesized inputs unit tests check against.
+#[cfg(test)]
+pub(crate) fn example_files(suffix: &str) -> Vec<PathBuf> {
+    fn walk(dir: &std::path::Path, suffix: &str, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                walk(&path, suffix, out);
+            } else if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .ends_with(suffix)
+            {
+                out.push(path);
+            }
+        }
+    }
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut out = Vec::new();
+    for app in std::fs::read_dir(examples).unwrap() {
+        let assembly = app.unwrap().path().join("cdk.out");
+        if assembly.is_dir() {
+            walk(&assembly, suffix, &mut out);
+        }
+    }
+    out.sort();
+    out
 }
 
 /// The result of [`run`].

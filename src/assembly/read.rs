@@ -553,20 +553,7 @@ mod light {
     /// construct path of every resource) are skipped unbuilt. Anything that is not an object
     /// where the walk expects one, or a read key given twice, fails the light parse, and the
     /// full parse reports what is wrong.
-    pub struct Manifest(Picked<ManifestKeys>);
-
-    impl<'de> Deserialize<'de> for Manifest {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            Picked::deserialize(d).map(Manifest)
-        }
-    }
-
-    impl Manifest {
-        /// The manifest as the walk reads it: the same values at the same pointers.
-        pub fn into_value(self) -> Value {
-            Value::Object(self.0 .0)
-        }
-    }
+    pub type Manifest = Picked<ManifestKeys>;
 
     /// The keys of an object that are kept, and how each member is read.
     pub trait Pick {
@@ -578,6 +565,13 @@ mod light {
 
     /// The members of an object at `K::KEYS`, in order; the others are skipped unbuilt.
     pub struct Picked<K>(Map<String, Value>, std::marker::PhantomData<K>);
+
+    impl<K> Picked<K> {
+        /// The object as the walk reads it: the same values at the same pointers.
+        pub fn into_value(self) -> Value {
+            Value::Object(self.0)
+        }
+    }
 
     impl<'de, K: Pick> Deserialize<'de> for Picked<K> {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -637,7 +631,7 @@ mod light {
                 return map.next_value();
             }
             let properties: Picked<PropertyKeys> = map.next_value()?;
-            Ok(Value::Object(properties.0))
+            Ok(properties.into_value())
         }
     }
 
@@ -788,21 +782,10 @@ mod tests {
             }
             Value::Object(out)
         }
-        let mut manifests = Vec::new();
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-        for app in std::fs::read_dir(&examples).unwrap() {
-            let out = app.unwrap().path().join("cdk.out");
-            if !out.is_dir() {
-                continue;
-            }
-            manifests.push(std::fs::read_to_string(out.join("manifest.json")).unwrap());
-            for e in std::fs::read_dir(&out).unwrap() {
-                let m = e.unwrap().path().join("manifest.json");
-                if m.is_file() {
-                    manifests.push(std::fs::read_to_string(m).unwrap());
-                }
-            }
-        }
+        let manifests: Vec<String> = crate::example_files("manifest.json")
+            .into_iter()
+            .map(|m| std::fs::read_to_string(m).unwrap())
+            .collect();
         assert!(manifests.len() >= 6, "{} manifests", manifests.len());
         let odd = [
             r#"{"version": "36.0.0", "artifacts": {"A": {"type": "x", "metadata": {"/A": [1]}}, "B": {"type": "y"}, "A": {"type": "z"}}}"#,

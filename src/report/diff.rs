@@ -17,6 +17,8 @@
 
 use std::fmt::Write;
 
+use super::indent;
+
 use similar::{Algorithm, DiffOp, DiffTag};
 
 /// Lines of context around each change.
@@ -229,11 +231,6 @@ fn children<'a>(lines: &[&'a str], range: std::ops::Range<usize>) -> Option<Vec<
 /// a NUL character.
 const CLOSE: &str = "\0";
 
-/// The number of spaces a line starts with.
-fn indent(line: &str) -> usize {
-    line.bytes().take_while(|&b| b == b' ').count()
-}
-
 /// Appends the operations for `old[o]` → `new[n]`: one `Equal` if the lines are the same,
 /// else a line diff of just these lines.
 fn diff_range(
@@ -329,9 +326,9 @@ fn segments<'a>(lines: &[&'a str]) -> Vec<Segment<'a>> {
     let mut out: Vec<Segment<'a>> = Vec::new();
     let mut section: &'a str = "";
     for (i, &line) in lines.iter().enumerate() {
-        let indent = line.bytes().take_while(|&b| b == b' ').count();
-        let rest = &line[indent..];
-        let key = match indent {
+        let depth = indent(line);
+        let rest = &line[depth..];
+        let key = match depth {
             1 if rest.starts_with('"') => {
                 section = line;
                 Some((line, None))

@@ -47,11 +47,7 @@ pub struct Statements {
 impl Statements {
     /// The statements of every policy-bearing resource of `template`.
     pub fn of(template: &Value) -> Statements {
-        let by_resource = template
-            .get("Resources")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
+        let by_resource = crate::transform::cfn::resources(template)
             .filter_map(|(logical_id, resource)| {
                 let found = statements(logical_id, resource);
                 if found.is_empty() {
@@ -70,11 +66,8 @@ impl Statements {
 /// place in `before` (a resource of the same type and logical id), in template order.
 pub fn new_permissions(before: &Statements, after: &Value) -> Vec<Permission> {
     let mut out = Vec::new();
-    let Some(resources) = after.get("Resources").and_then(Value::as_object) else {
-        return out;
-    };
     let none = Vec::new();
-    for (logical_id, resource) in resources {
+    for (logical_id, resource) in crate::transform::cfn::resources(after) {
         let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
         let old = match before.by_resource.get(logical_id) {
             Some((old_kind, old)) if old_kind == kind => old,

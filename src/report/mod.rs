@@ -519,11 +519,7 @@ impl Started {
 
 /// Resources present in `after` and not in the template as read, in `after`'s order.
 fn added_resources(before: &Original, after: &serde_json::Value) -> Vec<String> {
-    after
-        .get("Resources")
-        .and_then(|r| r.as_object())
-        .into_iter()
-        .flatten()
+    crate::transform::cfn::resources(after)
         .filter(|(id, _)| !before.has(id))
         .map(|(id, _)| id.clone())
         .collect()
@@ -747,6 +743,11 @@ pub(crate) fn split_lines(text: &str) -> impl Iterator<Item = &str> + '_ {
             start = end + 1;
             line
         })
+}
+
+/// The number of spaces a line starts with: its depth in CDK's one-space format.
+pub(crate) fn indent(line: &str) -> usize {
+    line.bytes().take_while(|&b| b == b' ').count()
 }
 
 /// `text` cut to at most `max` characters, with `…` when cut.

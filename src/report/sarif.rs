@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 
 use std::collections::BTreeMap;
 
-use super::{RenderOptions, Report};
+use super::{indent, RenderOptions, Report};
 use crate::findings::{Severity, CHECKS};
 use crate::transform::change::{pointer_escape, pointer_tokens};
 use crate::transform::NoteKind;
@@ -342,11 +342,6 @@ impl<'a> Locator<'a> {
     }
 }
 
-/// The number of spaces a line starts with.
-fn indent(line: &str) -> usize {
-    line.bytes().take_while(|&b| b == b' ').count()
-}
-
 /// The key a line in CDK's format starts with, quoted as written (`"Type"` for ` "Type": …`).
 fn quoted_key(line: &str) -> Option<&str> {
     let rest = &line[indent(line)..];
@@ -367,38 +362,38 @@ fn quoted_key(line: &str) -> Option<&str> {
     None
 }
 
-/// A text's lines, indexed once so that many look-ups stay linear.
-pub struct Lines<'a> {
-    text: &'a str,
-    starts: Vec<usize>,
-}
-
-impl<'a> Lines<'a> {
-    pub fn new(text: &'a str) -> Lines<'a> {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .filter(|&i| i < text.len())
-            .collect();
-        Lines { text, starts }
-    }
-
-    /// The 1-based line `n`, without its line break.
-    pub fn get(&self, n: usize) -> Option<&'a str> {
-        let start = *self.starts.get(n.checked_sub(1)?)?;
-        let end = self.starts.get(n).map_or(self.text.len(), |&e| e - 1);
-        let line = &self.text[start..end];
-        let line = line.strip_suffix('\n').unwrap_or(line);
-        Some(line.strip_suffix('\r').unwrap_or(line))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::assembly::format::to_cdk_json;
 
-    // The reference the locator is checked against: the line computed from the parsed tree.
-    /// [`locate`], with the text already parsed into `value` and split into `lines`.
+    /// A text's lines, indexed once.
+    struct Lines<'a> {
+        text: &'a str,
+        starts: Vec<usize>,
+    }
+
+    impl<'a> Lines<'a> {
+        fn new(text: &'a str) -> Lines<'a> {
+            let starts = std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .filter(|&i| i < text.len())
+                .collect();
+            Lines { text, starts }
+        }
+
+        /// The 1-based line `n`, without its line break.
+        fn get(&self, n: usize) -> Option<&'a str> {
+            let start = *self.starts.get(n.checked_sub(1)?)?;
+            let end = self.starts.get(n).map_or(self.text.len(), |&e| e - 1);
+            let line = &self.text[start..end];
+            let line = line.strip_suffix('\n').unwrap_or(line);
+            Some(line.strip_suffix('\r').unwrap_or(line))
+        }
+    }
+
+    /// The reference the locator is checked against: the line of `pointer` computed from the
+    /// parsed tree, then checked against the text.
     fn locate_in(value: &Value, lines: &Lines, pointer: &str) -> Option<usize> {
         let tokens = pointer_tokens(pointer);
         let mut node = value;
@@ -470,21 +465,7 @@ mod tests {
                 pointers(child, p, out);
             }
         }
-        fn templates(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-            for e in std::fs::read_dir(dir).unwrap() {
-                let path = e.unwrap().path();
-                if path.is_dir() {
-                    templates(&path, out);
-                } else if path.to_string_lossy().ends_with(".template.json") {
-                    out.push(path);
-                }
-            }
-        }
-        let mut files = Vec::new();
-        templates(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"),
-            &mut files,
-        );
+        let files = crate::example_files(".template.json");
         let mut checked = 0;
         for file in &files {
             let text = std::fs::read_to_string(file).unwrap();

@@ -142,11 +142,7 @@ impl Plan {
 
 /// The resources of `template` whose `Type` is one of `types`, in template order.
 fn of_types<'a>(template: &'a Value, types: &'a [String]) -> impl Iterator<Item = &'a String> {
-    template
-        .get("Resources")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
+    super::cfn::resources(template)
         .filter(|(_, r)| {
             let kind = r.get("Type").and_then(Value::as_str);
             kind.is_some_and(|k| types.iter().any(|t| t == k))
@@ -389,19 +385,11 @@ mod tests {
     /// every example template and on odd ones.
     #[test]
     fn issue_8_plans_answer_as_jsonpath_does() {
-        fn templates(dir: &Path, out: &mut Vec<Value>) {
-            for e in std::fs::read_dir(dir).unwrap() {
-                let path = e.unwrap().path();
-                if path.is_dir() {
-                    templates(&path, out);
-                } else if path.to_string_lossy().ends_with(".template.json") {
-                    out.push(serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap());
-                }
-            }
-        }
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut all = Vec::new();
-        templates(&repo.join("examples"), &mut all);
+        let mut all: Vec<Value> = crate::example_files(".template.json")
+            .into_iter()
+            .map(|t| serde_json::from_slice(&std::fs::read(t).unwrap()).unwrap())
+            .collect();
         all.push(serde_json::json!({"Resources": {"A": 5, "B": {"Type": 7}, "C": {"Type": "AWS::KMS::Key",
             "Properties": {"KeySpec": "RSA_2048"}}, "D": {"Type": "AWS::S3::Bucket"}}}));
         all.push(serde_json::json!({"Outputs": {}}));

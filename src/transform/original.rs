@@ -26,11 +26,7 @@ struct Resource {
 impl Original {
     /// Takes what is kept of `template`'s resources.
     pub fn of(template: &Value) -> Original {
-        let resources = template
-            .get("Resources")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
+        let resources = super::cfn::resources(template)
             .map(|(id, r)| {
                 let text = |pointer: &str| r.pointer(pointer).and_then(Value::as_str);
                 let resource = Resource {
