@@ -269,7 +269,10 @@ fn issue_3_explicit_settings_are_left_alone_unless_enforced() {
     );
     let records: Vec<_> = enforced.applied.iter().filter(|a| a.enforced).collect();
     assert_eq!(records.len(), 2);
-    assert_eq!(records[0].old, Some(json!("Suspended")));
+    assert_eq!(
+        records[0].old.as_ref().map(|v| v.as_str()),
+        Some(r#""Suspended""#)
+    );
 }
 
 /// Runs `apply` with `config_text` on a copy of `app`; asserts exit 2, the needles in stderr

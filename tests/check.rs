@@ -234,14 +234,12 @@ fn issue_7_secret_values_are_masked_in_changes_notes_and_diffs() {
         .iter()
         .find(|c| c.logical_id == "LeakyFunction6DD1BB4F")
         .unwrap();
+    let (old, new) = (lambda.old.as_ref().unwrap(), &lambda.new);
+    assert_eq!(old["Variables"]["DB_PASSWORD"], MASK);
+    assert_eq!(new["Variables"]["AWS_SECRET_ACCESS_KEY"], MASK);
+    assert_eq!(new["Variables"]["LOG_LEVEL"], "info");
     assert_eq!(
-        lambda.old.as_ref().unwrap()["Variables"]["DB_PASSWORD"],
-        MASK
-    );
-    assert_eq!(lambda.new["Variables"]["AWS_SECRET_ACCESS_KEY"], MASK);
-    assert_eq!(lambda.new["Variables"]["LOG_LEVEL"], "info");
-    assert_eq!(
-        lambda.new["Variables"]["TABLE_NAME"]["Ref"], "TableCD117FA1",
+        new["Variables"]["TABLE_NAME"]["Ref"], "TableCD117FA1",
         "only secrets are masked"
     );
 

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use cdk_harden::report::StackReport;
-use cdk_harden::transform::{NoteKind, Op};
+use cdk_harden::transform::{JsonText, NoteKind, Op};
 use serde_json::{json, Value};
 
 use common::validators::{checkov_failures, new_cfn_lint_errors};
@@ -542,24 +542,33 @@ fn issue_5_aws_managed_encryption_is_upgraded_and_the_old_value_recorded() {
     };
     let q = upgrade("/Resources/Queue/Properties/SqsManagedSseEnabled");
     assert_eq!(
-        (q.op, q.old.clone(), q.new.clone()),
+        (q.op, q.old.as_ref().map(JsonText::value), q.new.value()),
         (Op::Upgrade, Some(json!(true)), json!(false))
     );
     let t = upgrade("/Resources/Topic/Properties/KmsMasterKeyId");
     assert_eq!(
-        (t.op, t.old.clone()),
+        (t.op, t.old.as_ref().map(JsonText::value)),
         (Op::Upgrade, Some(json!("alias/aws/sns")))
     );
     let b = upgrade("/Resources/Bucket/Properties/BucketEncryption/ServerSideEncryptionConfiguration/0/ServerSideEncryptionByDefault");
-    assert_eq!(b.old, Some(json!({"SSEAlgorithm": "AES256"})));
-    let d = upgrade("/Resources/Table/Properties/SSESpecification");
-    assert_eq!(d.old, Some(json!({"SSEEnabled": true})));
     assert_eq!(
-        d.new,
+        b.old.as_ref().map(JsonText::value),
+        Some(json!({"SSEAlgorithm": "AES256"}))
+    );
+    let d = upgrade("/Resources/Table/Properties/SSESpecification");
+    assert_eq!(
+        d.old.as_ref().map(JsonText::value),
+        Some(json!({"SSEEnabled": true}))
+    );
+    assert_eq!(
+        d.new.value(),
         json!({"SSEEnabled": true, "SSEType": "KMS", "KMSMasterKeyId": created_key()})
     );
     let p = upgrade("/Resources/Project/Properties/EncryptionKey");
-    assert_eq!(p.old, Some(json!("alias/aws/s3")));
+    assert_eq!(
+        p.old.as_ref().map(JsonText::value),
+        Some(json!("alias/aws/s3"))
+    );
 
     let r = &run.template["Resources"];
     assert_eq!(r["Queue"]["Properties"]["KmsMasterKeyId"], created_key());

@@ -10,7 +10,14 @@ use serde_json::Value;
 
 /// The bytes of `value` in CDK's template format.
 pub fn to_cdk_json(value: &Value) -> String {
-    let mut out = Vec::with_capacity(4096);
+    to_cdk_json_with_capacity(value, 4096)
+}
+
+/// [`to_cdk_json`] into a buffer of `capacity` bytes to start with. A good guess saves
+/// copying a large template's text as the buffer grows, and holding the old buffer and the
+/// new, twice its size, while it copies.
+pub fn to_cdk_json_with_capacity(value: &Value, capacity: usize) -> String {
+    let mut out = Vec::with_capacity(capacity);
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
     value

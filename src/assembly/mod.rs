@@ -216,6 +216,18 @@ impl Assembly {
         }
     }
 
+    /// The size in bytes of the template of `stacks[index]`, without reading it.
+    pub fn template_len(&self, index: usize) -> crate::Result<usize> {
+        match &self.stacks[index].source {
+            Source::Memory(text) => Ok(text.len()),
+            Source::File => {
+                let path = self.stacks[index].template_path.under(&self.root);
+                let meta = std::fs::metadata(&path).map_err(crate::Error::io(&path))?;
+                Ok(usize::try_from(meta.len()).unwrap_or(usize::MAX))
+            }
+        }
+    }
+
     /// The stack with this name, if any.
     pub fn stack(&self, name: &str) -> Option<&Stack> {
         self.stacks.iter().find(|s| s.name == name)

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{Permission, RenamedAsset, Report, TransformInfo};
 use crate::findings::Finding;
-use crate::transform::{NoteKind, Op};
+use crate::transform::{JsonText, NoteKind, Op};
 
 /// The JSON report of `cdk-harden apply|diff|check --format json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -172,8 +172,8 @@ impl JsonReport {
                     rule: report.rule_of(&c.transform).map(str::to_string),
                     pointer: c.pointer.clone(),
                     op: c.op,
-                    old: c.old.clone(),
-                    new: c.new.clone(),
+                    old: c.old.as_ref().map(JsonText::value),
+                    new: c.new.value(),
                     reason: c.reason.clone(),
                     enforced: c.enforced,
                     warnings: c.warnings.clone(),

@@ -21,7 +21,7 @@ use std::fmt::Write;
 
 use super::text::{note_label, note_rank};
 use super::{
-    headline, plural, preview, relative_pointer, Head, RenderOptions, Report, StackReport,
+    headline, plural, relative_pointer, shorten, Head, RenderOptions, Report, StackReport,
 };
 use crate::assembly::rehash::sha256_hex;
 use crate::findings::{Finding, Severity};
@@ -355,12 +355,12 @@ fn render_group(report: &Report, group: &Group) -> Section {
                         let _ = write!(
                             what,
                             " {} → {}",
-                            code(&preview(old, 36)),
-                            code(&preview(&c.new, 36))
+                            code(&shorten(old.as_str(), 36)),
+                            code(&shorten(c.new.as_str(), 36))
                         );
                     }
                     None => {
-                        let _ = write!(what, " = {}", code(&preview(&c.new, 60)));
+                        let _ = write!(what, " = {}", code(&shorten(c.new.as_str(), 60)));
                     }
                 }
             }

@@ -33,7 +33,7 @@ use serde_json::Value;
 use crate::assembly::rehash::Renamed;
 use crate::assembly::Stack;
 use crate::findings::Finding;
-use crate::transform::{Applied, Hardened, Note, Original, Registry};
+use crate::transform::{Applied, Hardened, JsonText, Note, Original, Registry};
 
 pub use iam::Permission;
 pub use store::Head;
@@ -168,8 +168,8 @@ impl StackReport {
             return;
         }
         for c in &mut self.changes {
-            c.old.iter_mut().for_each(|v| mask_value(v, secrets));
-            mask_value(&mut c.new, secrets);
+            c.old.iter_mut().for_each(|v| mask_text_value(v, secrets));
+            mask_text_value(&mut c.new, secrets);
             c.reason = mask_text(&c.reason, secrets);
             c.warnings = c.warnings.iter().map(|w| mask_text(w, secrets)).collect();
         }
@@ -457,6 +457,13 @@ pub fn mask_text(text: &str, secrets: &[String]) -> String {
 }
 
 /// Masks every string inside `value` (keys stay).
+/// [`mask_value`] on a value held as text.
+fn mask_text_value(value: &mut JsonText, secrets: &[String]) {
+    let mut tree = value.value();
+    mask_value(&mut tree, secrets);
+    *value = JsonText::of(&tree);
+}
+
 fn mask_value(value: &mut serde_json::Value, secrets: &[String]) {
     if secrets.is_empty() {
         return;
@@ -694,41 +701,6 @@ pub fn relative_pointer<'a>(pointer: &'a str, logical_id: &str) -> &'a str {
     }
 }
 
-/// A value on one line, shortened to about `max` characters with `…`.
-pub fn preview(value: &serde_json::Value, max: usize) -> String {
-    /// Keeps the first `cap` bytes written, then stops the serializer.
-    struct Capped {
-        out: Vec<u8>,
-        cap: usize,
-    }
-    impl std::io::Write for Capped {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let n = buf.len().min(self.cap - self.out.len());
-            self.out.extend_from_slice(&buf[..n]);
-            if n < buf.len() {
-                return Err(std::io::Error::other("long enough for a preview"));
-            }
-            Ok(n)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    // A character is at most 4 bytes: this many hold more than `max` characters, enough to
-    // cut as the whole text would be cut, without writing a large value out in full.
-    let cap = (max + 2) * 4;
-    let mut w = Capped {
-        out: Vec::with_capacity(cap),
-        cap,
-    };
-    let _ = serde_json::to_writer(&mut w, value);
-    let valid = match std::str::from_utf8(&w.out) {
-        Ok(text) => text,
-        Err(e) => std::str::from_utf8(&w.out[..e.valid_up_to()]).expect("valid up to here"),
-    };
-    shorten(valid, max)
-}
-
 /// The lines of `text`, as `text.split('\n')` gives them, found with a vectorized search for
 /// all line breaks at once: templates have short lines, and the review splits every template
 /// it diffs and locates notes in.
@@ -798,17 +770,24 @@ mod tests {
 
     #[test]
     fn previews_are_cut_on_characters() {
-        assert_eq!(preview(&json!("Enabled"), 60), "\"Enabled\"");
+        assert_eq!(
+            shorten(JsonText::of(&json!("Enabled")).as_str(), 60),
+            "\"Enabled\""
+        );
         assert_eq!(shorten("ééééé", 3), "éé…");
-        // A preview of a large value is the whole text, cut.
-        let long = json!({"Statement": (0..500).map(|i| json!({"Sid": format!("é{i}€𝄞")})).collect::<Vec<_>>()});
-        for max in [1, 2, 3, 10, 36, 72, 200] {
-            assert_eq!(
-                preview(&long, max),
-                shorten(&long.to_string(), max),
-                "{max}"
-            );
-        }
+        assert_eq!(shorten("abc", 3), "abc");
+    }
+
+    #[test]
+    fn masking_reaches_values_held_as_text() {
+        let secrets = vec!["hunter2".to_string()];
+        let tree = serde_json::from_str(r#"{"Variables": {"DB_PASSWORD": "hunter2"}, "N": 1.50}"#);
+        let mut v = JsonText::of(&tree.unwrap());
+        mask_text_value(&mut v, &secrets);
+        assert_eq!(
+            v.as_str(),
+            format!(r#"{{"Variables":{{"DB_PASSWORD":"{MASK}"}},"N":1.50}}"#)
+        );
     }
 
     #[test]

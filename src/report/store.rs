@@ -389,8 +389,8 @@ fn approximate_size(s: &StackReport) -> usize {
         .iter()
         .map(|c| {
             size_of::<crate::transform::Applied>()
-                + c.old.as_ref().map_or(0, heap_size)
-                + heap_size(&c.new)
+                + c.old.as_ref().map_or(0, |v| v.as_str().len())
+                + c.new.as_str().len()
                 + c.transform.len()
                 + c.logical_id.len()
                 + c.construct_path.as_ref().map_or(0, String::len)

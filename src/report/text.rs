@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use super::{headline, preview, relative_pointer, RenderOptions, Report, StackReport};
+use super::{headline, relative_pointer, shorten, RenderOptions, Report, StackReport};
 use crate::findings::{Finding, Severity};
 use crate::transform::{Note, NoteKind};
 
@@ -150,12 +150,12 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
                             let _ = write!(
                                 head,
                                 " {} → {}",
-                                preview(old, PREVIEW / 2),
-                                preview(&c.new, PREVIEW / 2)
+                                shorten(old.as_str(), PREVIEW / 2),
+                                shorten(c.new.as_str(), PREVIEW / 2)
                             );
                         }
                         None => {
-                            let _ = write!(head, " = {}", preview(&c.new, PREVIEW));
+                            let _ = write!(head, " = {}", shorten(c.new.as_str(), PREVIEW));
                         }
                     }
                 }

@@ -156,8 +156,8 @@ pub struct Applied {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "present"
     )]
-    pub old: Option<Value>,
-    pub new: Value,
+    pub old: Option<JsonText>,
+    pub new: JsonText,
     pub reason: String,
     /// True when an explicit value of the app was overwritten under `transforms.enforce`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -168,8 +168,111 @@ pub struct Applied {
 
 /// A value that is present, even `null`, is `Some`: an explicit `null` before a change is not
 /// the same as no value.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<JsonText>, D::Error> {
+    JsonText::deserialize(d).map(Some)
+}
+
+/// A JSON value held as its compact text (as `serde_json::to_string` writes it).
+///
+/// A record keeps the value before and after each change, and a template's records live until
+/// the review is rendered. As trees they would outweigh the template itself (a pipeline's
+/// thousand CodeBuild projects, each with its environment variables before and after); as text
+/// they take a few bytes per byte of JSON, preview by cutting the text, and spool and read back
+/// as they are.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct JsonText(Box<str>);
+
+impl JsonText {
+    pub fn of(value: &Value) -> JsonText {
+        let text = serde_json::to_string(value).expect("a serde_json::Value serializes");
+        JsonText(text.into_boxed_str())
+    }
+
+    /// The compact text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value, parsed from the text.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).expect("holds JSON that serde_json wrote")
+    }
+}
+
+impl From<&Value> for JsonText {
+    fn from(value: &Value) -> JsonText {
+        JsonText::of(value)
+    }
+}
+
+impl std::fmt::Debug for JsonText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for JsonText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Serialized as the JSON value it holds, written verbatim (serde_json's raw values).
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+/// Any JSON value; kept as read when it is compact already (as serde_json writes, and the
+/// review's spool holds), else rewritten compactly.
+impl<'de> Deserialize<'de> for JsonText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<JsonText, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        let text: Box<str> = raw.into();
+        if is_compact(&text) {
+            return Ok(JsonText(text));
+        }
+        let value: Value = serde_json::from_str(&text).map_err(serde::de::Error::custom)?;
+        Ok(JsonText::of(&value))
+    }
+}
+
+impl JsonSchema for JsonText {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        Value::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Value::json_schema(generator)
+    }
+
+    fn inline_schema() -> bool {
+        Value::inline_schema()
+    }
+}
+
+/// Whether valid JSON `text` has no whitespace outside its strings.
+fn is_compact(text: &str) -> bool {
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in text.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b.is_ascii_whitespace() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Escapes a key for use in a JSON pointer (RFC 6901).
@@ -184,4 +287,57 @@ pub fn pointer_tokens(pointer: &str) -> Vec<String> {
         .skip(1)
         .map(|t| t.replace("~1", "/").replace("~0", "~"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_text_round_trips_as_the_value_it_holds() {
+        // Numbers keep their text (2.50, 1e+21), as in templates.
+        let value: Value =
+            serde_json::from_str(r#"{"B": [1, 2.50, null, "a \"q\" \n"], "A": {"x": 1e+21}}"#)
+                .unwrap();
+        let text = JsonText::of(&value);
+        assert_eq!(
+            text.as_str(),
+            r#"{"B":[1,2.50,null,"a \"q\" \n"],"A":{"x":1e+21}}"#
+        );
+        assert_eq!(text.value(), value);
+        // Serialized as the value, not as a string.
+        let record = json!({ "v": text });
+        assert_eq!(record["v"], value);
+        let written = serde_json::to_string(&json!([&text])).unwrap();
+        assert_eq!(written, format!("[{}]", text.as_str()));
+        let back: Vec<JsonText> = serde_json::from_str(&written).unwrap();
+        assert_eq!(back, vec![text.clone()]);
+        // Read from pretty-printed JSON, it is held compactly.
+        let pretty = serde_json::to_string_pretty(&value).unwrap();
+        let read: JsonText = serde_json::from_str(&pretty).unwrap();
+        assert_eq!(read, text);
+    }
+
+    #[test]
+    fn compactness_is_judged_outside_strings() {
+        assert!(is_compact(r#"{"a b":"c\" d","e":[1,2]}"#));
+        assert!(!is_compact(r#"{"a": 1}"#));
+        assert!(!is_compact("[1,\n2]"));
+        assert!(is_compact(r#""\\" "#.trim_end()));
+    }
+
+    #[test]
+    fn an_explicit_null_before_is_not_an_absent_value() {
+        let applied: Applied = serde_json::from_value(json!({
+            "transform": "t", "logicalId": "L", "pointer": "/Resources/L/P", "op": "enforce",
+            "old": null, "new": {"k": [true]}, "reason": "r"
+        }))
+        .unwrap();
+        assert_eq!(applied.old.as_ref().map(JsonText::as_str), Some("null"));
+        assert_eq!(applied.new.as_str(), r#"{"k":[true]}"#);
+        let again: Applied =
+            serde_json::from_str(&serde_json::to_string(&applied).unwrap()).unwrap();
+        assert_eq!(again, applied);
+    }
 }

@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::assembly::{Assembly, Stack};
 use crate::config::{Config, EnvConfig};
 use crate::error::{Error, Result};
-pub use change::{Applied, Change, Note, NoteKind, Op, Proposal};
+pub use change::{Applied, Change, JsonText, Note, NoteKind, Op, Proposal};
 pub use document::{Compiled, Document};
 pub use original::Original;
 pub use registry::{Registry, Transform};
@@ -242,8 +242,8 @@ pub enum Outcome {
     Unchanged,
     LeftAlone(String),
     Applied {
-        old: Option<Value>,
-        new: Value,
+        old: Option<JsonText>,
+        new: JsonText,
         enforced: bool,
     },
 }
@@ -296,8 +296,8 @@ pub fn apply(
             // A failed set fails the whole run, so a half-made change is never written.
             let old = set(template, change, value.clone(), transform)?;
             return Ok(Outcome::Applied {
-                old,
-                new: value.clone(),
+                old: old.as_ref().map(JsonText::of),
+                new: JsonText::of(value),
                 enforced: true,
             });
         }
@@ -342,10 +342,12 @@ pub fn apply(
             Value::Array(items)
         }
     };
-    let old = set(template, change, new.clone(), transform)?;
+    // The record keeps the values as text; the tree takes the new value itself.
+    let text = JsonText::of(&new);
+    let old = set(template, change, new, transform)?;
     Ok(Outcome::Applied {
-        old,
-        new,
+        old: old.as_ref().map(JsonText::of),
+        new: text,
         enforced: false,
     })
 }
@@ -505,8 +507,8 @@ mod tests {
         assert_eq!(
             out,
             Outcome::Applied {
-                old: Some(json!("Suspended")),
-                new: json!("Enabled"),
+                old: Some(JsonText::of(&json!("Suspended"))),
+                new: JsonText::of(&json!("Enabled")),
                 enforced: true
             }
         );
