@@ -112,21 +112,27 @@ pub fn harden_with_review_budget(
     let reviews = StoreBuilder::new(assembly.stacks.len(), budget);
     let mut findings = Vec::new();
     let mut secrets = Vec::new();
-    for wave in rehash::waves(assembly) {
+    for mut wave in rehash::waves(assembly) {
         let shared = writer.as_deref();
-        let finished: Vec<Result<Done>> = wave
+        // Largest first: a large template (a pipeline's) then runs beside the small ones rather
+        // than after them, and its reservation spools the reviews held before they pile up.
+        wave.sort_by_key(|&index| (std::cmp::Reverse(assembly.stacks[index].size), index));
+        let mut finished: Vec<(usize, Result<Done>)> = wave
             .par_iter()
             .map(|&index| {
-                let (review, done) =
-                    finish(assembly, index, config, registry, &rehash, shared, &reviews)?;
-                // Stored at once, so the wave holds no reviews.
-                reviews.put(index, review)?;
-                Ok(done)
+                let done = finish(assembly, index, config, registry, &rehash, shared, &reviews)
+                    .and_then(|(review, done)| {
+                        // Stored at once, so the wave holds no reviews.
+                        reviews.put(index, review)?;
+                        Ok(done)
+                    });
+                (index, done)
             })
             .collect();
         // In stack order: the first failure is the one reported, and files are renamed in a
         // deterministic order.
-        for (&index, result) in wave.iter().zip(finished) {
+        finished.sort_by_key(|(index, _)| *index);
+        for (index, result) in finished {
             let d = result?;
             if let Some(id) = &d.new_id {
                 rehash.record(assembly, index, id)?;
@@ -175,8 +181,8 @@ fn finish(
     let stack = &assembly.stacks[index];
     // Room for the template's tree, texts and review, made by spooling reviews held so far:
     // before the template is read, so the reviews are not in memory alongside its tree.
-    let size = assembly.template_len(index)?;
-    let _flight = reviews.reserve(size.saturating_mul(report::store::IN_FLIGHT_PER_BYTE))?;
+    let size = stack.size.saturating_mul(report::store::IN_FLIGHT_PER_BYTE);
+    let _flight = reviews.reserve(size)?;
     let before = assembly.read_template(index)?;
     // The tree is hardened in place; the review compares policies with these.
     let statements = report::iam::Statements::of(&before.value);

@@ -130,6 +130,8 @@ pub struct Stack {
     pub mentions: Vec<String>,
     /// Where the template's bytes are.
     pub source: Source,
+    /// The template's size in bytes, when the assembly was loaded.
+    pub size: usize,
 }
 
 /// Where a template's bytes are: its file below the assembly root, or (for an assembly made
@@ -196,6 +198,7 @@ impl Assembly {
                 assets: Vec::new(),
                 published: false,
                 mentions: Vec::new(),
+                size: text.len(),
                 source: Source::Memory(text),
             }],
             asset_manifests: Vec::new(),
@@ -213,18 +216,6 @@ impl Assembly {
                 value: serde_json::from_str(text).expect("made from a value"),
             }),
             Source::File => read::read_template(&stack.template_path.under(&self.root)),
-        }
-    }
-
-    /// The size in bytes of the template of `stacks[index]`, without reading it.
-    pub fn template_len(&self, index: usize) -> crate::Result<usize> {
-        match &self.stacks[index].source {
-            Source::Memory(text) => Ok(text.len()),
-            Source::File => {
-                let path = self.stacks[index].template_path.under(&self.root);
-                let meta = std::fs::metadata(&path).map_err(crate::Error::io(&path))?;
-                Ok(usize::try_from(meta.len()).unwrap_or(usize::MAX))
-            }
         }
     }
 

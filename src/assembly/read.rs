@@ -415,6 +415,7 @@ fn read_stack(
         assets: Vec::new(),
         mentions: ids.named_in(&text),
         source: Source::File,
+        size: text.len(),
     });
     drop(text);
     for (logical_id, child, child_display, pointer) in children {
