@@ -53,7 +53,7 @@ pub use error::{Error, Result};
 pub use report::Report;
 pub use transform::{Hardened, Registry};
 
-use assembly::format::to_cdk_json_with_capacity;
+use assembly::format::into_cdk_json;
 use assembly::rehash::{self, sha256_hex, Rehash};
 use assembly::write::Staged;
 use findings::Finding;
@@ -200,8 +200,8 @@ fn finish(
     let (review, tree) = StackReport::start(stack, &statements, hardened);
     // Hardening adds to a template; the pipeline of a large app grows by about 45%.
     let capacity = before.len() + before.len() / 2;
-    let hardened_text = changed.then(|| to_cdk_json_with_capacity(&tree, capacity));
-    drop(tree);
+    // Written as it is given up: the tree shrinks as its text grows.
+    let hardened_text = changed.then(|| into_cdk_json(tree, capacity));
     // Only a template that names another's asset id can need new ids; one that needs neither
     // keeps the bytes read, uncopied.
     let after: Cow<str> = match (stack.mentions.is_empty(), hardened_text) {

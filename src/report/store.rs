@@ -11,7 +11,7 @@
 //! byte of its text), and reviews already in memory move to the spool to make room. So the
 //! peak is the larger of the budget and the templates in flight, not their sum: a
 //! thousand-stage pipeline template (4 MB of text, near 100 MB hardened and reviewed) does not
-//! come on top of 32 MiB of reviews.
+//! come on top of the budget of reviews.
 //!
 //! Every template also has a [`Head`]: the few fields summaries, counts and grouping need,
 //! always in memory.
@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 
 /// How many bytes of reviews (and reserved templates in flight) the store keeps in memory
 /// before it spools reviews.
-pub const MEMORY_BUDGET: usize = 32 << 20;
+pub const MEMORY_BUDGET: usize = 16 << 20;
 
 /// About how many bytes a template in flight holds per byte of its text: its tree as read and
 /// as hardened, its texts as read and as written, and its review. Measured on the pipeline
