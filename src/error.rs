@@ -96,6 +96,9 @@ pub enum Error {
     #[error("{}: {problem}", path.display())]
     Document { path: PathBuf, problem: String },
 
+    #[error("{}: the file changed while cdk-harden was hardening it; nothing was written, run again", path.display())]
+    Changed { path: PathBuf },
+
     #[error("stack `{stack}` ({template})")]
     Stack {
         stack: String,
@@ -144,12 +147,17 @@ impl Error {
         path: &std::path::Path,
         bytes: &[u8],
     ) -> Result<T> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Json {
+        serde_json::from_slice(bytes).map_err(|e| Error::json(path, &e))
+    }
+
+    /// A JSON syntax error in the file at `path`, with its position.
+    pub(crate) fn json(path: &std::path::Path, e: &serde_json::Error) -> Error {
+        Error::Json {
             path: path.to_path_buf(),
             line: e.line(),
             column: e.column(),
             message: strip_position(&e.to_string()),
-        })
+        }
     }
 }
 

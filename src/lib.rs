@@ -14,13 +14,14 @@
 //! 5. **Report** ([`report`]): the recorded changes, notes and findings as text, markdown, JSON or
 //!    SARIF.
 //!
-//! Templates stream through steps 2 to 4: each is read when its turn comes, its tree hardened
-//! in place, serialized and dropped, its final bytes staged to disk. Its review is stored at
-//! once, in memory within a budget it shares with the templates in flight and past it in a
-//! temporary file ([`report::store`]), so memory holds the larger of the templates in flight
-//! and the budget. Templates are taken in waves, leaves
-//! first (see [`assembly::rehash::waves`]); the templates of a wave are independent and run on
-//! every core.
+//! Templates stream through steps 2 to 4 (the private `waves` module runs them): each is read
+//! when its turn comes, its tree hardened in place, serialized and dropped, its final bytes
+//! staged to disk. Its review is stored at once, in memory within a budget it shares with the
+//! templates in flight and past it in a temporary file ([`report::store`]), so memory holds the
+//! larger of the templates in flight and the budget. Templates finish in waves, leaves first
+//! (see [`assembly::rehash::waves`]); the templates of a wave are independent and run on every
+//! core, largest first. A template larger than the budget (a large pipeline's) is hardened in
+//! the first wave and waits as text for its own.
 //!
 //! Build scripts use [`run`] with plain [`Options`], or the steps themselves:
 //!
@@ -43,8 +44,8 @@ pub mod error;
 pub mod findings;
 pub mod report;
 pub mod transform;
+mod waves;
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 
 pub use assembly::{Assembly, Writer};
@@ -53,12 +54,7 @@ pub use error::{Error, Result};
 pub use report::Report;
 pub use transform::{Hardened, Registry};
 
-use assembly::format::into_cdk_json;
-use assembly::rehash::{self, sha256_hex, Rehash};
-use assembly::write::Staged;
-use findings::Finding;
 use report::store::StoreBuilder;
-use report::StackReport;
 
 /// What [`run`] does with the assembly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,121 +103,18 @@ pub fn harden_with_review_budget(
     mut writer: Option<&mut Writer>,
     budget: usize,
 ) -> Result<Report> {
-    use rayon::prelude::*;
-    let mut rehash = Rehash::default();
     let reviews = StoreBuilder::new(assembly.stacks.len(), budget);
-    let mut findings = Vec::new();
-    let mut secrets = Vec::new();
-    for mut wave in rehash::waves(assembly) {
-        let shared = writer.as_deref();
-        // Largest first: a large template (a pipeline's) then runs beside the small ones rather
-        // than after them, and its reservation spools the reviews held before they pile up.
-        wave.sort_by_key(|&index| (std::cmp::Reverse(assembly.stacks[index].size), index));
-        let mut finished: Vec<(usize, Result<Done>)> = wave
-            .par_iter()
-            .map(|&index| {
-                let done = finish(assembly, index, config, registry, &rehash, shared, &reviews)
-                    .and_then(|(review, done)| {
-                        // Stored at once, so the wave holds no reviews.
-                        reviews.put(index, review)?;
-                        Ok(done)
-                    });
-                (index, done)
-            })
-            .collect();
-        // In stack order: the first failure is the one reported, and files are renamed in a
-        // deterministic order.
-        finished.sort_by_key(|(index, _)| *index);
-        for (index, result) in finished {
-            let d = result?;
-            if let Some(id) = &d.new_id {
-                rehash.record(assembly, index, id)?;
-            }
-            if let (Some(w), Some(staged)) = (writer.as_deref_mut(), d.staged) {
-                w.add(staged);
-            }
-            findings.push((index, d.findings));
-            secrets.extend(d.secrets);
-        }
-    }
+    let done = waves::run(assembly, config, registry, writer.as_deref_mut(), &reviews)?;
     if let Some(w) = writer {
         let shared: &Writer = w;
-        for staged in rehash.rewrite_others(assembly, |path, text| shared.stage(path, text))? {
-            w.add(staged);
-        }
+        let staged = done
+            .rehash
+            .rewrite_others(assembly, |path, text| shared.stage(path, text))?;
+        staged.into_iter().for_each(|s| w.add(s));
     }
-    // Findings in stack order, like the reviews.
-    findings.sort_by_key(|(index, _)| *index);
-    let findings = findings.into_iter().flat_map(|(_, f)| f).collect();
-    let report = Report::from_store(reviews.build(), findings, &rehash.renamed, secrets);
+    let renamed = &done.rehash.renamed;
+    let report = Report::from_store(reviews.build(), done.findings, renamed, done.secrets);
     Ok(report.with_transforms(registry))
-}
-
-/// One template, finished (its review aside).
-struct Done {
-    findings: Vec<Finding>,
-    secrets: Vec<String>,
-    /// The id of its final bytes, if they differ from the bytes read.
-    new_id: Option<String>,
-    staged: Option<Staged>,
-}
-
-/// Reads, hardens, scans and finishes one template: its final bytes are the hardened template
-/// with the new ids of the templates it names, staged to `writer` if they changed. While it is
-/// in flight, the template holds a share of the review budget of `reviews`.
-fn finish(
-    assembly: &Assembly,
-    index: usize,
-    config: &Config,
-    registry: &Registry,
-    rehash: &Rehash,
-    writer: Option<&Writer>,
-    reviews: &StoreBuilder,
-) -> Result<(StackReport, Done)> {
-    let stack = &assembly.stacks[index];
-    // Room for the template's tree, texts and review, made by spooling reviews held so far:
-    // before the template is read, so the reviews are not in memory alongside its tree.
-    let size = stack.size.saturating_mul(report::store::IN_FLIGHT_PER_BYTE);
-    let _flight = reviews.reserve(size)?;
-    let before = assembly.read_template(index)?;
-    // The tree is hardened in place; the review compares policies with these.
-    let statements = report::iam::Statements::of(&before.value);
-    let hardened = transform::harden_template(assembly, index, before.value, config, registry)
-        .map_err(|e| Error::Stack {
-            stack: stack.display_name.clone(),
-            template: stack.template_path.to_string(),
-            source: Box::new(e),
-        })?;
-    let before = before.text;
-    let findings = findings::scan(assembly, index, &hardened.template);
-    let secrets = report::secret_values(&findings, &before, &hardened.template);
-    // Only an applied change changes the tree, so without one the bytes read are kept as is.
-    let changed = !hardened.applied.is_empty();
-    let (review, tree) = StackReport::start(stack, &statements, hardened);
-    // Hardening adds to a template; the pipeline of a large app grows by about 45%.
-    let capacity = before.len() + before.len() / 2;
-    // Written as it is given up: the tree shrinks as its text grows.
-    let hardened_text = changed.then(|| into_cdk_json(tree, capacity));
-    // Only a template that names another's asset id can need new ids; one that needs neither
-    // keeps the bytes read, uncopied.
-    let after: Cow<str> = match (stack.mentions.is_empty(), hardened_text) {
-        (true, Some(text)) => Cow::Owned(text),
-        (true, None) => Cow::Borrowed(&before),
-        (false, text) => Cow::Owned(rehash.finish(text.as_deref().unwrap_or(&before))),
-    };
-    let rewritten = *after != *before;
-    let staged = match writer {
-        Some(w) if rewritten => Some(w.stage(&stack.template_path, &after)?),
-        _ => None,
-    };
-    let review = review.finish(&before, &after, &findings);
-    let done = Done {
-        secrets,
-        findings,
-        new_id: rewritten.then(|| sha256_hex(after.as_bytes())),
-        staged,
-    };
-    Ok((review, done))
 }
 
 /// The files of the example assemblies (`examples/*/cdk.out`, at any depth) whose names end

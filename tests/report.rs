@@ -901,3 +901,42 @@ fn issue_8_spooled_reviews_render_exactly_like_reviews_in_memory() {
         }
     }
 }
+
+/// A template larger than the review budget is serialized in the first wave and finished in
+/// its own (a budget of 0 makes every template that names another's id such a template): the
+/// assembly written must be byte for byte the one written when every template is serialized
+/// and finished at once.
+#[test]
+fn issue_8_templates_serialized_early_write_the_same_assembly() {
+    use cdk_harden::{Assembly, LoadedConfig, Registry, Writer};
+    for app in APPS {
+        let config = LoadedConfig::load(Some(&config(app))).unwrap();
+        let registry = Registry::load(&config).unwrap();
+        let assembly = Assembly::load(fixture(app)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let write = |budget: usize| {
+            let out = dir.path().join(format!("out-{budget}"));
+            let mut writer = Writer::copy(&assembly.root, &out).unwrap();
+            let r = cdk_harden::harden_with_review_budget(
+                &assembly,
+                &config.config,
+                &registry,
+                Some(&mut writer),
+                budget,
+            )
+            .unwrap();
+            writer.commit().unwrap();
+            (
+                snapshot(&out),
+                report::render(&r, Format::Text, &RenderOptions::default()),
+            )
+        };
+        let (at_once, early) = (write(usize::MAX), write(0));
+        assert!(at_once.0.len() > 5, "{app}");
+        assert!(at_once == early, "{app}: the assembly or review differs");
+        if *app == "pipelines" {
+            let before = snapshot(&fixture(app));
+            assert_ne!(before, at_once.0, "the pipelines app is rewritten");
+        }
+    }
+}

@@ -1,12 +1,117 @@
-//! Serializing templates exactly as CDK does.
+//! Parsing templates, and serializing them exactly as CDK does.
 //!
 //! CDK writes templates with `JSON.stringify(template, undefined, 1)`: one-space indent, keys in
 //! synthesized order, no trailing newline. With `preserve_order` and `arbitrary_precision`,
 //! serde_json reproduces that byte for byte, so a rewritten template differs from its input only
 //! where a transform changed it.
+//!
+//! [`parse`] builds the same tree as `serde_json::from_slice`, with every object and array
+//! allocated at its final size: serde_json grows each by doubling, which leaves about a fifth
+//! of a template's tree unused and copies every entry on the way.
 
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Number, Value};
+
+/// Parses JSON text into a tree; the same value, and the same errors, as
+/// `serde_json::from_slice::<Value>`.
+pub fn parse(bytes: &[u8]) -> serde_json::Result<Value> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut scratch = Scratch::default();
+    let value = Exact(&mut scratch).deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// The items and entries of the arrays and objects being parsed, innermost last; each is moved
+/// into a container of its exact size when it closes.
+#[derive(Default)]
+struct Scratch {
+    items: Vec<Value>,
+    entries: Vec<(String, Value)>,
+}
+
+/// serde_json's key for a number held as its text (`arbitrary_precision`).
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+struct Exact<'s>(&'s mut Scratch);
+
+impl<'de> DeserializeSeed<'de> for Exact<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Exact<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let scratch = self.0;
+        let start = scratch.items.len();
+        while let Some(item) = seq.next_element_seed(Exact(&mut *scratch))? {
+            scratch.items.push(item);
+        }
+        Ok(Value::Array(scratch.items.drain(start..).collect()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let scratch = self.0;
+        let mut key: Option<String> = map.next_key()?;
+        if key.as_deref() == Some(NUMBER_TOKEN) {
+            let text: String = map.next_value()?;
+            return text
+                .parse::<Number>()
+                .map(Value::Number)
+                .map_err(serde::de::Error::custom);
+        }
+        let start = scratch.entries.len();
+        while let Some(k) = key {
+            let value = map.next_value_seed(Exact(&mut *scratch))?;
+            scratch.entries.push((k, value));
+            key = map.next_key()?;
+        }
+        let mut out = Map::with_capacity(scratch.entries.len() - start);
+        // In order; a repeated key keeps its first place and its last value, as in serde_json.
+        for (k, v) in scratch.entries.drain(start..) {
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
 
 /// The bytes of `value` in CDK's template format.
 pub fn to_cdk_json(value: &Value) -> String {
@@ -107,13 +212,44 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn issue_8_parse_gives_serde_json_s_value(value in json_value()) {
+            let text = to_cdk_json(&value);
+            prop_assert_eq!(parse(text.as_bytes()).unwrap(), value);
+        }
+    }
+
     #[test]
-    fn issue_8_every_example_template_writes_the_same_bytes_given_up() {
+    fn issue_8_parse_keeps_numbers_duplicates_and_errors_as_serde_json_does() {
+        for text in [
+            r#"{"n": [1e+21, 0.1, 2.50, -0, 1E5, 12345678901234567890123, -3]}"#,
+            r#"{"a": 1, "b": 2, "a": 3}"#,
+            "[]",
+            "{}",
+            r#""s""#,
+            "null",
+        ] {
+            let ours = parse(text.as_bytes()).unwrap();
+            let theirs: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(to_cdk_json(&ours), to_cdk_json(&theirs), "{text}");
+        }
+        for bad in ["{\n \"a\": tru\n}", "[1,]", "{} x", "", "{\"a\" 1}"] {
+            let ours = parse(bad.as_bytes()).unwrap_err();
+            let theirs = serde_json::from_str::<Value>(bad).unwrap_err();
+            assert_eq!(ours.to_string(), theirs.to_string(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn issue_8_every_example_template_parses_as_serde_json_does_and_writes_the_same_bytes_given_up()
+    {
         let files = crate::example_files(".template.json");
         assert!(files.len() >= 10, "{}", files.len());
         for file in files {
             let text = std::fs::read_to_string(&file).unwrap();
-            let value: Value = serde_json::from_str(&text).unwrap();
+            let value = parse(text.as_bytes()).unwrap();
+            assert_eq!(value, serde_json::from_str::<Value>(&text).unwrap());
             assert_eq!(into_cdk_json(value, 16), text, "{}", file.display());
         }
     }

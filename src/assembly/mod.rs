@@ -219,6 +219,14 @@ impl Assembly {
         }
     }
 
+    /// Reads the bytes of the template of `stacks[index]`, without parsing them.
+    pub fn read_template_bytes(&self, index: usize) -> crate::Result<Vec<u8>> {
+        match &self.stacks[index].source {
+            Source::Memory(text) => Ok(text.clone().into_bytes()),
+            Source::File => crate::Error::read(&self.stacks[index].template_path.under(&self.root)),
+        }
+    }
+
     /// The stack with this name, if any.
     pub fn stack(&self, name: &str) -> Option<&Stack> {
         self.stacks.iter().find(|s| s.name == name)

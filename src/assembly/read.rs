@@ -113,7 +113,7 @@ pub(crate) fn read_template(file: &Path) -> Result<Template> {
 
 /// [`read_template`] on bytes already read from `file`.
 fn parse_template(file: &Path, bytes: Vec<u8>) -> Result<Template> {
-    let value: Value = Error::parse_json(file, &bytes)?;
+    let value = super::format::parse(&bytes).map_err(|e| Error::json(file, &e))?;
     if !value.is_object() {
         return Err(Error::Shape {
             path: file.to_path_buf(),

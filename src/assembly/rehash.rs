@@ -153,6 +153,12 @@ impl Rehash {
         self.renames.apply(text)
     }
 
+    /// [`Rehash::finish`] on a text given up: ids of the same length as their replacements
+    /// (all SHA-256 ids) are replaced in place, so a large template's text is not copied.
+    pub fn finish_owned(&self, text: String) -> String {
+        self.renames.apply_owned(text)
+    }
+
     /// Records that the template of `stacks[index]` changed and its final bytes hash to
     /// `new_id`: every asset entry publishing it gets the new id.
     ///
@@ -306,6 +312,23 @@ impl Renames {
         self.hex.is_empty() && self.opaque.is_empty()
     }
 
+    /// [`Renames::apply`], in place where the new ids are as long as the old.
+    pub fn apply_owned(&self, text: String) -> String {
+        if !self.opaque.is_empty() || self.hex.values().any(|new| new.len() != 64) {
+            return self.apply(&text);
+        }
+        let mut bytes = text.into_bytes();
+        let ends: Vec<usize> = hex_run_ends(&bytes).collect();
+        for end in ends {
+            let start = end - 64;
+            let old = std::str::from_utf8(&bytes[start..end]).expect("hex digits are ASCII");
+            if let Some(new) = self.hex.get(old) {
+                bytes[start..end].copy_from_slice(new.as_bytes());
+            }
+        }
+        String::from_utf8(bytes).expect("ASCII digits replaced by ASCII digits")
+    }
+
     /// `text` with every old id replaced by its new id.
     pub fn apply(&self, text: &str) -> String {
         if self.is_empty() {
@@ -403,6 +426,29 @@ mod tests {
             out,
             format!("s3://bucket/{B}.json \"{B}:1-eu\" {A}0 x{B} team-a{B}.json")
         );
+        assert_eq!(map.apply_owned(text), out, "in place, the same text");
+    }
+
+    #[test]
+    fn issue_8_in_place_replacement_agrees_with_copying_on_the_example_templates() {
+        // Every id the examples' asset manifests publish, renamed to its digits reversed.
+        let mut map = Renames::default();
+        for manifest in crate::example_files(".assets.json") {
+            let text = std::fs::read_to_string(&manifest).unwrap();
+            let ids: Vec<&str> = hex_runs(&text).collect();
+            for id in ids {
+                map.insert(id.to_string(), id.chars().rev().collect());
+            }
+        }
+        assert!(map.hex.len() > 5, "{}", map.hex.len());
+        let mut replaced = 0;
+        for file in crate::example_files(".template.json") {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let copied = map.apply(&text);
+            replaced += usize::from(copied != text);
+            assert_eq!(map.apply_owned(text), copied, "{}", file.display());
+        }
+        assert!(replaced > 0);
     }
 
     #[test]
@@ -410,5 +456,7 @@ mod tests {
         let mut map = Renames::default();
         map.insert("my-custom-hash".to_string(), B.to_string());
         assert_eq!(map.apply("k/my-custom-hash.json"), format!("k/{B}.json"));
+        let owned = "k/my-custom-hash.json".to_string();
+        assert_eq!(map.apply_owned(owned), format!("k/{B}.json"));
     }
 }

@@ -333,7 +333,7 @@ fn sync_dir(dir: &Path) {
 
 /// Copies a directory tree, keeping symbolic links as links and skipping cdk-harden's own
 /// temporary files.
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     fs::create_dir_all(to).map_err(Error::io(to))?;
     let mut entries: Vec<_> = fs::read_dir(from)
         .map_err(Error::io(from))?

@@ -491,6 +491,11 @@ fn construct_path<'a>(template: &'a serde_json::Value, logical_id: &str) -> Opti
 pub struct Started(StackReport);
 
 impl Started {
+    /// About how many bytes the report holds in memory so far.
+    pub(crate) fn approximate_size(&self) -> usize {
+        store::approximate_size(&self.0)
+    }
+
     /// Finishes the report from the template's text as read (`before`), the bytes written
     /// (`after`, with the new ids of the templates it names) and its findings: whether it is
     /// rewritten, its diff, and the lines of what the notes and findings name (found in the

@@ -1,0 +1,385 @@
+//! The path of each template through steps 2 to 4, and the order templates take it in.
+//!
+//! A template is *serialized* (read, hardened in place, scanned, its tree written out as text
+//! and dropped) and then *finished* (the new ids of the templates it names put in, its final
+//! bytes hashed and staged, its review diffed from the two texts). Finishing needs the final
+//! ids of the templates it names, so templates finish in waves, leaves first
+//! ([`rehash::waves`]); the templates of a wave are independent and run on every core, largest
+//! first.
+//!
+//! Serializing needs no other template, so a template larger than the review budget (a large
+//! pipeline's) is serialized in the first wave, whatever wave it finishes in, and waits as
+//! text: its tree is built while little else is in memory, beside the small templates of the
+//! first wave, instead of on top of everything the waves before it left.
+//!
+//! Every step reserves its share of the review budget ([`StoreBuilder::reserve`]) for what it
+//! holds, so reviews move to the spool to make room rather than pile up beside it.
+//!
+//! This module orders and runs; it does not transform, re-hash, write or render by itself.
+
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+
+use crate::assembly::format::into_cdk_json;
+use crate::assembly::rehash::{self, sha256_hex, Rehash};
+use crate::assembly::write::Staged;
+use crate::assembly::{Assembly, Writer};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::findings::{self, Finding};
+use crate::report::store::{Flight, StoreBuilder, IN_FLIGHT_PER_BYTE};
+use crate::report::{self, StackReport, Started};
+use crate::transform::{self, Registry};
+
+/// About how many bytes finishing holds per byte of a template's text, on top of what waits:
+/// the text as read again, the final text and the diff.
+const FINISHING_PER_BYTE: usize = 3;
+
+/// What the waves leave for the report: per template, in stack order, its findings and secret
+/// values; and the templates whose bytes changed, with their new ids, in the order they were
+/// finished.
+pub(crate) struct Outcome {
+    pub findings: Vec<Finding>,
+    pub secrets: Vec<String>,
+    pub rehash: Rehash,
+}
+
+/// Runs every template of the assembly through the waves, storing each review in `reviews`
+/// and staging each changed template to `writer` (added in a deterministic order). The first
+/// failure stops the run; of a wave's failures, the first in stack order is returned.
+pub(crate) fn run(
+    assembly: &Assembly,
+    config: &Config,
+    registry: &Registry,
+    mut writer: Option<&mut Writer>,
+    reviews: &StoreBuilder,
+) -> Result<Outcome> {
+    let mut rehash = Rehash::default();
+    let mut findings = Vec::new();
+    let mut secrets = Vec::new();
+    let waves = rehash::waves(assembly);
+    let size = |index: usize| assembly.stacks[index].size;
+    let large = |index: usize| size(index).saturating_mul(IN_FLIGHT_PER_BYTE) > reviews.budget();
+    let early: Vec<usize> = waves
+        .iter()
+        .skip(1)
+        .flatten()
+        .copied()
+        .filter(|&i| large(i))
+        .collect();
+    let mut waiting: Vec<Option<Box<Serialized>>> =
+        (0..assembly.stacks.len()).map(|_| None).collect();
+    for (w, wave) in waves.iter().enumerate() {
+        let mut jobs: Vec<Job> = wave
+            .iter()
+            .filter_map(|&index| match waiting[index].take() {
+                Some(serialized) => Some(Job::Finish(index, serialized)),
+                None if early.contains(&index) => None,
+                None => Some(Job::Whole(index)),
+            })
+            .collect();
+        if w == 0 {
+            jobs.extend(early.iter().map(|&index| Job::Serialize(index)));
+        }
+        // Largest first: a large template then runs beside the small ones rather than after
+        // them, and its reservation spools the reviews held before they pile up.
+        jobs.sort_by_key(|job| (std::cmp::Reverse(size(job.index())), job.index()));
+        let ctx = Context {
+            assembly,
+            config,
+            registry,
+            reviews,
+            rehash: &rehash,
+            writer: writer.as_deref(),
+        };
+        let mut results: Vec<(usize, Result<Step>)> = jobs
+            .into_par_iter()
+            .map(|job| (job.index(), ctx.run(job)))
+            .collect();
+        // In stack order: the first failure is the one reported, and files are renamed in a
+        // deterministic order.
+        results.sort_by_key(|(index, _)| *index);
+        for (index, result) in results {
+            let done = match result? {
+                Step::Waiting(serialized) => {
+                    waiting[index] = Some(serialized);
+                    continue;
+                }
+                Step::Done(done) => done,
+            };
+            if let Some(id) = &done.new_id {
+                rehash.record(assembly, index, id)?;
+            }
+            if let (Some(w), Some(staged)) = (writer.as_deref_mut(), done.staged) {
+                w.add(staged);
+            }
+            findings.push((index, done.findings));
+            secrets.extend(done.secrets);
+        }
+    }
+    // Findings in stack order, like the reviews.
+    findings.sort_by_key(|(index, _)| *index);
+    Ok(Outcome {
+        findings: findings.into_iter().flat_map(|(_, f)| f).collect(),
+        secrets,
+        rehash,
+    })
+}
+
+/// What a wave does with one template.
+enum Job<'r> {
+    /// Serialize and finish it.
+    Whole(usize),
+    /// Only serialize it; it finishes in a later wave.
+    Serialize(usize),
+    /// Finish it, serialized in an earlier wave.
+    Finish(usize, Box<Serialized<'r>>),
+}
+
+impl Job<'_> {
+    fn index(&self) -> usize {
+        match self {
+            Job::Whole(i) | Job::Serialize(i) | Job::Finish(i, _) => *i,
+        }
+    }
+}
+
+/// Where a job left its template.
+enum Step<'r> {
+    Waiting(Box<Serialized<'r>>),
+    Done(Done),
+}
+
+/// One template, finished; its review is in the store.
+struct Done {
+    findings: Vec<Finding>,
+    secrets: Vec<String>,
+    /// The id of its final bytes, if they differ from the bytes read.
+    new_id: Option<String>,
+    staged: Option<Staged>,
+}
+
+/// One template hardened and serialized, its tree dropped: what finishing it needs.
+struct Serialized<'r> {
+    review: Started,
+    /// The text as read; `None` once given up to wait (finishing reads it again, and checks
+    /// it against `read_id`).
+    before: Option<String>,
+    read_id: Option<String>,
+    /// The hardened text, if hardening changed the tree.
+    hardened: Option<String>,
+    findings: Vec<Finding>,
+    secrets: Vec<String>,
+    /// While it waits, its share of the review budget.
+    _waiting: Option<Flight<'r>>,
+}
+
+/// What every job of a wave shares.
+struct Context<'a, 'r> {
+    assembly: &'a Assembly,
+    config: &'a Config,
+    registry: &'a Registry,
+    reviews: &'r StoreBuilder,
+    rehash: &'a Rehash,
+    writer: Option<&'a Writer>,
+}
+
+impl<'r> Context<'_, 'r> {
+    fn run(&self, job: Job<'r>) -> Result<Step<'r>> {
+        let index = job.index();
+        let size = self.assembly.stacks[index].size;
+        match job {
+            Job::Whole(_) => {
+                let (review, done) = {
+                    // Room for the template's tree, texts and review, made by spooling
+                    // reviews held so far: before the template is read, so they are not in
+                    // memory beside its tree.
+                    let _flight = self
+                        .reviews
+                        .reserve(size.saturating_mul(IN_FLIGHT_PER_BYTE))?;
+                    let serialized = self.serialize(index, true)?;
+                    self.finish(index, serialized)?
+                };
+                self.store(index, review, done)
+            }
+            Job::Serialize(_) => {
+                let flight = self
+                    .reviews
+                    .reserve(size.saturating_mul(IN_FLIGHT_PER_BYTE))?;
+                let mut serialized = self.serialize(index, false)?;
+                drop(flight);
+                let held = serialized.hardened.as_ref().map_or(0, String::len)
+                    + serialized.review.approximate_size();
+                serialized._waiting = Some(self.reviews.reserve(held)?);
+                Ok(Step::Waiting(Box::new(serialized)))
+            }
+            Job::Finish(_, serialized) => {
+                let (review, done) = {
+                    let _flight = self
+                        .reviews
+                        .reserve(size.saturating_mul(FINISHING_PER_BYTE))?;
+                    self.finish(index, *serialized)?
+                };
+                self.store(index, review, done)
+            }
+        }
+    }
+
+    /// Reads, hardens and scans one template, and serializes its tree. Unless `keep_text`,
+    /// the text as read is given up, its SHA-256 kept.
+    fn serialize(&self, index: usize, keep_text: bool) -> Result<Serialized<'r>> {
+        let stack = &self.assembly.stacks[index];
+        let read = self.assembly.read_template(index)?;
+        let (text, tree) = (read.text, read.value);
+        // Hardening adds to a template; the pipeline of a large app grows by about 45%.
+        let capacity = text.len() + text.len() / 2;
+        let (before, read_id) = match keep_text {
+            true => (Some(text), None),
+            false => {
+                let read_id = sha256_hex(text.as_bytes());
+                drop(text);
+                (None, Some(read_id))
+            }
+        };
+        // The tree is hardened in place; the review compares policies with these.
+        let statements = report::iam::Statements::of(&tree);
+        let (assembly, config, registry) = (self.assembly, self.config, self.registry);
+        let hardened = transform::harden_template(assembly, index, tree, config, registry)
+            .map_err(|e| Error::Stack {
+                stack: stack.display_name.clone(),
+                template: stack.template_path.to_string(),
+                source: Box::new(e),
+            })?;
+        let findings = findings::scan(self.assembly, index, &hardened.template);
+        let secrets = match (&before, &read_id) {
+            (Some(text), _) => report::secret_values(&findings, text, &hardened.template),
+            (None, _) if findings.is_empty() => Vec::new(),
+            (None, read_id) => {
+                let text = self.read_again(index, read_id.as_deref())?;
+                report::secret_values(&findings, &text, &hardened.template)
+            }
+        };
+        // Only an applied change changes the tree, so without one the bytes read are kept.
+        let changed = !hardened.applied.is_empty();
+        let (review, tree) = StackReport::start(stack, &statements, hardened);
+        // Written as it is given up: the tree shrinks as its text grows.
+        let hardened = changed.then(|| into_cdk_json(tree, capacity));
+        Ok(Serialized {
+            review,
+            before,
+            read_id,
+            hardened,
+            findings,
+            secrets,
+            _waiting: None,
+        })
+    }
+
+    /// The text of a template read before, whose SHA-256 was `read_id`: an error if it
+    /// changed since.
+    fn read_again(&self, index: usize, read_id: Option<&str>) -> Result<String> {
+        let changed = || Error::Changed {
+            path: self.assembly.stacks[index]
+                .template_path
+                .under(&self.assembly.root),
+        };
+        let bytes = self.assembly.read_template_bytes(index)?;
+        if Some(sha256_hex(&bytes).as_str()) != read_id {
+            return Err(changed());
+        }
+        String::from_utf8(bytes).map_err(|_| changed())
+    }
+
+    /// Stores a finished template's review at once (once its reservation is given back), so
+    /// a wave holds no reviews.
+    fn store(&self, index: usize, review: StackReport, done: Done) -> Result<Step<'r>> {
+        self.reviews.put(index, review)?;
+        Ok(Step::Done(done))
+    }
+
+    /// Finishes one template: its final bytes are the hardened text with the new ids of the
+    /// templates it names, staged if they differ from the bytes read; its review is diffed
+    /// from the two texts.
+    fn finish(&self, index: usize, s: Serialized) -> Result<(StackReport, Done)> {
+        let stack = &self.assembly.stacks[index];
+        let before = match s.before {
+            Some(text) => text,
+            None => self.read_again(index, s.read_id.as_deref())?,
+        };
+        // Only a template that names another's asset id can need new ids; one that needs
+        // neither keeps the bytes read, uncopied.
+        let after: Cow<str> = match (stack.mentions.is_empty(), s.hardened) {
+            (true, Some(text)) => Cow::Owned(text),
+            (true, None) => Cow::Borrowed(&before),
+            (false, Some(text)) => Cow::Owned(self.rehash.finish_owned(text)),
+            (false, None) => Cow::Owned(self.rehash.finish(&before)),
+        };
+        let rewritten = *after != *before;
+        let staged = match self.writer {
+            Some(w) if rewritten => Some(w.stage(&stack.template_path, &after)?),
+            _ => None,
+        };
+        let review = s.review.finish(&before, &after, &s.findings);
+        let done = Done {
+            secrets: s.secrets,
+            findings: s.findings,
+            new_id: rewritten.then(|| sha256_hex(after.as_bytes())),
+            staged,
+        };
+        Ok((review, done))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LoadedConfig;
+
+    /// A template given up to wait is read again to finish; if its bytes changed meanwhile,
+    /// finishing fails naming it, instead of diffing (and re-hashing) against other bytes.
+    #[test]
+    fn issue_8_a_template_that_changed_while_it_waited_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("cdk.out");
+        let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shapes");
+        crate::assembly::write::copy_tree(&example.join("cdk.out"), &root).unwrap();
+        let assembly = Assembly::load(&root).unwrap();
+        let config = LoadedConfig::load(Some(&example.join("cdk-harden.json"))).unwrap();
+        let registry = Registry::load(&config).unwrap();
+        let reviews = StoreBuilder::new(assembly.stacks.len(), 0);
+        let rehash = Rehash::default();
+        let ctx = Context {
+            assembly: &assembly,
+            config: &config.config,
+            registry: &registry,
+            reviews: &reviews,
+            rehash: &rehash,
+            writer: None,
+        };
+        let waiting = ctx.serialize(0, false).unwrap();
+        assert!(waiting.before.is_none() && waiting.read_id.is_some());
+        let file = assembly.stacks[0].template_path.under(&root);
+        let mut text = std::fs::read_to_string(&file).unwrap();
+        text.push(' ');
+        std::fs::write(&file, text).unwrap();
+        let Err(err) = ctx.finish(0, waiting) else {
+            panic!("finished a template that changed");
+        };
+        assert!(
+            matches!(&err, Error::Changed { path } if *path == file),
+            "{err}"
+        );
+        assert!(err
+            .to_string()
+            .contains("changed while cdk-harden was hardening it"));
+        // Unchanged, it finishes.
+        let again = Assembly::load(&root).unwrap();
+        let ctx = Context {
+            assembly: &again,
+            ..ctx
+        };
+        let waiting = ctx.serialize(0, false).unwrap();
+        assert!(ctx.finish(0, waiting).is_ok());
+    }
+}
