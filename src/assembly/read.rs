@@ -6,6 +6,7 @@
 //! the asset entries that publish it. Every path a manifest names is checked by
 //! [`paths::resolve`] before it is opened. Asset payloads are never read.
 
+use crate::transform::change::Pointer;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -128,7 +129,7 @@ fn parse_template(file: &Path, bytes: Vec<u8>) -> Result<Template> {
 }
 
 fn str_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
-    value.pointer(pointer).and_then(Value::as_str)
+    value.at(pointer).and_then(Value::as_str)
 }
 
 fn escape_pointer(key: &str) -> String {
@@ -320,7 +321,7 @@ impl Reader<'_> {
             };
             for (id, entry) in entries {
                 let pointer = format!("/files/{}/source/path", escape_pointer(id));
-                let source = match entry.pointer("/source/path") {
+                let source = match entry.at("/source/path") {
                     None => None,
                     Some(Value::String(p)) => {
                         Some(self.resolver.resolve(&base, p, &file, &pointer)?)
@@ -332,7 +333,7 @@ impl Reader<'_> {
         }
         if let Some(Value::Object(images)) = value.get("dockerImages") {
             for (id, entry) in images {
-                if let Some(Value::String(d)) = entry.pointer("/source/directory") {
+                if let Some(Value::String(d)) = entry.at("/source/directory") {
                     let pointer = format!("/dockerImages/{}/source/directory", escape_pointer(id));
                     self.resolver.resolve(&base, d, &file, &pointer)?;
                 }

@@ -30,6 +30,7 @@
 //! four-letter prefix that makes it one). `apply` never changes these variables; moving a
 //! secret is the app authors' job.
 
+use crate::transform::change::Pointer;
 use serde_json::Value;
 
 use super::{Check, Finding, Severity};
@@ -79,7 +80,7 @@ impl Check for PlaintextSecrets {
                     template: stack.template_path.to_string(),
                     logical_id: Some(logical_id.clone()),
                     construct_path: resource
-                        .pointer("/Metadata/aws:cdk:path")
+                        .at("/Metadata/aws:cdk:path")
                         .and_then(Value::as_str)
                         .map(str::to_string),
                     pointer: Some(format!("{base}{}", var.pointer)),
@@ -111,7 +112,7 @@ struct Variable<'a> {
 
 fn lambda_variables(resource: &Value) -> Vec<Variable<'_>> {
     resource
-        .pointer("/Properties/Environment/Variables")
+        .at("/Properties/Environment/Variables")
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
@@ -125,7 +126,7 @@ fn lambda_variables(resource: &Value) -> Vec<Variable<'_>> {
 
 fn codebuild_variables(resource: &Value) -> Vec<Variable<'_>> {
     resource
-        .pointer("/Properties/Environment/EnvironmentVariables")
+        .at("/Properties/Environment/EnvironmentVariables")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()

@@ -18,6 +18,7 @@
 //! (not CodeBuild, a project outside the template, a buildspec file in the source) is a
 //! warning: it cannot be shown to be hardened.
 
+use crate::transform::change::Pointer;
 use serde_json::Value;
 
 use super::{Check, Finding, Severity};
@@ -46,7 +47,7 @@ impl Check for SelfMutation {
                 continue;
             };
             let pipeline_path = pipeline
-                .pointer("/Metadata/aws:cdk:path")
+                .at("/Metadata/aws:cdk:path")
                 .and_then(Value::as_str)
                 .unwrap_or(pipeline_id);
             let (logical_id, severity, message) = match problem {
@@ -79,7 +80,7 @@ impl Check for SelfMutation {
                 stack: stack.display_name.clone(),
                 template: stack.template_path.to_string(),
                 construct_path: cfn::resource(template, &logical_id)
-                    .and_then(|r| r.pointer("/Metadata/aws:cdk:path"))
+                    .and_then(|r| r.at("/Metadata/aws:cdk:path"))
                     .and_then(Value::as_str)
                     .map(str::to_string),
                 pointer: Some(if is_project {
@@ -159,15 +160,11 @@ fn inspect(template: &Value, pipeline_id: &str, pipeline: &Value) -> Option<Prob
             why: why.to_string(),
         })
     };
-    if synth
-        .pointer("/ActionTypeId/Provider")
-        .and_then(Value::as_str)
-        != Some("CodeBuild")
-    {
+    if synth.at("/ActionTypeId/Provider").and_then(Value::as_str) != Some("CodeBuild") {
         return unreadable(pipeline_id(), "it is not a CodeBuild action");
     }
     let project = synth
-        .pointer("/Configuration/ProjectName")
+        .at("/Configuration/ProjectName")
         .and_then(cfn::ref_target)
         .filter(|id| cfn::type_of(template, id) == Some("AWS::CodeBuild::Project"));
     let Some(project) = project else {
@@ -177,10 +174,7 @@ fn inspect(template: &Value, pipeline_id: &str, pipeline: &Value) -> Option<Prob
         );
     };
     let resource = cfn::resource(template, project)?;
-    let Some(buildspec) = resource
-        .pointer("/Properties/Source/BuildSpec")
-        .map(text_of)
-    else {
+    let Some(buildspec) = resource.at("/Properties/Source/BuildSpec").map(text_of) else {
         return unreadable(
             project.to_string(),
             "its project reads `buildspec.yml` from the source",
@@ -213,10 +207,10 @@ fn is_self_mutation(template: &Value, stage: &str, action: &Value) -> bool {
         return true;
     }
     action
-        .pointer("/Configuration/ProjectName")
+        .at("/Configuration/ProjectName")
         .and_then(cfn::ref_target)
         .and_then(|id| cfn::resource(template, id))
-        .and_then(|r| r.pointer("/Metadata/aws:cdk:path"))
+        .and_then(|r| r.at("/Metadata/aws:cdk:path"))
         .and_then(Value::as_str)
         .is_some_and(|p| p.contains("/UpdatePipeline/SelfMutation/"))
 }

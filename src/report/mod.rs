@@ -23,6 +23,7 @@ pub mod sarif;
 pub mod store;
 pub mod text;
 
+use crate::transform::change::Pointer;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -427,7 +428,7 @@ pub fn secret_values(findings: &[Finding], before: &str, after: &Value) -> Vec<S
     let mut out: Vec<String> = Vec::new();
     for pointer in secrets {
         for t in [after, &before] {
-            if let Some(s) = t.pointer(pointer).and_then(Value::as_str) {
+            if let Some(s) = t.at(pointer).and_then(Value::as_str) {
                 if !s.is_empty() && !out.iter().any(|o| o == s) {
                     out.push(s.to_string());
                 }
@@ -481,7 +482,7 @@ fn construct_path<'a>(template: &'a serde_json::Value, logical_id: &str) -> Opti
     template
         .get("Resources")?
         .get(logical_id)?
-        .pointer("/Metadata/aws:cdk:path")?
+        .at("/Metadata/aws:cdk:path")?
         .as_str()
 }
 

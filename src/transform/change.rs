@@ -5,6 +5,8 @@
 //! engine applies the changes in a fixed order and turns each effective one into an
 //! [`Applied`] record, which is all the review output needs.
 
+use std::borrow::Cow;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -282,11 +284,61 @@ pub fn pointer_escape(key: &str) -> String {
 
 /// Splits a JSON pointer into unescaped tokens.
 pub fn pointer_tokens(pointer: &str) -> Vec<String> {
-    pointer
-        .split('/')
-        .skip(1)
-        .map(|t| t.replace("~1", "/").replace("~0", "~"))
-        .collect()
+    pointer_segments(pointer).map(Cow::into_owned).collect()
+}
+
+/// The unescaped tokens of a JSON pointer, borrowed unless a token has an escape (`~0`, `~1`).
+pub fn pointer_segments(pointer: &str) -> impl Iterator<Item = Cow<'_, str>> {
+    pointer.split('/').skip(1).map(|t| match t.contains('~') {
+        true => Cow::Owned(t.replace("~1", "/").replace("~0", "~")),
+        false => Cow::Borrowed(t),
+    })
+}
+
+/// JSON pointer look-ups (RFC 6901), as `serde_json::Value::pointer` and `pointer_mut` do
+/// them, without copying every token: the engine and the transforms look up thousands of
+/// pointers per template.
+pub trait Pointer {
+    fn at(&self, pointer: &str) -> Option<&Value>;
+    fn at_mut(&mut self, pointer: &str) -> Option<&mut Value>;
+}
+
+impl Pointer for Value {
+    fn at(&self, pointer: &str) -> Option<&Value> {
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        if !pointer.starts_with('/') {
+            return None;
+        }
+        pointer_segments(pointer).try_fold(self, |node, token| match node {
+            Value::Object(map) => map.get(token.as_ref()),
+            Value::Array(items) => array_index(&token).and_then(|i| items.get(i)),
+            _ => None,
+        })
+    }
+
+    fn at_mut(&mut self, pointer: &str) -> Option<&mut Value> {
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        if !pointer.starts_with('/') {
+            return None;
+        }
+        pointer_segments(pointer).try_fold(self, |node, token| match node {
+            Value::Object(map) => map.get_mut(token.as_ref()),
+            Value::Array(items) => array_index(&token).and_then(move |i| items.get_mut(i)),
+            _ => None,
+        })
+    }
+}
+
+/// An array index as a JSON pointer spells it: digits, no sign, no leading zero.
+fn array_index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
+        return None;
+    }
+    token.parse().ok()
 }
 
 #[cfg(test)]
@@ -317,6 +369,27 @@ mod tests {
         let pretty = serde_json::to_string_pretty(&value).unwrap();
         let read: JsonText = serde_json::from_str(&pretty).unwrap();
         assert_eq!(read, text);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn issue_8_pointer_look_ups_agree_with_serde_json(
+            tokens in proptest::collection::vec("(a|b|~|/|0|1|01|\\+1|-|x~0|y~1|~2)", 0..4),
+        ) {
+            let value = json!({
+                "a": {"b": [10, {"~": 1, "/": 2, "x~0": 3}], "0": "zero", "": {"": 5}},
+                "~": {"/": {"01": 6, "1": 7}},
+                "/": [[1, 2], {"-": 8}],
+                "b": [0, 1, 2]
+            });
+            let pointer: String = tokens.iter().map(|t| format!("/{t}")).collect();
+            for p in [pointer.as_str(), "", "a", "/a/b/1/x~00", "/~1/0/1", "/a//"] {
+                proptest::prop_assert_eq!(value.at(p), value.pointer(p), "{}", p);
+                let mut ours = value.clone();
+                let mut theirs = value.clone();
+                proptest::prop_assert_eq!(ours.at_mut(p).cloned(), theirs.pointer_mut(p).cloned());
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub mod original;
 pub mod registry;
 pub mod replacement;
 
+use std::borrow::Cow;
+
+use crate::transform::change::Pointer;
 use serde_json::Value;
 
 use crate::assembly::{Assembly, Stack};
@@ -212,7 +215,7 @@ pub fn harden_template(
                         transform: id.to_string(),
                         logical_id: change.logical_id.clone(),
                         construct_path: resource
-                            .and_then(|r| r.pointer("/Metadata/aws:cdk:path"))
+                            .and_then(|r| r.at("/Metadata/aws:cdk:path"))
                             .and_then(Value::as_str)
                             .map(str::to_string),
                         resource_type: resource
@@ -256,7 +259,7 @@ pub fn apply(
     transform: &str,
 ) -> Result<Outcome> {
     // Looked at in place; the value replaced is taken out of the tree by `set`, not copied.
-    let existing = template.pointer(&change.pointer);
+    let existing = template.at(&change.pointer);
     let value = &change.value;
     let describe = |v: &Value| {
         let s = v.to_string();
@@ -384,7 +387,7 @@ fn set(
     value: Value,
     transform: &str,
 ) -> Result<Option<Value>> {
-    let tokens = change::pointer_tokens(&change.pointer);
+    let tokens: Vec<Cow<str>> = change::pointer_segments(&change.pointer).collect();
     let Some((last, parents)) = tokens.split_last() else {
         return Err(Error::Transform {
             transform: transform.to_string(),
@@ -395,9 +398,14 @@ fn set(
     let mut node = template;
     for token in parents {
         let next = match node {
-            Value::Object(map) => map
-                .entry(token.clone())
-                .or_insert_with(|| Value::Object(Default::default())),
+            Value::Object(map) => {
+                // Looked up first: most parents exist, and a new key costs a copy of the token.
+                if !map.contains_key(token.as_ref()) {
+                    map.insert(token.to_string(), Value::Object(Default::default()));
+                }
+                map.get_mut(token.as_ref())
+                    .expect("present or just inserted")
+            }
             Value::Array(items) => match token.parse::<usize>().ok().and_then(|i| items.get_mut(i))
             {
                 Some(item) => item,
@@ -420,7 +428,10 @@ fn set(
         node = next;
     }
     match node {
-        Value::Object(map) => Ok(map.insert(last.clone(), value)),
+        Value::Object(map) => match map.get_mut(last.as_ref()) {
+            Some(slot) => Ok(Some(std::mem::replace(slot, value))),
+            None => Ok(map.insert(last.to_string(), value)),
+        },
         Value::Array(items) => match last.parse::<usize>() {
             Ok(i) if i < items.len() => Ok(Some(std::mem::replace(&mut items[i], value))),
             Ok(i) if i == items.len() => {
@@ -482,14 +493,14 @@ mod tests {
             apply(&mut t, &c, false, "t").unwrap(),
             Outcome::Applied { old: None, .. }
         ));
-        assert_eq!(t.pointer("/Resources/B/Properties/X"), Some(&json!(1)));
+        assert_eq!(t.at("/Resources/B/Properties/X"), Some(&json!(1)));
         assert_eq!(apply(&mut t, &c, false, "t").unwrap(), Outcome::Unchanged);
         let other = change(Op::SetIfAbsent, "/Resources/B/Properties/X", json!(2));
         assert!(matches!(
             apply(&mut t, &other, true, "t").unwrap(),
             Outcome::LeftAlone(_)
         ));
-        assert_eq!(t.pointer("/Resources/B/Properties/X"), Some(&json!(1)));
+        assert_eq!(t.at("/Resources/B/Properties/X"), Some(&json!(1)));
     }
 
     #[test]
@@ -499,10 +510,7 @@ mod tests {
         assert!(
             matches!(apply(&mut t, &c, false, "t").unwrap(), Outcome::LeftAlone(m) if m.contains("transforms.enforce"))
         );
-        assert_eq!(
-            t.pointer("/Resources/B/Properties/S"),
-            Some(&json!("Suspended"))
-        );
+        assert_eq!(t.at("/Resources/B/Properties/S"), Some(&json!("Suspended")));
         let out = apply(&mut t, &c, true, "t").unwrap();
         assert_eq!(
             out,
@@ -537,7 +545,7 @@ mod tests {
         );
         apply(&mut t, &c, false, "t").unwrap();
         assert_eq!(
-            t.pointer("/Resources/F/DependsOn"),
+            t.at("/Resources/F/DependsOn"),
             Some(&json!(["Role", "Policy"]))
         );
         assert_eq!(apply(&mut t, &c, false, "t").unwrap(), Outcome::Unchanged);

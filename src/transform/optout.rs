@@ -5,6 +5,7 @@
 //! construct-path glob. An opt-out without a reason, or naming a transform that does not exist,
 //! is an error: a silent gap in a security rule is worse than a failed build.
 
+use crate::transform::change::Pointer;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -31,10 +32,7 @@ impl<'c> OptOuts<'c> {
             return Ok(OptOuts { skips, config });
         };
         for (logical_id, resource) in resources {
-            let Some(meta) = resource
-                .pointer("/Metadata")
-                .and_then(|m| m.get(METADATA_KEY))
-            else {
+            let Some(meta) = resource.at("/Metadata").and_then(|m| m.get(METADATA_KEY)) else {
                 continue;
             };
             let err = |problem: String| Error::OptOut {
@@ -93,7 +91,7 @@ impl<'c> OptOuts<'c> {
         let path = template
             .get("Resources")?
             .get(logical_id)?
-            .pointer("/Metadata/aws:cdk:path")?
+            .at("/Metadata/aws:cdk:path")?
             .as_str()?;
         self.config.exclude.iter().enumerate().find_map(|(i, ex)| {
             let applies = ex.transforms.is_empty() || ex.transforms.iter().any(|t| t == transform);

@@ -7,6 +7,7 @@
 //! text. A 4 MB template is about 22 MB as a tree; keeping it beside the hardened tree would
 //! double the largest template's footprint.
 
+use crate::transform::change::Pointer;
 use std::collections::HashMap;
 
 use serde_json::Value;
@@ -28,7 +29,7 @@ impl Original {
     pub fn of(template: &Value) -> Original {
         let resources = super::cfn::resources(template)
             .map(|(id, r)| {
-                let text = |pointer: &str| r.pointer(pointer).and_then(Value::as_str);
+                let text = |pointer: &str| r.at(pointer).and_then(Value::as_str);
                 let resource = Resource {
                     kind: text("/Type").map(str::to_string),
                     construct_path: text("/Metadata/aws:cdk:path").map(str::to_string),

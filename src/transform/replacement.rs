@@ -8,12 +8,13 @@
 //! exists in the input is refused unless the config lists the transform under
 //! `allowReplacement`; one that would replace a stateless resource is applied with a warning.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::change::{pointer_tokens, Change};
+use super::change::{pointer_segments, Change};
 use super::Original;
 
 const DATA: &str = include_str!("../../data/create-only-properties.json");
@@ -41,58 +42,29 @@ pub const STATEFUL: &[&str] = &[
     "AWS::ECR::Repository",
 ];
 
-fn create_only() -> &'static BTreeMap<String, Vec<String>> {
-    static MAP: OnceLock<BTreeMap<String, Vec<String>>> = OnceLock::new();
+/// Per resource type, its create-only pointers, read once from the embedded data without
+/// copying its strings.
+fn create_only() -> &'static BTreeMap<&'static str, Vec<&'static str>> {
+    static MAP: OnceLock<BTreeMap<&'static str, Vec<&'static str>>> = OnceLock::new();
     MAP.get_or_init(|| {
-        let value: Value =
+        let raw: BTreeMap<&'static str, &'static RawValue> =
             serde_json::from_str(DATA).expect("data/create-only-properties.json is valid JSON");
-        value
-            .as_object()
-            .expect("an object")
-            .iter()
+        raw.into_iter()
             .filter(|(k, _)| !k.starts_with('_'))
-            .map(|(k, v)| {
-                let list = v
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|p| p.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (k.clone(), list)
+            .map(|(k, list)| {
+                let list = serde_json::from_str(list.get()).expect("a list of plain pointers");
+                (k, list)
             })
             .collect()
     })
 }
 
 /// The create-only properties of a resource type (pointers relative to `Properties`).
-pub fn create_only_properties(resource_type: &str) -> &'static [String] {
+pub fn create_only_properties(resource_type: &str) -> &'static [&'static str] {
     create_only()
         .get(resource_type)
         .map(Vec::as_slice)
         .unwrap_or(&[])
-}
-
-/// [`create_only_properties`], each also cut into its tokens, for [`check`] to compare
-/// without cutting them again for every change.
-fn create_only_tokens(resource_type: &str) -> &'static [(String, Vec<String>)] {
-    /// Per type: each create-only pointer and its tokens.
-    type Cut = BTreeMap<&'static str, Vec<(String, Vec<String>)>>;
-    static MAP: OnceLock<Cut> = OnceLock::new();
-    let map = MAP.get_or_init(|| {
-        create_only()
-            .iter()
-            .map(|(kind, list)| {
-                let cut = list
-                    .iter()
-                    .map(|p| (p.clone(), pointer_tokens(p)))
-                    .collect();
-                (kind.as_str(), cut)
-            })
-            .collect()
-    });
-    map.get(resource_type).map(Vec::as_slice).unwrap_or(&[])
 }
 
 /// What the guard says about a change.
@@ -118,17 +90,16 @@ pub fn check(original: &Original, change: &Change, may_replace: bool) -> Option<
     if !change.pointer.starts_with("/Resources/") {
         return None;
     }
-    let tokens = pointer_tokens(&change.pointer);
-    let [first, logical_id, props, rest @ ..] = tokens.as_slice() else {
-        return None;
-    };
-    if first != "Resources" || props != "Properties" {
+    let mut tokens = pointer_segments(&change.pointer).skip(1);
+    let logical_id = tokens.next()?;
+    if tokens.next()? != "Properties" {
         return None;
     }
-    let resource_type = original.resource_type(logical_id)?;
-    let (hit, _) = create_only_tokens(resource_type)
+    let rest: Vec<Cow<str>> = tokens.collect();
+    let resource_type = original.resource_type(&logical_id)?;
+    let hit = create_only_properties(resource_type)
         .iter()
-        .find(|(_, c)| overlaps(c, rest))?;
+        .find(|c| overlaps(c, &rest))?;
     let stateful = STATEFUL.contains(&resource_type);
     if stateful && !may_replace {
         Some(Verdict::Refuse(format!(
@@ -142,11 +113,10 @@ pub fn check(original: &Original, change: &Change, may_replace: bool) -> Option<
 }
 
 /// Whether one pointer is a prefix of the other, `*` matching any segment.
-fn overlaps(create_only: &[String], changed: &[String]) -> bool {
-    create_only
-        .iter()
+fn overlaps(create_only: &str, changed: &[Cow<str>]) -> bool {
+    pointer_segments(create_only)
         .zip(changed)
-        .all(|(c, t)| c == "*" || c == t)
+        .all(|(c, t)| c == "*" || c == *t)
 }
 
 #[cfg(test)]
@@ -157,12 +127,9 @@ mod tests {
 
     #[test]
     fn the_data_knows_common_create_only_properties() {
-        assert!(create_only_properties("AWS::S3::Bucket")
-            .iter()
-            .any(|p| p == "/BucketName"));
-        assert!(create_only_properties("AWS::EFS::FileSystem")
-            .iter()
-            .any(|p| p == "/KmsKeyId"));
+        assert!(create_only_properties("AWS::S3::Bucket").contains(&"/BucketName"));
+        assert!(create_only_properties("AWS::EFS::FileSystem").contains(&"/KmsKeyId"));
+        assert!(create_only().len() > 1000, "{}", create_only().len());
         assert!(create_only_properties("AWS::Nope::Nope").is_empty());
     }
 

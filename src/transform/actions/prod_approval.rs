@@ -20,6 +20,7 @@
 //! The action only reads; it proposes nothing for a pipeline whose production actions are all
 //! gated already, which also makes a second run propose nothing.
 
+use crate::transform::change::Pointer;
 use std::collections::BTreeSet;
 
 use serde_json::{json, Map, Value};
@@ -94,7 +95,7 @@ impl Action for ProdApproval {
                     continue;
                 }
                 let actions = resource
-                    .pointer(&format!("/Properties/Stages/{}/Actions", stage.index))
+                    .at(&format!("/Properties/Stages/{}/Actions", stage.index))
                     .and_then(Value::as_array)
                     .expect("read_stages checked the shape");
                 let new = gated_actions(actions, stage, &here, &configuration);
@@ -246,7 +247,7 @@ fn read_stages(pipeline: &Value, facts: &Facts) -> std::result::Result<Vec<Stage
             };
             let type_id = |key: &str| {
                 action
-                    .pointer(&format!("/ActionTypeId/{key}"))
+                    .at(&format!("/ActionTypeId/{key}"))
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string()
@@ -269,7 +270,7 @@ fn read_stages(pipeline: &Value, facts: &Facts) -> std::result::Result<Vec<Stage
                 approval,
                 production,
                 stack_name: action
-                    .pointer("/Configuration/StackName")
+                    .at("/Configuration/StackName")
                     .and_then(Value::as_str)
                     .map(str::to_string),
             });
@@ -300,7 +301,7 @@ fn production_account(action: &Value, facts: &Facts) -> Option<(String, String)>
         ("/RoleArn", "action role"),
         ("/Configuration/RoleArn", "CloudFormation role"),
     ] {
-        if let Some(arn) = action.pointer(pointer) {
+        if let Some(arn) = action.at(pointer) {
             if let Some(account) = arn_account(&literal_text(arn, facts.pipeline_account)) {
                 if is_prod(&account) {
                     return Some((account, via.to_string()));
@@ -309,7 +310,7 @@ fn production_account(action: &Value, facts: &Facts) -> Option<(String, String)>
         }
     }
     let path = action
-        .pointer("/Configuration/TemplatePath")
+        .at("/Configuration/TemplatePath")
         .and_then(Value::as_str)?;
     let (_artifact, file) = path.split_once("::")?;
     let stack = facts.stacks.iter().find(|s| s.template_path == file)?;
@@ -799,7 +800,7 @@ mod tests {
         let planned = plan(&stages);
         let refs: Vec<&Insertion> = planned.iter().collect();
         let actions = p
-            .pointer("/Properties/Stages/0/Actions")
+            .at("/Properties/Stages/0/Actions")
             .unwrap()
             .as_array()
             .unwrap();

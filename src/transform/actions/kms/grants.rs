@@ -10,6 +10,7 @@
 //! service role, a pipeline's roles) get it in the policy attached to them, or in an inline
 //! policy named [`GRANT_SID`]. A role that is not in the template gets a note instead.
 
+use crate::transform::change::Pointer;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
@@ -377,7 +378,7 @@ fn propose(
     let docs = documents(template);
     let mut needs: Vec<Need> = docs.iter().map(|_| Need::default()).collect();
     for (doc, need) in docs.iter().zip(needs.iter_mut()) {
-        for statement in statements(template.pointer(&doc.pointer)) {
+        for statement in statements(template.at(&doc.pointer)) {
             if statement.get("Effect").and_then(Value::as_str) != Some("Allow")
                 || statement.get("Sid").and_then(Value::as_str) == Some(GRANT_SID)
             {
@@ -458,7 +459,7 @@ fn propose(
 
     let actions = |mask: u8| kms_actions(mask).join(", ");
     for (doc, need) in docs.iter().zip(&needs) {
-        let granted = already_granted(statements(template.pointer(&doc.pointer)), key);
+        let granted = already_granted(statements(template.at(&doc.pointer)), key);
         if need.mask & !granted == 0 {
             continue;
         }
@@ -474,7 +475,7 @@ fn propose(
             ));
             continue;
         }
-        let document = template.pointer(&doc.pointer);
+        let document = template.at(&doc.pointer);
         let existing = match document.and_then(|d| d.get("Statement")) {
             Some(Value::Array(items)) => items
                 .iter()

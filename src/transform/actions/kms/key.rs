@@ -9,6 +9,7 @@
 //! bucket notification targeting an encrypted topic or queue), scoped to this account. The policy
 //! names no resource of the template, so the key depends on nothing and nothing cycles.
 
+use crate::transform::change::Pointer;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
@@ -148,7 +149,7 @@ pub fn service_uses(template: &Value, encrypted: &[(String, Kind)]) -> Vec<Servi
             .into_iter()
             .flatten()
         {
-            let sent_to = [entry.get("Arn"), entry.pointer("/DeadLetterConfig/Arn")];
+            let sent_to = [entry.get("Arn"), entry.at("/DeadLetterConfig/Arn")];
             for target in sent_to.into_iter().flatten().flat_map(cfn::referenced_ids) {
                 if messaging(&target) {
                     add(

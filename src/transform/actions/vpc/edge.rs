@@ -8,6 +8,7 @@
 //! - its execution role trusts `edgelambda.amazonaws.com`, which only Lambda@Edge needs (CDK
 //!   adds it for every edge function, also when the distribution is in another stack).
 
+use crate::transform::change::Pointer;
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
@@ -140,7 +141,7 @@ fn trusts_edgelambda(document: &Value) -> bool {
 /// Records for checkov why the function has no VPC, unless a skip for the check is there.
 pub fn checkov_skip(logical_id: &str, resource: &Value) -> Option<Change> {
     let already = |s: &Value| s.get("id").and_then(Value::as_str) == Some(CHECKOV_VPC_CHECK);
-    match resource.pointer("/Metadata/checkov") {
+    match resource.at("/Metadata/checkov") {
         None => {}
         Some(Value::Object(checkov)) => match checkov.get("skip") {
             None => {}

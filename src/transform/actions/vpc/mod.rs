@@ -16,6 +16,7 @@ mod edge;
 mod grant;
 mod network;
 
+use crate::transform::change::Pointer;
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
@@ -141,7 +142,7 @@ impl Added {
             return Ok(());
         }
         self.pointers.push(pointer.to_string());
-        match template.pointer(pointer) {
+        match template.at(pointer) {
             None => {
                 proposal.push(Change::new(logical_id, pointer, Op::AddResource, value, reason));
                 Ok(())
