@@ -321,9 +321,15 @@ pub fn apply(
             if !adds_any(old, value) {
                 return Ok(Outcome::Unchanged);
             }
-            let mut merged = old.clone();
-            merge_absent(&mut merged, value);
-            merged
+            // Merged in place: the record keeps the value before as text.
+            let before = JsonText::of(old);
+            let target = template.at_mut(&change.pointer).expect("found above");
+            merge_absent(target, value);
+            return Ok(Outcome::Applied {
+                old: Some(before),
+                new: JsonText::of(target),
+                enforced: false,
+            });
         }
         (Op::AppendUnique, Some(old)) => {
             // A single value is a list of one.
@@ -340,9 +346,20 @@ pub fn apply(
             if missing.is_empty() {
                 return Ok(Outcome::Unchanged);
             }
-            let mut items = items.to_vec();
-            items.extend(missing.into_iter().cloned());
-            Value::Array(items)
+            // Appended in place: the record keeps the value before as text.
+            let missing: Vec<Value> = missing.into_iter().cloned().collect();
+            let before = JsonText::of(old);
+            let target = template.at_mut(&change.pointer).expect("found above");
+            if !target.is_array() {
+                *target = Value::Array(vec![target.take()]);
+            }
+            let items = target.as_array_mut().expect("made an array above");
+            items.extend(missing);
+            return Ok(Outcome::Applied {
+                old: Some(before),
+                new: JsonText::of(target),
+                enforced: false,
+            });
         }
     };
     // The record keeps the values as text; the tree takes the new value itself.
