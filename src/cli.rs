@@ -186,14 +186,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Prints the review, or writes it to `--output` and prints a summary. `files` is the
-/// assembly the review's templates are in (for SARIF locations).
 /// Leaves the outcome to the operating system: the process exits next, and freeing a large
 /// report value by value would only cost time.
 fn leave(outcome: crate::Outcome) {
     std::mem::forget(outcome);
 }
 
+/// Prints the review, or writes it to `--output` and prints a summary. `files` is the
+/// assembly the review's templates are in (for SARIF locations).
 fn emit(common: &Common, report: &Report, applied: bool, files: &Path) -> Result<()> {
     let format = Format::from(common.format);
     let options = RenderOptions {
