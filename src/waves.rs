@@ -33,7 +33,9 @@ use crate::report::{self, StackReport, Started};
 use crate::transform::{self, Registry};
 
 /// About how many bytes finishing holds per byte of a template's text, on top of what waits:
-/// the text as read again, the final text and the diff.
+/// the text as read again, the final text and the diff. A waiting template reserves it from
+/// the start, so reviews do not pile up while it waits only to be spooled when it finishes
+/// (their pages are given back to the system later than its texts are taken).
 const FINISHING_PER_BYTE: usize = 3;
 
 /// What the waves leave for the report: per template, in stack order, its findings and secret
@@ -210,17 +212,14 @@ impl<'r> Context<'_, 'r> {
                 let mut serialized = self.serialize(index, false)?;
                 drop(flight);
                 let held = serialized.hardened.as_ref().map_or(0, String::len)
-                    + serialized.review.approximate_size();
+                    + serialized.review.approximate_size()
+                    + size.saturating_mul(FINISHING_PER_BYTE);
                 serialized._waiting = Some(self.reviews.reserve(held)?);
                 Ok(Step::Waiting(Box::new(serialized)))
             }
             Job::Finish(_, serialized) => {
-                let (review, done) = {
-                    let _flight = self
-                        .reviews
-                        .reserve(size.saturating_mul(FINISHING_PER_BYTE))?;
-                    self.finish(index, *serialized)?
-                };
+                // Its reservation, made when it began to wait, is given back once finished.
+                let (review, done) = self.finish(index, *serialized)?;
                 self.store(index, review, done)
             }
         }
