@@ -78,8 +78,12 @@ pub fn write(
         let texts: Vec<String> = batch
             .par_iter()
             .map(|&i| {
-                let mut out = String::new();
-                render_stack(&mut out, report, &report.stack(i), s);
+                let stack = report.stack(i);
+                // Room for the diff, copied in whole, and a few lines per change, so the text
+                // is not copied again and again as it grows.
+                let room = stack.diff.text.len() + 400 * (stack.changes.len() + stack.notes.len());
+                let mut out = String::with_capacity(room + 4096);
+                render_stack(&mut out, report, &stack, s);
                 out
             })
             .collect();
