@@ -99,8 +99,8 @@ pub(crate) fn run(
             .into_par_iter()
             .map(|job| (job.index(), ctx.run(job)))
             .collect();
-        // In stack order: the first failure is the one reported, and files are renamed in a
-        // deterministic order.
+        // In stack order: the first failure is the one reported, and staged files are handed
+        // to the writer in a deterministic order.
         results.sort_by_key(|(index, _)| *index);
         for (index, result) in results {
             let done = match result? {
