@@ -61,9 +61,28 @@ fn unified_cutting_at(path: &str, before: &str, after: &str, deep: usize) -> Uni
             }
         }
     }
-    let mut text = format!("--- a/{path}\n+++ b/{path}\n");
-    for group in similar::group_diff_ops(ops, CONTEXT) {
-        write_hunk(&mut text, &group, &old, &new);
+    let groups = similar::group_diff_ops(ops, CONTEXT);
+    // The text's size, give or take the markers of unterminated lines, so it is written into
+    // one buffer instead of being copied as it grows.
+    let size: usize = groups
+        .iter()
+        .flatten()
+        .map(|op| {
+            let (_, o, n) = op.as_tag_tuple();
+            let lines = |text: &Text, r: std::ops::Range<usize>| {
+                text.lines[r].iter().map(|l| l.len() + 2).sum::<usize>()
+            };
+            match op {
+                DiffOp::Equal { .. } => lines(&old, o),
+                _ => lines(&old, o) + lines(&new, n),
+            }
+        })
+        .sum::<usize>()
+        + 48 * groups.len();
+    let mut text = String::with_capacity(2 * path.len() + 16 + size);
+    let _ = write!(text, "--- a/{path}\n+++ b/{path}\n");
+    for group in &groups {
+        write_hunk(&mut text, group, &old, &new);
     }
     Unified {
         text,
