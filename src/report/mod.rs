@@ -91,6 +91,8 @@ pub struct StackReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
     pub nested: bool,
+    /// As rows in the serialized form (see [`store`]): it is only the spool's.
+    #[serde(with = "store::rows")]
     pub changes: Vec<Applied>,
     pub notes: Vec<Note>,
     /// Logical ids of the resources the changes added, in template order.

@@ -106,6 +106,71 @@ fn tally<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<(String, usize)> {
     out
 }
 
+/// A review's changes as the spool writes them: one array per change, its fields in order, so
+/// reading thousands of them back matches no field names. The value before is `[value]`, or
+/// `null` when there was none (an explicit `null` before is `[null]`).
+pub(super) mod rows {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::transform::{Applied, JsonText, Op};
+
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        Op,
+        Option<(JsonText,)>,
+        JsonText,
+        String,
+        bool,
+        Vec<String>,
+    );
+
+    pub fn serialize<S: Serializer>(changes: &[Applied], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(changes.iter().map(|c| {
+            (
+                &c.transform,
+                &c.logical_id,
+                &c.construct_path,
+                &c.resource_type,
+                &c.pointer,
+                c.op,
+                c.old.as_ref().map(|v| (v,)),
+                &c.new,
+                &c.reason,
+                c.enforced,
+                &c.warnings,
+            )
+        }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Applied>, D::Error> {
+        let rows = Vec::<Row>::deserialize(d)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let (transform, logical_id, construct_path, resource_type, pointer, op) =
+                    (row.0, row.1, row.2, row.3, row.4, row.5);
+                Applied {
+                    transform,
+                    logical_id,
+                    construct_path,
+                    resource_type,
+                    pointer,
+                    op,
+                    old: row.6.map(|(v,)| v),
+                    new: row.7,
+                    reason: row.8,
+                    enforced: row.9,
+                    warnings: row.10,
+                }
+            })
+            .collect())
+    }
+}
+
 /// A template's review: in memory, or at a place in the spool.
 #[derive(Debug, Clone)]
 enum Body {
@@ -463,6 +528,41 @@ fn heap_size(v: &serde_json::Value) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The spool's rows keep every field of a change, and tell no value before from an
+    /// explicit `null` before.
+    #[test]
+    fn issue_8_changes_round_trip_as_rows() {
+        use crate::transform::{Applied, JsonText, Op};
+        let change = |old: Option<serde_json::Value>| Applied {
+            transform: "kms".into(),
+            logical_id: "Bucket".into(),
+            construct_path: Some("App/Bucket/Resource".into()),
+            resource_type: None,
+            pointer: "/Resources/Bucket/Properties/X".into(),
+            op: Op::Enforce,
+            old: old.as_ref().map(JsonText::of),
+            new: JsonText::of(&serde_json::json!({"a": [1, "b"]})),
+            reason: "r".into(),
+            enforced: true,
+            warnings: vec!["w".into()],
+        };
+        let mut r = review("S");
+        r.changes = vec![
+            change(None),
+            change(Some(serde_json::Value::Null)),
+            change(Some(serde_json::json!("v"))),
+        ];
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains(r#""changes":[["kms","Bucket","App/Bucket/Resource",null,"#));
+        let back: StackReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.changes, r.changes);
+        assert_eq!(back.changes[0].old, None);
+        assert_eq!(
+            back.changes[1].old.as_ref().map(JsonText::as_str),
+            Some("null")
+        );
+    }
 
     fn review(name: &str) -> StackReport {
         let mut r: StackReport = serde_json::from_value(serde_json::json!({
