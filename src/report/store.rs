@@ -237,11 +237,11 @@ impl Store {
             Body::Memory(s, _) => Cow::Borrowed(s),
             Body::Spooled { offset, json, diff } => {
                 let spool = self.spool.as_ref().expect("a spooled review has a spool");
-                let mut bytes = spool
-                    .read(*offset, json + diff)
+                let [bytes, diff] = spool
+                    .read(*offset, [*json, *diff])
                     .unwrap_or_else(|e| panic!("reading back the review's temporary file: {e}"));
-                let text = String::from_utf8(bytes.split_off(*json))
-                    .expect("a spooled diff reads back as it was written");
+                let text =
+                    String::from_utf8(diff).expect("a spooled diff reads back as it was written");
                 let s: Spooled = serde_json::from_slice(&bytes)
                     .expect("a spooled review reads back as it was written");
                 let mut report = s.report;
@@ -283,12 +283,15 @@ impl Spool {
         Ok(offset)
     }
 
-    fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    /// Reads consecutive parts of these lengths from `offset`, each into its own buffer.
+    fn read<const N: usize>(&self, offset: u64, lens: [usize; N]) -> std::io::Result<[Vec<u8>; N]> {
         let mut file = self.file.lock().expect("the spool lock is not poisoned");
         file.seek(SeekFrom::Start(offset))?;
-        let mut bytes = vec![0; len];
-        file.read_exact(&mut bytes)?;
-        Ok(bytes)
+        let mut parts = lens.map(|len| vec![0; len]);
+        for part in &mut parts {
+            file.read_exact(part)?;
+        }
+        Ok(parts)
     }
 }
 
