@@ -352,7 +352,10 @@ impl StoreBuilder {
     pub fn reserve(&self, bytes: usize) -> Result<Flight<'_>> {
         let flight = Flight { store: self, bytes };
         let in_flight = self.in_flight.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        if self.held.load(Ordering::Relaxed) + in_flight > self.budget {
+        let held = self.held.load(Ordering::Relaxed);
+        // With nothing held there is nothing to move (while a large template waits, every
+        // review goes straight to the spool): the slots are not searched.
+        if held > 0 && held + in_flight > self.budget {
             // Take reviews out under the lock, until enough is taken; spool them outside it, so
             // other templates can store theirs meanwhile.
             let mut taken = Vec::new();
