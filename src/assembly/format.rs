@@ -115,14 +115,7 @@ impl<'de> Visitor<'de> for Exact<'_> {
 
 /// The bytes of `value` in CDK's template format.
 pub fn to_cdk_json(value: &Value) -> String {
-    to_cdk_json_with_capacity(value, 4096)
-}
-
-/// [`to_cdk_json`] into a buffer of `capacity` bytes to start with. A good guess saves
-/// copying a large template's text as the buffer grows, and holding the old buffer and the
-/// new, twice its size, while it copies.
-pub fn to_cdk_json_with_capacity(value: &Value, capacity: usize) -> String {
-    let mut out = Vec::with_capacity(capacity);
+    let mut out = Vec::with_capacity(4096);
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
     value
@@ -131,8 +124,10 @@ pub fn to_cdk_json_with_capacity(value: &Value, capacity: usize) -> String {
     String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
-/// [`to_cdk_json_with_capacity`] on a value given up: each part is freed once written, so a
-/// large template's tree shrinks as its text grows instead of both being whole at the end.
+/// [`to_cdk_json`] on a value given up, into a buffer of `capacity` bytes to start with: each
+/// part is freed once written, so a large template's tree shrinks as its text grows instead of
+/// both being whole at the end, and a good guess at the size saves copying the text as the
+/// buffer grows.
 /// The same bytes as [`to_cdk_json`] (a test checks on generated values and every example
 /// template).
 pub fn into_cdk_json(value: Value, capacity: usize) -> String {

@@ -2,7 +2,7 @@
 //!
 //! This module owns the model ([`Assembly`], [`Stack`]), reading it from disk ([`read`]),
 //! keeping asset ids consistent when templates change ([`rehash`]) and writing the result
-//! atomically ([`write`]). It knows nothing of transforms: it is handed new template values
+//! atomically ([`mod@write`]). It knows nothing of transforms: it is handed new template values
 //! and turns them into a set of file writes.
 //!
 //! Everything that is not a template we change is kept byte for byte: manifests and asset
