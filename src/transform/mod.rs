@@ -175,7 +175,7 @@ pub fn harden_template(
         proposal.changes.sort_by(|a, b| a.pointer.cmp(&b.pointer));
         let enforce = config.transforms.enforce.iter().any(|e| e == id);
         let may_replace = config.allow_replacement.iter().any(|e| e == id);
-        for change in proposal.changes {
+        for mut change in proposal.changes {
             let verdict = replacement::check(&out.original, &change, may_replace);
             if let Some(replacement::Verdict::Refuse(message)) = &verdict {
                 // Only refuse what would change something: a no-op is not a replacement. The
@@ -198,7 +198,8 @@ pub fn harden_template(
                 continue;
             }
             let warning = verdict.map(replacement::Verdict::message);
-            match apply(&mut out.template, &change, enforce, id)? {
+            let value = std::mem::take(&mut change.value);
+            match apply_value(&mut out.template, &change, value, enforce, id)? {
                 Outcome::Unchanged => {}
                 Outcome::LeftAlone(message) => {
                     out.notes
@@ -258,9 +259,21 @@ pub fn apply(
     enforce: bool,
     transform: &str,
 ) -> Result<Outcome> {
+    apply_value(template, change, change.value.clone(), enforce, transform)
+}
+
+/// [`apply`] with the change's value given up (`value`), so the tree takes it instead of a
+/// copy: the engine applies thousands of changes to a large template, and each proposal
+/// holds its values until they are applied.
+fn apply_value(
+    template: &mut Value,
+    change: &Change,
+    value: Value,
+    enforce: bool,
+    transform: &str,
+) -> Result<Outcome> {
     // Looked at in place; the value replaced is taken out of the tree by `set`, not copied.
     let existing = template.at(&change.pointer);
-    let value = &change.value;
     let describe = |v: &Value| {
         let s = v.to_string();
         if s.len() > 80 {
@@ -273,9 +286,9 @@ pub fn apply(
         }
     };
     let new = match (change.op, existing) {
-        (_, None) => value.clone(),
+        (_, None) => value,
         (Op::SetIfAbsent | Op::AddResource, Some(old)) => {
-            if old == value {
+            if *old == value {
                 return Ok(Outcome::Unchanged);
             }
             return Ok(Outcome::LeftAlone(format!(
@@ -285,7 +298,7 @@ pub fn apply(
             )));
         }
         (Op::Enforce, Some(old)) => {
-            if old == value {
+            if *old == value {
                 return Ok(Outcome::Unchanged);
             }
             if !enforce {
@@ -293,22 +306,23 @@ pub fn apply(
                     "`{}` is set explicitly to {} where the rule wants {}; left alone (list `{transform}` in `transforms.enforce` to override)",
                     change.pointer,
                     describe(old),
-                    describe(value)
+                    describe(&value)
                 )));
             }
             // A failed set fails the whole run, so a half-made change is never written.
-            let old = set(template, change, value.clone(), transform)?;
+            let new = JsonText::of(&value);
+            let old = set(template, change, value, transform)?;
             return Ok(Outcome::Applied {
                 old: old.as_ref().map(JsonText::of),
-                new: JsonText::of(value),
+                new,
                 enforced: true,
             });
         }
         (Op::Upgrade, Some(old)) => {
-            if old == value {
+            if *old == value {
                 return Ok(Outcome::Unchanged);
             }
-            value.clone()
+            value
         }
         (Op::Merge, Some(old)) => {
             if !old.is_object() || !value.is_object() {
@@ -318,13 +332,13 @@ pub fn apply(
                     describe(old)
                 )));
             }
-            if !adds_any(old, value) {
+            if !adds_any(old, &value) {
                 return Ok(Outcome::Unchanged);
             }
             // Merged in place: the record keeps the value before as text.
             let before = JsonText::of(old);
             let target = template.at_mut(&change.pointer).expect("found above");
-            merge_absent(target, value);
+            merge_absent(target, &value);
             return Ok(Outcome::Applied {
                 old: Some(before),
                 new: JsonText::of(target),
@@ -337,17 +351,18 @@ pub fn apply(
                 Value::Array(a) => a,
                 other => std::slice::from_ref(other),
             };
-            let mut missing: Vec<&Value> = Vec::new();
-            for item in value.as_array().into_iter().flatten() {
-                if !items.contains(item) && !missing.contains(&item) {
-                    missing.push(item);
+            let mut missing: Vec<Value> = Vec::new();
+            if let Value::Array(wanted) = value {
+                for item in wanted {
+                    if !items.contains(&item) && !missing.contains(&item) {
+                        missing.push(item);
+                    }
                 }
             }
             if missing.is_empty() {
                 return Ok(Outcome::Unchanged);
             }
             // Appended in place: the record keeps the value before as text.
-            let missing: Vec<Value> = missing.into_iter().cloned().collect();
             let before = JsonText::of(old);
             let target = template.at_mut(&change.pointer).expect("found above");
             if !target.is_array() {
