@@ -11,6 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::transform::JsonText;
+
 /// One new or changed policy statement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -33,7 +35,15 @@ pub struct Permission {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
     /// The statement as it is in the template.
-    pub statement: Value,
+    // Held as compact JSON text (a review holds one per new statement, and the spool writes
+    // and reads it back as is); written out as the value.
+    #[serde(serialize_with = "as_value")]
+    pub statement: JsonText,
+}
+
+/// Writes a value held as text as the value itself, so a pretty-printed report indents it.
+fn as_value<S: serde::Serializer>(text: &JsonText, s: S) -> Result<S::Ok, S::Error> {
+    text.value().serialize(s)
 }
 
 /// The policy statements of a template as read: kept before its tree is hardened in place,
@@ -136,7 +146,7 @@ impl Found {
             resources,
             principals,
             condition: s.get("Condition").map(render_condition),
-            statement: self.statement,
+            statement: JsonText::of(&self.statement),
         }
     }
 }

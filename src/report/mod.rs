@@ -100,7 +100,8 @@ pub struct StackReport {
     pub added: Vec<String>,
     /// IAM statements (identity and resource policies, trust policies, key policies, Lambda
     /// permissions) that are in the hardened template and were not in the input.
-    #[serde(default)]
+    /// As rows in the serialized form, statements as text (see [`store`]).
+    #[serde(default, with = "store::permission_rows")]
     pub permissions: Vec<Permission>,
     /// Construct paths of the resources that notes name (logical id → path).
     #[serde(default)]
@@ -180,7 +181,7 @@ impl StackReport {
             n.message = mask_text(&n.message, secrets);
         }
         for p in &mut self.permissions {
-            mask_value(&mut p.statement, secrets);
+            mask_text_value(&mut p.statement, secrets);
         }
         for secret in secrets {
             // As the template spells it: JSON-escaped, without the quotes.

@@ -112,7 +112,8 @@ fn tally<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<(String, usize)> {
 pub(super) mod rows {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use crate::transform::{Applied, JsonText, Op};
+    use crate::transform::change::Written;
+    use crate::transform::{Applied, Op};
 
     type Row = (
         String,
@@ -121,8 +122,8 @@ pub(super) mod rows {
         Option<String>,
         String,
         Op,
-        Option<(JsonText,)>,
-        JsonText,
+        Option<(Written,)>,
+        Written,
         String,
         bool,
         Vec<String>,
@@ -160,12 +161,67 @@ pub(super) mod rows {
                     resource_type,
                     pointer,
                     op,
-                    old: row.6.map(|(v,)| v),
-                    new: row.7,
+                    old: row.6.map(|(v,)| v.0),
+                    new: row.7 .0,
                     reason: row.8,
                     enforced: row.9,
                     warnings: row.10,
                 }
+            })
+            .collect())
+    }
+}
+
+/// A review's new permissions as the spool writes them: one array per permission, its
+/// statement as the compact text it holds.
+pub(super) mod permission_rows {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::report::Permission;
+    use crate::transform::change::Written;
+
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        Option<String>,
+        Written,
+    );
+
+    pub fn serialize<S: Serializer>(permissions: &[Permission], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(permissions.iter().map(|p| {
+            (
+                &p.logical_id,
+                &p.resource_type,
+                &p.document,
+                &p.effect,
+                &p.actions,
+                &p.resources,
+                &p.principals,
+                &p.condition,
+                &p.statement,
+            )
+        }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Permission>, D::Error> {
+        let rows = Vec::<Row>::deserialize(d)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Permission {
+                logical_id: row.0,
+                resource_type: row.1,
+                document: row.2,
+                effect: row.3,
+                actions: row.4,
+                resources: row.5,
+                principals: row.6,
+                condition: row.7,
+                statement: row.8 .0,
             })
             .collect())
     }
@@ -457,8 +513,8 @@ impl StoreBuilder {
 }
 
 /// About how many bytes a review holds in memory: its diff, and its records with their JSON
-/// values, counted the way they are laid out (a `serde_json::Value` is 72 bytes inline, an
-/// object entry 104 plus its index), plus a quarter for the allocator's rounding.
+/// values (held as text), counted the way they are laid out, plus a quarter for the
+/// allocator's rounding.
 pub(crate) fn approximate_size(s: &StackReport) -> usize {
     use std::mem::size_of;
     let changes: usize = s
@@ -482,7 +538,7 @@ pub(crate) fn approximate_size(s: &StackReport) -> usize {
         .iter()
         .map(|p| {
             size_of::<super::Permission>()
-                + heap_size(&p.statement)
+                + p.statement.as_str().len()
                 + p.logical_id.len()
                 + p.document.len()
                 + [&p.actions, &p.resources, &p.principals]
@@ -511,24 +567,6 @@ pub(crate) fn approximate_size(s: &StackReport) -> usize {
         + small
         + s.name.len() * 4;
     total + total / 4
-}
-
-/// The bytes a JSON value owns beyond its 72 inline bytes.
-fn heap_size(v: &serde_json::Value) -> usize {
-    use serde_json::Value;
-    const VALUE: usize = std::mem::size_of::<Value>();
-    match v {
-        Value::String(s) => s.len(),
-        Value::Number(n) => n.to_string().len(),
-        Value::Array(items) => items.iter().map(|i| VALUE + heap_size(i)).sum(),
-        Value::Object(map) => {
-            64 + map
-                .iter()
-                .map(|(k, v)| 104 + 16 + k.len() + heap_size(v))
-                .sum::<usize>()
-        }
-        _ => 0,
-    }
 }
 
 #[cfg(test)]
