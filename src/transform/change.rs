@@ -201,19 +201,7 @@ impl JsonText {
     }
 }
 
-impl From<&Value> for JsonText {
-    fn from(value: &Value) -> JsonText {
-        JsonText::of(value)
-    }
-}
-
 impl std::fmt::Debug for JsonText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::fmt::Display for JsonText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
