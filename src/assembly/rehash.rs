@@ -291,11 +291,14 @@ fn hex_run_ends(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
 pub struct Renames {
     hex: HashMap<String, String>,
     opaque: Vec<(String, String)>,
+    /// Some hex id's replacement is not 64 bytes long, so texts cannot be rewritten in place.
+    uneven: bool,
 }
 
 impl Renames {
     pub fn insert(&mut self, old: String, new: String) {
         if is_hex64(&old) {
+            self.uneven |= new.len() != old.len();
             self.hex.insert(old, new);
         } else {
             self.opaque.push((old, new));
@@ -314,7 +317,7 @@ impl Renames {
 
     /// [`Renames::apply`], in place where the new ids are as long as the old.
     pub fn apply_owned(&self, text: String) -> String {
-        if !self.opaque.is_empty() || self.hex.values().any(|new| new.len() != 64) {
+        if !self.opaque.is_empty() || self.uneven {
             return self.apply(&text);
         }
         let mut bytes = text.into_bytes();
