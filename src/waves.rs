@@ -165,16 +165,20 @@ struct Done {
 /// One template hardened and serialized, its tree dropped: what finishing it needs.
 struct Serialized<'r> {
     review: Started,
-    /// The text as read; `None` once given up to wait (finishing reads it again, and checks
-    /// it against `read_id`).
-    before: Option<String>,
-    read_id: Option<String>,
+    before: Before,
     /// The hardened text, if hardening changed the tree.
     hardened: Option<String>,
     findings: Vec<Finding>,
     secrets: Vec<String>,
     /// While it waits, its share of the review budget.
     _waiting: Option<Flight<'r>>,
+}
+
+/// The text of a template as read: kept, or given up to wait (finishing reads it again, and
+/// checks it against its SHA-256).
+enum Before {
+    Kept(String),
+    GivenUp { sha256: String },
 }
 
 /// What every job of a wave shares.
@@ -233,12 +237,13 @@ impl<'r> Context<'_, 'r> {
         let (text, tree) = (read.text, read.value);
         // Hardening adds to a template; the pipeline of a large app grows by about 45%.
         let capacity = text.len() + text.len() / 2;
-        let (before, read_id) = match keep_text {
-            true => (Some(text), None),
+        let before = match keep_text {
+            true => Before::Kept(text),
             false => {
-                let read_id = sha256_hex(text.as_bytes());
+                let sha256 = sha256_hex(text.as_bytes());
+                // Given up now: the text is not in memory beside the tree being hardened.
                 drop(text);
-                (None, Some(read_id))
+                Before::GivenUp { sha256 }
             }
         };
         // The tree is hardened in place; the review compares policies with these.
@@ -251,11 +256,11 @@ impl<'r> Context<'_, 'r> {
                 source: Box::new(e),
             })?;
         let findings = findings::scan(self.assembly, index, &hardened.template);
-        let secrets = match (&before, &read_id) {
-            (Some(text), _) => report::secret_values(&findings, text, &hardened.template),
-            (None, _) if findings.is_empty() => Vec::new(),
-            (None, read_id) => {
-                let text = self.read_again(index, read_id.as_deref())?;
+        let secrets = match &before {
+            Before::Kept(text) => report::secret_values(&findings, text, &hardened.template),
+            Before::GivenUp { .. } if findings.is_empty() => Vec::new(),
+            Before::GivenUp { sha256 } => {
+                let text = self.read_again(index, sha256)?;
                 report::secret_values(&findings, &text, &hardened.template)
             }
         };
@@ -267,7 +272,6 @@ impl<'r> Context<'_, 'r> {
         Ok(Serialized {
             review,
             before,
-            read_id,
             hardened,
             findings,
             secrets,
@@ -275,16 +279,16 @@ impl<'r> Context<'_, 'r> {
         })
     }
 
-    /// The text of a template read before, whose SHA-256 was `read_id`: an error if it
+    /// The text of a template read before, whose SHA-256 was `sha256`: an error if it
     /// changed since.
-    fn read_again(&self, index: usize, read_id: Option<&str>) -> Result<String> {
+    fn read_again(&self, index: usize, sha256: &str) -> Result<String> {
         let changed = || Error::Changed {
             path: self.assembly.stacks[index]
                 .template_path
                 .under(&self.assembly.root),
         };
         let bytes = self.assembly.read_template_bytes(index)?;
-        if Some(sha256_hex(&bytes).as_str()) != read_id {
+        if sha256_hex(&bytes) != sha256 {
             return Err(changed());
         }
         String::from_utf8(bytes).map_err(|_| changed())
@@ -303,8 +307,8 @@ impl<'r> Context<'_, 'r> {
     fn finish(&self, index: usize, s: Serialized) -> Result<(StackReport, Done)> {
         let stack = &self.assembly.stacks[index];
         let before = match s.before {
-            Some(text) => text,
-            None => self.read_again(index, s.read_id.as_deref())?,
+            Before::Kept(text) => text,
+            Before::GivenUp { sha256 } => self.read_again(index, &sha256)?,
         };
         // Only a template that names another's asset id can need new ids; one that needs
         // neither keeps the bytes read, uncopied.
@@ -357,7 +361,7 @@ mod tests {
             writer: None,
         };
         let waiting = ctx.serialize(0, false).unwrap();
-        assert!(waiting.before.is_none() && waiting.read_id.is_some());
+        assert!(matches!(waiting.before, Before::GivenUp { .. }));
         let file = assembly.stacks[0].template_path.under(&root);
         let mut text = std::fs::read_to_string(&file).unwrap();
         text.push(' ');
