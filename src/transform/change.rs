@@ -6,6 +6,7 @@
 //! [`Applied`] record, which is all the review output needs.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -180,14 +181,15 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<JsonText>, D
 /// the review is rendered. As trees they would outweigh the template itself (a pipeline's
 /// thousand CodeBuild projects, each with its environment variables before and after); as text
 /// they take a few bytes per byte of JSON, preview by cutting the text, and spool and read back
-/// as they are.
+/// as they are. Equal texts can share one allocation ([`Texts`]): a pipeline's thousand
+/// projects mostly get the same environment variables.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct JsonText(Box<str>);
+pub struct JsonText(Arc<str>);
 
 impl JsonText {
     pub fn of(value: &Value) -> JsonText {
         let text = serde_json::to_string(value).expect("a serde_json::Value serializes");
-        JsonText(text.into_boxed_str())
+        JsonText(text.into())
     }
 
     /// The compact text.
@@ -230,8 +232,25 @@ pub(crate) struct Written(pub JsonText);
 
 impl<'de> Deserialize<'de> for Written {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Written, D::Error> {
-        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
-        Ok(Written(JsonText(raw.into())))
+        let raw = <&serde_json::value::RawValue>::deserialize(d)?;
+        Ok(Written(JsonText(raw.get().into())))
+    }
+}
+
+/// The texts of one template's records, each kept once: [`Texts::share`] gives back an equal
+/// text already kept instead of a second copy.
+#[derive(Default)]
+pub(crate) struct Texts(std::collections::HashSet<Arc<str>>);
+
+impl Texts {
+    pub fn share(&mut self, text: JsonText) -> JsonText {
+        match self.0.get(&text.0) {
+            Some(kept) => JsonText(Arc::clone(kept)),
+            None => {
+                self.0.insert(Arc::clone(&text.0));
+                text
+            }
+        }
     }
 }
 
@@ -362,6 +381,19 @@ mod tests {
                 proptest::prop_assert_eq!(ours.at_mut(p).cloned(), theirs.pointer_mut(p).cloned());
             }
         }
+    }
+
+    /// Equal texts come back as one allocation; different ones stay apart.
+    #[test]
+    fn issue_8_equal_record_texts_are_kept_once() {
+        let mut texts = Texts::default();
+        let a = texts.share(JsonText::of(&json!([{"Name": "PIP_INDEX_URL"}])));
+        let b = texts.share(JsonText::of(&json!([{"Name": "PIP_INDEX_URL"}])));
+        let c = texts.share(JsonText::of(&json!([{"Name": "NPM_CONFIG_REGISTRY"}])));
+        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert_eq!(a, b);
+        assert!(!Arc::ptr_eq(&a.0, &c.0));
+        assert_eq!(c.as_str(), r#"[{"Name":"NPM_CONFIG_REGISTRY"}]"#);
     }
 
     #[test]

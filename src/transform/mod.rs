@@ -134,6 +134,8 @@ pub fn harden_template(
         template,
         ..Default::default()
     };
+    // Equal record texts kept once: most projects of a pipeline get the same values.
+    let mut texts = change::Texts::default();
     for transform in registry.enabled(config) {
         let ctx = Context {
             assembly,
@@ -225,8 +227,8 @@ pub fn harden_template(
                             .map(str::to_string),
                         pointer: change.pointer.clone(),
                         op: change.op,
-                        old,
-                        new,
+                        old: old.map(|old| texts.share(old)),
+                        new: texts.share(new),
                         reason: change.reason.clone(),
                         enforced,
                         warnings,
