@@ -77,6 +77,13 @@ pub enum Error {
         second: String,
     },
 
+    #[error("{}: the template of both stack `{first}` and stack `{second}`; a template file belongs to one stack (each would be hardened for its own environment and written over the other)", path.display())]
+    SharedTemplate {
+        path: PathBuf,
+        first: String,
+        second: String,
+    },
+
     #[error("{}: `--out` must be a directory outside the assembly {} (and not one that contains it)", out.display(), input.display())]
     OutputOverlapsInput { out: PathBuf, input: PathBuf },
 

@@ -49,7 +49,9 @@ pub(crate) struct Outcome {
 
 /// Runs every template of the assembly through the waves, storing each review in `reviews`
 /// and staging each changed template to `writer` (added in a deterministic order). The first
-/// failure stops the run; of a wave's failures, the first in stack order is returned.
+/// wave with a failure stops the run, and of its failures the first in stack order is
+/// returned; a template serialized early counts in the wave it finishes in, so the error does
+/// not depend on the budget.
 pub(crate) fn run(
     assembly: &Assembly,
     config: &Config,
@@ -70,13 +72,20 @@ pub(crate) fn run(
         .copied()
         .filter(|&i| large(i))
         .collect();
-    let mut waiting: Vec<Option<Box<Serialized>>> =
+    let mut waiting: Vec<Option<Result<Box<Serialized>>>> =
         (0..assembly.stacks.len()).map(|_| None).collect();
     for (w, wave) in waves.iter().enumerate() {
+        // A template serialized early that failed fails in its own wave, like the others: the
+        // error reported does not depend on which templates the budget moves to the first.
+        let mut failed: Vec<(usize, Result<Step>)> = Vec::new();
         let mut jobs: Vec<Job> = wave
             .iter()
             .filter_map(|&index| match waiting[index].take() {
-                Some(serialized) => Some(Job::Finish(index, serialized)),
+                Some(Ok(serialized)) => Some(Job::Finish(index, serialized)),
+                Some(Err(e)) => {
+                    failed.push((index, Err(e)));
+                    None
+                }
                 None if early.contains(&index) => None,
                 None => Some(Job::Whole(index)),
             })
@@ -99,16 +108,23 @@ pub(crate) fn run(
             .into_par_iter()
             .map(|job| (job.index(), ctx.run(job)))
             .collect();
+        results.append(&mut failed);
         // In stack order: the first failure is the one reported, and staged files are handed
         // to the writer in a deterministic order.
         results.sort_by_key(|(index, _)| *index);
         for (index, result) in results {
-            let done = match result? {
-                Step::Waiting(serialized) => {
-                    waiting[index] = Some(serialized);
+            let done = match result {
+                Ok(Step::Waiting(serialized)) => {
+                    waiting[index] = Some(Ok(serialized));
                     continue;
                 }
-                Step::Done(done) => done,
+                // Serialized early: it fails in the wave it finishes in.
+                Err(e) if w == 0 && early.contains(&index) => {
+                    waiting[index] = Some(Err(e));
+                    continue;
+                }
+                Ok(Step::Done(done)) => done,
+                Err(e) => return Err(e),
             };
             if let Some(id) = &done.new_id {
                 rehash.record(assembly, index, id)?;

@@ -379,6 +379,72 @@ fn issue_2_invalid_json_names_line_and_column() {
     refused(&root, &[&name, "invalid JSON at line 3, column"]);
 }
 
+/// serde_json gives two keys a meaning of its own; a template that uses one is refused at its
+/// place (once it read `{"$serde_json::private::RawValue": "nope"}` as raw JSON and panicked
+/// rendering the JSON report), in every format, and nothing is written.
+#[test]
+fn issue_8_a_key_serde_json_reserves_is_refused_at_its_place() {
+    for (key, format) in [
+        ("$serde_json::private::RawValue", "json"),
+        ("$serde_json::private::Number", "text"),
+    ] {
+        let (_dir, root) = copy_fixture("pipelines");
+        let path = root.join("PipelineStack.template.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let bucket = "\"Type\": \"AWS::S3::Bucket\",";
+        assert!(text.contains(bucket));
+        let broken = text.replacen(
+            bucket,
+            &format!("{bucket}\n   \"Metadata\": {{\"{key}\": \"nope\"}},"),
+            1,
+        );
+        std::fs::write(&path, broken).unwrap();
+        let config = config("pipelines");
+        assert_refused(
+            &root,
+            &[
+                "apply",
+                ".",
+                "--format",
+                format,
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            &[
+                "PipelineStack.template.json",
+                "invalid JSON at line",
+                key,
+                "is reserved",
+            ],
+            &root,
+        );
+    }
+}
+
+/// Two stacks naming one template file would each harden it (for its own environment) and
+/// write over each other: refused at load, naming the file and both stacks.
+#[test]
+fn issue_2_two_stacks_sharing_a_template_file_are_refused() {
+    let (_dir, root) = copy_fixture("shapes");
+    let manifest = root.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let shared = text.replace(
+        "\"templateFile\": \"EdgeStack.template.json\"",
+        "\"templateFile\": \"CompliantStack.template.json\"",
+    );
+    assert_ne!(shared, text);
+    std::fs::write(&manifest, shared).unwrap();
+    let config = config("shapes");
+    assert_refused(
+        &root,
+        &["apply", ".", "--config", config.to_str().unwrap()],
+        &[
+            "CompliantStack.template.json: the template of both stack `EdgeStack` and stack `CompliantStack`",
+        ],
+        &root,
+    );
+}
+
 #[test]
 fn issue_2_missing_template() {
     let (_dir, root) = copy_fixture("pipelines");

@@ -849,6 +849,45 @@ fn issue_7_replacement_warnings_and_refusals_are_flagged_in_every_format() {
     }
 }
 
+/// With two bad templates, the error is the same whatever the budget: a template hardened
+/// early because it is large (every one, with a budget of 0) fails in the wave it finishes in,
+/// after a nested stack that fails in an earlier wave.
+#[test]
+fn issue_8_the_error_reported_does_not_depend_on_the_budget() {
+    use cdk_harden::{Assembly, LoadedConfig, Registry};
+    let (_dir, root) = copy_fixture("pipelines");
+    let dev = root.join("assembly-PipelineStack-Dev");
+    for file in [
+        "PipelineStackDevService2FAD3E8A.template.json",
+        "PipelineStackDevServiceStorage338AB38E.nested.template.json",
+    ] {
+        let path = dev.join(file);
+        let mut template: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let resources = template["Resources"].as_object_mut().unwrap();
+        let first = resources.values_mut().next().unwrap();
+        // An opt-out without a reason is an error.
+        first["Metadata"]["cdk-harden"] = serde_json::json!({"skip": [{"id": "*"}]});
+        std::fs::write(&path, serde_json::to_string(&template).unwrap()).unwrap();
+    }
+    let config = LoadedConfig::load(Some(&config("pipelines"))).unwrap();
+    let registry = Registry::load(&config).unwrap();
+    let assembly = Assembly::load(&root).unwrap();
+    let error = |budget| {
+        cdk_harden::harden_with_review_budget(&assembly, &config.config, &registry, None, budget)
+            .map(|_| ())
+            .expect_err("two bad templates fail")
+            .to_string()
+    };
+    let unlimited = error(usize::MAX);
+    assert!(
+        unlimited.contains("PipelineStackDevServiceStorage338AB38E.nested.template.json"),
+        "{unlimited}"
+    );
+    assert_eq!(error(0), unlimited);
+    assert_eq!(error(20_000), unlimited);
+}
+
 /// The reviews of a large assembly are spooled to a temporary file past a memory budget; every
 /// renderer must say exactly what it says when they are all in memory, secrets masked alike.
 #[test]

@@ -14,10 +14,17 @@ use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
 /// Parses JSON text into a tree; the same value, and the same errors, as
-/// `serde_json::from_slice::<Value>`.
+/// `serde_json::from_slice::<Value>`, except that a key serde_json reserves for itself
+/// ([`RESERVED_KEYS`]) is an error, with its line and column: serde_json would read
+/// `{"$serde_json::private::Number": "1"}` as the number `1`, so the template would change
+/// where no transform touched it, and its raw-value key would not read back at all.
 pub fn parse(bytes: &[u8]) -> serde_json::Result<Value> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let mut scratch = Scratch::default();
+    let mut scratch = Scratch {
+        input: bytes.as_ptr_range(),
+        items: Vec::new(),
+        entries: Vec::new(),
+    };
     let value = Exact(&mut scratch).deserialize(&mut de)?;
     de.end()?;
     Ok(value)
@@ -25,14 +32,71 @@ pub fn parse(bytes: &[u8]) -> serde_json::Result<Value> {
 
 /// The items and entries of the arrays and objects being parsed, innermost last; each is moved
 /// into a container of its exact size when it closes.
-#[derive(Default)]
 struct Scratch {
+    /// The text parsed: a key borrowed from it was written in it.
+    input: std::ops::Range<*const u8>,
     items: Vec<Value>,
     entries: Vec<(String, Value)>,
 }
 
 /// serde_json's key for a number held as its text (`arbitrary_precision`).
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+/// The keys serde_json gives a meaning of its own (with `arbitrary_precision` and
+/// `raw_value`): a template cannot use them.
+pub const RESERVED_KEYS: [&str; 2] = [NUMBER_TOKEN, "$serde_json::private::RawValue"];
+
+/// An object's key as the parser hands it over: written in the text, or serde_json's own
+/// token for a number held as text (it hands that over as an object of one entry).
+enum Key {
+    Written(String),
+    Number,
+}
+
+struct KeySeed<'s>(&'s std::ops::Range<*const u8>);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Key;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    /// A key without escapes is borrowed from the text; serde_json's number token is borrowed
+    /// from serde_json itself.
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key, E> {
+        if v == NUMBER_TOKEN && !self.0.contains(&v.as_ptr()) {
+            return Ok(Key::Number);
+        }
+        written(v.to_owned())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key, E> {
+        written(v.to_owned())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Key, E> {
+        written(v)
+    }
+}
+
+fn written<E: serde::de::Error>(key: String) -> Result<Key, E> {
+    if RESERVED_KEYS.contains(&key.as_str()) {
+        return Err(E::custom(format_args!(
+            "`{key}` is reserved by serde_json, the JSON library cdk-harden reads templates \
+             with, and cannot be a key"
+        )));
+    }
+    Ok(Key::Written(key))
+}
 
 struct Exact<'s>(&'s mut Scratch);
 
@@ -90,8 +154,9 @@ impl<'de> Visitor<'de> for Exact<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let scratch = self.0;
-        let mut key: Option<String> = map.next_key()?;
-        if key.as_deref() == Some(NUMBER_TOKEN) {
+        let input = scratch.input.clone();
+        let mut key = map.next_key_seed(KeySeed(&input))?;
+        if let Some(Key::Number) = key {
             let text: String = map.next_value()?;
             return text
                 .parse::<Number>()
@@ -100,9 +165,13 @@ impl<'de> Visitor<'de> for Exact<'_> {
         }
         let start = scratch.entries.len();
         while let Some(k) = key {
+            let Key::Written(k) = k else {
+                // serde_json hands its number token over only as the first and only key.
+                return Err(serde::de::Error::custom("a number inside an object's keys"));
+            };
             let value = map.next_value_seed(Exact(&mut *scratch))?;
             scratch.entries.push((k, value));
-            key = map.next_key()?;
+            key = map.next_key_seed(KeySeed(&input))?;
         }
         let mut out = Map::with_capacity(scratch.entries.len() - start);
         // In order; a repeated key keeps its first place and its last value, as in serde_json.
@@ -234,6 +303,34 @@ mod tests {
             let theirs = serde_json::from_str::<Value>(bad).unwrap_err();
             assert_eq!(ours.to_string(), theirs.to_string(), "{bad:?}");
         }
+    }
+
+    /// serde_json reads its reserved keys as a number or a raw value, which would change a
+    /// template where no transform touched it: they are errors at their place, however they
+    /// are spelled; the same text as a value, or in a longer key, is an ordinary string.
+    #[test]
+    fn a_key_serde_json_reserves_is_an_error_at_its_place() {
+        for (text, line, column) in [
+            (
+                "{\n \"A\": {\"$serde_json::private::Number\": \"1\"}\n}",
+                2,
+                37,
+            ),
+            ("{\"$serde_json::private::RawValue\": \"nope\"}", 1, 33),
+            ("[{\"\\u0024serde_json::private::Number\": \"2\"}]", 1, 37),
+        ] {
+            let err = parse(text.as_bytes()).unwrap_err();
+            assert!(
+                err.to_string().contains("is reserved by serde_json"),
+                "{err}"
+            );
+            assert_eq!((err.line(), err.column()), (line, column), "{text}");
+        }
+        let fine =
+            r#"{"$serde_json::private::Numbers": "$serde_json::private::Number", "n": [1.50]}"#;
+        let value = parse(fine.as_bytes()).unwrap();
+        assert_eq!(value, serde_json::from_str::<Value>(fine).unwrap());
+        assert_eq!(value["n"][0].to_string(), "1.50");
     }
 
     #[test]

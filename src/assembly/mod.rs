@@ -211,10 +211,10 @@ impl Assembly {
     pub fn read_template(&self, index: usize) -> crate::Result<Template> {
         let stack = &self.stacks[index];
         match &stack.source {
-            Source::Memory(text) => Ok(Template {
-                text: text.clone(),
-                value: serde_json::from_str(text).expect("made from a value"),
-            }),
+            // Checked as a file would be: a tree built in code can hold what no template may.
+            Source::Memory(text) => {
+                read::parse_template(&stack.template_path.under(&self.root), text.clone().into())
+            }
             Source::File => read::read_template(&stack.template_path.under(&self.root)),
         }
     }

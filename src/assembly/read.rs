@@ -113,7 +113,7 @@ pub(crate) fn read_template(file: &Path) -> Result<Template> {
 }
 
 /// [`read_template`] on bytes already read from `file`.
-fn parse_template(file: &Path, bytes: Vec<u8>) -> Result<Template> {
+pub(crate) fn parse_template(file: &Path, bytes: Vec<u8>) -> Result<Template> {
     let value = super::format::parse(&bytes).map_err(|e| Error::json(file, &e))?;
     if !value.is_object() {
         return Err(Error::Shape {
@@ -295,12 +295,21 @@ impl Reader<'_> {
                 Ok(out)
             })
             .collect();
+        let mut owners: std::collections::HashMap<RelPath, usize> = Default::default();
         for group in read {
             let offset = self.stacks.len();
             for mut stack in group? {
                 if let Some(link) = &mut stack.nested {
                     link.parent += offset;
                 }
+                if let Some(&first) = owners.get(&stack.template_path) {
+                    return Err(Error::SharedTemplate {
+                        path: stack.template_path.under(self.root),
+                        first: self.stacks[first].display_name.clone(),
+                        second: stack.display_name,
+                    });
+                }
+                owners.insert(stack.template_path.clone(), self.stacks.len());
                 self.stacks.push(stack);
             }
         }

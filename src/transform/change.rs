@@ -197,9 +197,12 @@ impl JsonText {
         &self.0
     }
 
-    /// The value, parsed from the text.
+    /// The value, parsed from the text as templates are. A tree built in code can hold a key
+    /// the parser refuses ([`crate::assembly::format::RESERVED_KEYS`]); its value is then the
+    /// text itself, as a string.
     pub fn value(&self) -> Value {
-        serde_json::from_str(&self.0).expect("holds JSON that serde_json wrote")
+        crate::assembly::format::parse(self.0.as_bytes())
+            .unwrap_or_else(|_| Value::String(self.0.to_string()))
     }
 }
 
@@ -325,7 +328,7 @@ impl Pointer for Value {
 }
 
 /// An array index as a JSON pointer spells it: digits, no sign, no leading zero.
-fn array_index(token: &str) -> Option<usize> {
+pub(crate) fn array_index(token: &str) -> Option<usize> {
     if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
         return None;
     }
@@ -381,6 +384,17 @@ mod tests {
                 proptest::prop_assert_eq!(ours.at_mut(p).cloned(), theirs.pointer_mut(p).cloned());
             }
         }
+    }
+
+    /// A tree built in code may hold a key templates cannot; its value reads back as its text
+    /// rather than failing (it once panicked rendering the JSON report).
+    #[test]
+    fn a_text_the_parser_refuses_reads_back_as_a_string() {
+        let tree = json!({"$serde_json::private::RawValue": "nope"});
+        let text = JsonText::of(&tree);
+        assert_eq!(text.value(), Value::String(text.as_str().to_string()));
+        let plain = JsonText::of(&json!({"n": [1, "a"]}));
+        assert_eq!(plain.value(), json!({"n": [1, "a"]}));
     }
 
     /// Equal texts come back as one allocation; different ones stay apart.

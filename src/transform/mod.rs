@@ -440,17 +440,18 @@ fn set(
                 map.get_mut(token.as_ref())
                     .expect("present or just inserted")
             }
-            Value::Array(items) => match token.parse::<usize>().ok().and_then(|i| items.get_mut(i))
-            {
-                Some(item) => item,
-                None => {
-                    return Err(Error::Transform {
-                        transform: transform.to_string(),
-                        pointer: change.pointer.clone(),
-                        problem: format!("no array item `{token}`"),
-                    })
+            Value::Array(items) => {
+                match change::array_index(token).and_then(|i| items.get_mut(i)) {
+                    Some(item) => item,
+                    None => {
+                        return Err(Error::Transform {
+                            transform: transform.to_string(),
+                            pointer: change.pointer.clone(),
+                            problem: format!("no array item `{token}`"),
+                        })
+                    }
                 }
-            },
+            }
             _ => {
                 return Err(Error::Transform {
                     transform: transform.to_string(),
@@ -466,9 +467,11 @@ fn set(
             Some(slot) => Ok(Some(std::mem::replace(slot, value))),
             None => Ok(map.insert(last.to_string(), value)),
         },
-        Value::Array(items) => match last.parse::<usize>() {
-            Ok(i) if i < items.len() => Ok(Some(std::mem::replace(&mut items[i], value))),
-            Ok(i) if i == items.len() => {
+        // Indexes as look-ups read them (`01` and `+1` are not indexes), so `set` never
+        // writes where `apply` saw nothing.
+        Value::Array(items) => match change::array_index(last) {
+            Some(i) if i < items.len() => Ok(Some(std::mem::replace(&mut items[i], value))),
+            Some(i) if i == items.len() => {
                 items.push(value);
                 Ok(None)
             }
@@ -535,6 +538,25 @@ mod tests {
             Outcome::LeftAlone(_)
         ));
         assert_eq!(t.at("/Resources/B/Properties/X"), Some(&json!(1)));
+    }
+
+    /// `01` and `+1` are not array indexes to look-ups, so they are not to `set` either: a
+    /// set-if-absent through one once overwrote item 1, which the look-up had not seen.
+    #[test]
+    fn a_loose_array_index_is_an_error_not_a_silent_overwrite() {
+        for index in ["01", "+1"] {
+            let mut t = json!({"Resources": {"B": {"Properties": {"L": [{"K": 0}, {"K": 1}]}}}});
+            let before = t.clone();
+            for pointer in [
+                format!("/Resources/B/Properties/L/{index}/K"),
+                format!("/Resources/B/Properties/L/{index}"),
+            ] {
+                let c = change(Op::SetIfAbsent, &pointer, json!(2));
+                let err = apply(&mut t, &c, false, "t").unwrap_err().to_string();
+                assert!(err.contains(&format!("no array item `{index}`")), "{err}");
+                assert_eq!(t, before);
+            }
+        }
     }
 
     #[test]
