@@ -138,8 +138,9 @@ impl Writer {
             std::process::abort();
         }
         file.write_all(bytes).map_err(Error::io(&tmp))?;
+        // On the open file, not by its path: no second path look-up per file.
         if let Ok(meta) = fs::metadata(&target) {
-            let _ = fs::set_permissions(&tmp, meta.permissions());
+            let _ = file.set_permissions(meta.permissions());
         }
         Ok(staged)
     }

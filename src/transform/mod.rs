@@ -212,11 +212,12 @@ pub fn harden_template(
                         .template
                         .get("Resources")
                         .and_then(|r| r.get(&change.logical_id));
-                    let mut warnings = change.warnings.clone();
+                    // The change is done with: the record takes its strings.
+                    let mut warnings = std::mem::take(&mut change.warnings);
                     warnings.extend(warning);
                     out.applied.push(Applied {
                         transform: id.to_string(),
-                        logical_id: change.logical_id.clone(),
+                        logical_id: std::mem::take(&mut change.logical_id),
                         construct_path: resource
                             .and_then(|r| r.at("/Metadata/aws:cdk:path"))
                             .and_then(Value::as_str)
@@ -225,11 +226,11 @@ pub fn harden_template(
                             .and_then(|r| r.get("Type"))
                             .and_then(Value::as_str)
                             .map(str::to_string),
-                        pointer: change.pointer.clone(),
+                        pointer: std::mem::take(&mut change.pointer),
                         op: change.op,
                         old: old.map(|old| texts.share(old)),
                         new: texts.share(new),
-                        reason: change.reason.clone(),
+                        reason: std::mem::take(&mut change.reason),
                         enforced,
                         warnings,
                     });
