@@ -297,15 +297,15 @@ pub trait Pointer {
     fn at_mut(&mut self, pointer: &str) -> Option<&mut Value>;
 }
 
+/// The tokens of a pointer to look up: none for `""` (the whole value), and no look-up at all
+/// for a pointer that does not start with `/`.
+fn look_up(pointer: &str) -> Option<impl Iterator<Item = Cow<'_, str>>> {
+    (pointer.is_empty() || pointer.starts_with('/')).then(|| pointer_segments(pointer))
+}
+
 impl Pointer for Value {
     fn at(&self, pointer: &str) -> Option<&Value> {
-        if pointer.is_empty() {
-            return Some(self);
-        }
-        if !pointer.starts_with('/') {
-            return None;
-        }
-        pointer_segments(pointer).try_fold(self, |node, token| match node {
+        look_up(pointer)?.try_fold(self, |node, token| match node {
             Value::Object(map) => map.get(token.as_ref()),
             Value::Array(items) => array_index(&token).and_then(|i| items.get(i)),
             _ => None,
@@ -313,13 +313,7 @@ impl Pointer for Value {
     }
 
     fn at_mut(&mut self, pointer: &str) -> Option<&mut Value> {
-        if pointer.is_empty() {
-            return Some(self);
-        }
-        if !pointer.starts_with('/') {
-            return None;
-        }
-        pointer_segments(pointer).try_fold(self, |node, token| match node {
+        look_up(pointer)?.try_fold(self, |node, token| match node {
             Value::Object(map) => map.get_mut(token.as_ref()),
             Value::Array(items) => array_index(&token).and_then(move |i| items.get_mut(i)),
             _ => None,
