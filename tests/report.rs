@@ -854,7 +854,6 @@ fn issue_7_replacement_warnings_and_refusals_are_flagged_in_every_format() {
 /// after a nested stack that fails in an earlier wave.
 #[test]
 fn issue_8_the_error_reported_does_not_depend_on_the_budget() {
-    use cdk_harden::{Assembly, LoadedConfig, Registry};
     let (_dir, root) = copy_fixture("pipelines");
     let dev = root.join("assembly-PipelineStack-Dev");
     for file in [
@@ -870,9 +869,7 @@ fn issue_8_the_error_reported_does_not_depend_on_the_budget() {
         first["Metadata"]["cdk-harden"] = serde_json::json!({"skip": [{"id": "*"}]});
         std::fs::write(&path, serde_json::to_string(&template).unwrap()).unwrap();
     }
-    let config = LoadedConfig::load(Some(&config("pipelines"))).unwrap();
-    let registry = Registry::load(&config).unwrap();
-    let assembly = Assembly::load(&root).unwrap();
+    let (config, registry, assembly) = library_inputs("pipelines", &root);
     let error = |budget| {
         cdk_harden::harden_with_review_budget(&assembly, &config.config, &registry, None, budget)
             .map(|_| ())
@@ -892,11 +889,8 @@ fn issue_8_the_error_reported_does_not_depend_on_the_budget() {
 /// renderer must say exactly what it says when they are all in memory, secrets masked alike.
 #[test]
 fn issue_8_spooled_reviews_render_exactly_like_reviews_in_memory() {
-    use cdk_harden::{Assembly, LoadedConfig, Registry};
     for app in APPS {
-        let config = LoadedConfig::load(Some(&config(app))).unwrap();
-        let registry = Registry::load(&config).unwrap();
-        let assembly = Assembly::load(fixture(app)).unwrap();
+        let (config, registry, assembly) = library_inputs(app, &fixture(app));
         let harden = |budget| {
             cdk_harden::harden_with_review_budget(
                 &assembly,
@@ -947,11 +941,9 @@ fn issue_8_spooled_reviews_render_exactly_like_reviews_in_memory() {
 /// and finished at once.
 #[test]
 fn issue_8_templates_serialized_early_write_the_same_assembly() {
-    use cdk_harden::{Assembly, LoadedConfig, Registry, Writer};
+    use cdk_harden::Writer;
     for app in APPS {
-        let config = LoadedConfig::load(Some(&config(app))).unwrap();
-        let registry = Registry::load(&config).unwrap();
-        let assembly = Assembly::load(fixture(app)).unwrap();
+        let (config, registry, assembly) = library_inputs(app, &fixture(app));
         let dir = tempfile::tempdir().unwrap();
         let write = |budget: usize| {
             let out = dir.path().join(format!("out-{budget}"));

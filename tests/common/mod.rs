@@ -141,6 +141,21 @@ pub fn resources_of<'a>(template: &'a Value, kind: &str) -> Vec<(&'a String, &'a
         .unwrap_or_default()
 }
 
+/// What the library needs to harden `app`'s example config over the assembly at `root`: the
+/// loaded config, its registry and the assembly.
+pub fn library_inputs(
+    app: &str,
+    root: &Path,
+) -> (
+    cdk_harden::LoadedConfig,
+    cdk_harden::Registry,
+    cdk_harden::Assembly,
+) {
+    let loaded = cdk_harden::LoadedConfig::load(Some(&config(app))).unwrap();
+    let registry = cdk_harden::Registry::load(&loaded).unwrap();
+    (loaded, registry, cdk_harden::Assembly::load(root).unwrap())
+}
+
 /// Runs the binary in `cwd` with `args` and asserts that it fails with exit 2, that stderr
 /// mentions every needle, and that the assembly at `watched` is byte-identical afterwards.
 /// Returns stderr.
