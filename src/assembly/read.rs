@@ -48,7 +48,7 @@ pub fn load(root: &Path) -> Result<Assembly> {
         version: String::new(),
         jobs: Vec::new(),
     };
-    reader.read_dir(RelPath::root(), None, None)?;
+    reader.read_dir(RelPath::root())?;
     reader.read_stacks()?;
     reader.link_assets();
     Ok(Assembly {
@@ -72,6 +72,33 @@ struct Reader<'a> {
     version: String,
     /// Stack artifacts found in the manifests, in manifest order, read afterwards in parallel.
     jobs: Vec<StackJob>,
+}
+
+/// One assembly directory as read: its manifest's entries in order, and the error reading
+/// stopped at, if any.
+struct Scan {
+    dir: RelPath,
+    manifest_path: RelPath,
+    display_name: Option<String>,
+    /// The manifest's schema version.
+    version: String,
+    items: Vec<Item>,
+    error: Option<Error>,
+}
+
+/// An entry of a manifest that the load keeps.
+enum Item {
+    Stack(StackJob),
+    AssetManifest(AssetManifest),
+    /// A file kept as it is (the tree, metadata files).
+    Reference(RelPath),
+    Nested(Box<Nested>),
+}
+
+/// A nested assembly: named by its parent's manifest, then read.
+enum Nested {
+    Named(RelPath, String),
+    Read(Scan),
 }
 
 /// A stack artifact whose template (and nested templates) are still to be read.
@@ -145,48 +172,71 @@ impl Reader<'_> {
         }
     }
 
-    fn read_dir(
-        &mut self,
-        dir: RelPath,
-        display_name: Option<String>,
-        parent: Option<usize>,
-    ) -> Result<()> {
-        let manifest_path = dir.join("manifest.json");
-        let manifest_file = manifest_path.under(self.root);
-        let manifest = read_manifest(self.root, &manifest_path)?;
-        let version = str_at(&manifest, "/version")
-            .ok_or_else(|| self.shape(&manifest_path, "/version".into(), "a version string"))?;
-        check_version(&manifest_file, version)?;
-        if parent.is_none() {
-            self.version = version.to_string();
+    /// Walks the assembly in `dir` and every nested assembly below it. The manifests of
+    /// nested assemblies (one per Stage) are read on every core ([`Reader::scan`]); what they
+    /// hold is then taken in manifest order, depth first ([`Reader::adopt`]), so indices, order
+    /// and the error reported are those of reading them one by one.
+    fn read_dir(&mut self, dir: RelPath) -> Result<()> {
+        let scan = self.scan(dir, None);
+        self.adopt(scan, None)
+    }
+
+    /// Reads the manifest in `dir` and, in parallel, those of the assemblies nested in it.
+    /// Reading stops at the first error, which is kept after what was read before it.
+    fn scan(&self, dir: RelPath, display_name: Option<String>) -> Scan {
+        use rayon::prelude::*;
+        let mut scan = Scan {
+            manifest_path: dir.join("manifest.json"),
+            dir,
+            display_name,
+            version: String::new(),
+            items: Vec::new(),
+            error: None,
+        };
+        if let Err(e) = self.scan_manifest(&mut scan) {
+            scan.error = Some(e);
         }
-        let index = self.dirs.len();
-        self.dirs.push(AssemblyDir {
-            path: dir.clone(),
-            manifest_path: manifest_path.clone(),
-            display_name: display_name.clone(),
-            parent,
+        scan.items.par_iter_mut().for_each(|item| {
+            if let Item::Nested(nested) = item {
+                let (dir, display) = match &mut **nested {
+                    Nested::Named(dir, display) => (dir.clone(), std::mem::take(display)),
+                    Nested::Read(_) => return,
+                };
+                **nested = Nested::Read(self.scan(dir, Some(display)));
+            }
         });
+        scan
+    }
+
+    /// The entries of one manifest, in order, into `scan`; nested assemblies only named.
+    fn scan_manifest(&self, scan: &mut Scan) -> Result<()> {
+        let (dir, manifest_path) = (&scan.dir, &scan.manifest_path);
+        let manifest_file = manifest_path.under(self.root);
+        let manifest = read_manifest(self.root, manifest_path)?;
+        let version = str_at(&manifest, "/version")
+            .ok_or_else(|| self.shape(manifest_path, "/version".into(), "a version string"))?;
+        check_version(&manifest_file, version)?;
+        scan.version = version.to_string();
 
         let empty = serde_json::Map::new();
         let artifacts = match manifest.get("artifacts") {
             None => &empty,
             Some(Value::Object(map)) => map,
-            Some(_) => return Err(self.shape(&manifest_path, "/artifacts".into(), "an object")),
+            Some(_) => return Err(self.shape(manifest_path, "/artifacts".into(), "an object")),
         };
         for (id, artifact) in artifacts {
             let at = format!("/artifacts/{}", escape_pointer(id));
             let kind = str_at(artifact, "/type")
-                .ok_or_else(|| self.shape(&manifest_path, format!("{at}/type"), "a string"))?;
+                .ok_or_else(|| self.shape(manifest_path, format!("{at}/type"), "a string"))?;
             if let Some(extra) = str_at(artifact, "/additionalMetadataFile") {
                 let path = self.resolver.resolve(
-                    &dir,
+                    dir,
                     extra,
                     &manifest_file,
                     &format!("{at}/additionalMetadataFile"),
                 )?;
                 if path.under(self.root).is_file() {
-                    self.reference_files.push(path);
+                    scan.items.push(Item::Reference(path));
                 }
             }
             let resolver = self.resolver;
@@ -202,7 +252,7 @@ impl Reader<'_> {
                 })?;
                 Ok((
                     value,
-                    resolver.resolve(&dir, value, &manifest_file, &pointer)?,
+                    resolver.resolve(dir, value, &manifest_file, &pointer)?,
                 ))
             };
             match kind {
@@ -212,31 +262,33 @@ impl Reader<'_> {
                         None => Environment::default(),
                         Some(env) => Environment::parse(env).ok_or_else(|| {
                             self.shape(
-                                &manifest_path,
+                                manifest_path,
                                 format!("{at}/environment"),
                                 "of the form `aws://ACCOUNT/REGION`",
                             )
                         })?,
                     };
                     let display = str_at(artifact, "/displayName").unwrap_or(id).to_string();
-                    self.jobs.push(StackJob {
+                    scan.items.push(Item::Stack(StackJob {
                         name: id.clone(),
                         display_name: display,
-                        dir: index,
+                        // Set when the directory is adopted.
+                        dir: usize::MAX,
                         template_path,
                         environment,
-                        stage: display_name.clone(),
+                        stage: scan.display_name.clone(),
                         published: str_at(artifact, "/properties/stackTemplateAssetObjectUrl")
                             .is_some(),
                         named_by: (
                             manifest_file.clone(),
                             format!("{at}/properties/templateFile"),
                         ),
-                    });
+                    }));
                 }
                 "cdk:asset-manifest" => {
                     let (_, path) = path_property("file")?;
-                    self.read_asset_manifest(path)?;
+                    let manifest = self.read_asset_manifest(path)?;
+                    scan.items.push(Item::AssetManifest(manifest));
                 }
                 "cdk:cloud-assembly" => {
                     let (name, nested) = path_property("directoryName")?;
@@ -250,11 +302,12 @@ impl Reader<'_> {
                             value: format!("{name}/manifest.json"),
                         });
                     }
-                    self.read_dir(nested, Some(display), Some(index))?;
+                    scan.items
+                        .push(Item::Nested(Box::new(Nested::Named(nested, display))));
                 }
                 "cdk:tree" if str_at(artifact, "/properties/file").is_some() => {
                     let (_, path) = path_property("file")?;
-                    self.reference_files.push(path);
+                    scan.items.push(Item::Reference(path));
                 }
                 // Feature-flag reports, metadata files and kinds not known today are kept as
                 // they are: cdk-harden never rewrites what it does not understand.
@@ -262,6 +315,36 @@ impl Reader<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Takes what `scan` read, in order: the directory, then its entries, nested assemblies
+    /// depth first; then its error, if reading it stopped at one.
+    fn adopt(&mut self, scan: Scan, parent: Option<usize>) -> Result<()> {
+        if parent.is_none() {
+            self.version = scan.version;
+        }
+        let index = self.dirs.len();
+        self.dirs.push(AssemblyDir {
+            path: scan.dir,
+            manifest_path: scan.manifest_path,
+            display_name: scan.display_name,
+            parent,
+        });
+        for item in scan.items {
+            match item {
+                Item::Stack(mut job) => {
+                    job.dir = index;
+                    self.jobs.push(job);
+                }
+                Item::AssetManifest(manifest) => self.asset_manifests.push(manifest),
+                Item::Reference(path) => self.reference_files.push(path),
+                Item::Nested(nested) => match *nested {
+                    Nested::Read(scan) => self.adopt(scan, Some(index))?,
+                    Nested::Named(..) => unreachable!("scan reads every nested assembly"),
+                },
+            }
+        }
+        scan.error.map_or(Ok(()), Err)
     }
 
     /// Reads every stack's template and nested templates, in parallel, keeping manifest order.
@@ -316,7 +399,7 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn read_asset_manifest(&mut self, path: RelPath) -> Result<()> {
+    fn read_asset_manifest(&self, path: RelPath) -> Result<AssetManifest> {
         let value = read_json(self.root, &path)?;
         let file = path.under(self.root);
         if !value.is_object() {
@@ -348,8 +431,7 @@ impl Reader<'_> {
                 }
             }
         }
-        self.asset_manifests.push(AssetManifest { path, files });
-        Ok(())
+        Ok(AssetManifest { path, files })
     }
 
     /// Gives each template the asset entries whose source is that template's file.
@@ -732,6 +814,58 @@ fn check_version(file: &Path, version: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Nested assemblies are read in parallel, but the error reported is still the first in
+    /// manifest order, depth first: that of reading them one by one.
+    #[test]
+    fn issue_8_the_first_bad_manifest_in_order_is_reported_whatever_is_read_first() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pipelines/cdk.out");
+        let load = |corrupt: &[&str]| {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("cdk.out");
+            crate::assembly::write::copy_tree(&example, &root).unwrap();
+            for file in corrupt {
+                std::fs::write(root.join(file), "{\"version\": ").unwrap();
+            }
+            match load(&root) {
+                Ok(assembly) => Ok(assembly
+                    .dirs
+                    .iter()
+                    .map(|d| (d.path.to_string(), d.parent))
+                    .collect::<Vec<_>>()),
+                Err(e) => Err(e.to_string().replace(&root.display().to_string(), "ROOT")),
+            }
+        };
+        // The manifest lists Dev, UAT, Prod, then the pipeline's own asset manifest.
+        let dirs = load(&[]).unwrap();
+        assert_eq!(
+            dirs,
+            [
+                (String::new(), None),
+                ("assembly-PipelineStack-Dev".to_string(), Some(0)),
+                ("assembly-PipelineStack-UAT".to_string(), Some(0)),
+                ("assembly-PipelineStack-Prod".to_string(), Some(0)),
+            ]
+        );
+        let prod = "assembly-PipelineStack-Prod/manifest.json";
+        let uat = "assembly-PipelineStack-UAT/manifest.json";
+        let assets = "PipelineStack.assets.json";
+        let err = load(&[prod, uat]).unwrap_err();
+        assert!(
+            err.starts_with(&format!("ROOT/{uat}: invalid JSON")),
+            "{err}"
+        );
+        let err = load(&[assets, prod]).unwrap_err();
+        assert!(
+            err.starts_with(&format!("ROOT/{prod}: invalid JSON")),
+            "{err}"
+        );
+        let err = load(&[assets]).unwrap_err();
+        assert!(
+            err.starts_with(&format!("ROOT/{assets}: invalid JSON")),
+            "{err}"
+        );
+    }
 
     #[test]
     fn versions_outside_the_known_range_are_refused() {
