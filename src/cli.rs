@@ -139,20 +139,30 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
             let files = out.clone().unwrap_or_else(|| common.dir.clone());
-            let outcome = crate::run(&Command::options(&common, out, mode))?;
-            emit(&common, &outcome.report, mode == Mode::Apply, &files)?;
+            let applied = mode == Mode::Apply;
+            // The review is written out before the assembly is: if it cannot be (an unwritable
+            // `--output`, a full disk behind stdout), nothing is rewritten.
+            let mut review = None;
+            let options = Command::options(&common, out, mode);
+            let outcome = crate::run_reviewed(&options, |report| {
+                review = Some(emit(&common, report, applied, &files)?);
+                Ok(())
+            })?;
+            if let Some(review) = review {
+                review.put(&outcome.report, applied)?;
+            }
             leave(outcome);
             Ok(ExitCode::SUCCESS)
         }
         Command::Diff { common } => {
             let outcome = crate::run(&Command::options(&common, None, Mode::DryRun))?;
-            emit(&common, &outcome.report, false, &common.dir)?;
+            emit(&common, &outcome.report, false, &common.dir)?.put(&outcome.report, false)?;
             leave(outcome);
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { common } => {
             let outcome = crate::run(&Command::options(&common, None, Mode::DryRun))?;
-            emit(&common, &outcome.report, false, &common.dir)?;
+            emit(&common, &outcome.report, false, &common.dir)?.put(&outcome.report, false)?;
             let report = &outcome.report;
             let code = if report.needs_work() {
                 eprintln!(
@@ -170,7 +180,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Explain { id, config } => {
             let config = LoadedConfig::load(config.as_deref())?;
             let registry = Registry::load(&config)?;
-            print(&explain(&registry, id.as_deref())?);
+            print(&explain(&registry, id.as_deref())?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema { transform, report } => {
@@ -180,7 +190,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 report::schema_json()
             } else {
                 crate::config::schema_json()
-            });
+            })?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -192,9 +202,38 @@ fn leave(outcome: crate::Outcome) {
     std::mem::forget(outcome);
 }
 
-/// Prints the review, or writes it to `--output` and prints a summary. `files` is the
-/// assembly the review's templates are in (for SARIF locations).
-fn emit(common: &Common, report: &Report, applied: bool, files: &Path) -> Result<()> {
+/// Where [`emit`] put the review.
+enum Emitted {
+    /// Written to stdout.
+    Printed,
+    /// Rendered into a temporary file beside `--output`, put in place by [`Emitted::put`].
+    File {
+        file: tempfile::NamedTempFile,
+        path: PathBuf,
+        format: Format,
+    },
+}
+
+impl Emitted {
+    /// Puts a review rendered for `--output` in place and prints the summary.
+    fn put(self, report: &Report, applied: bool) -> Result<()> {
+        let Emitted::File { file, path, format } = self else {
+            return Ok(());
+        };
+        file.persist(&path).map_err(|e| Error::io(&path)(e.error))?;
+        print(&format!(
+            "{}full review ({}): {}\n",
+            report::summary(report, applied),
+            format.name(),
+            path.display()
+        ))
+    }
+}
+
+/// Prints the review, or renders it for `--output` into a temporary file beside it (see
+/// [`Emitted::put`]). `files` is the assembly the review's templates are in (for SARIF
+/// locations). A closed pipe is not an error; any other failure to write is.
+fn emit(common: &Common, report: &Report, applied: bool, files: &Path) -> Result<Emitted> {
     let format = Format::from(common.format);
     let options = RenderOptions {
         color: common.output.is_none() && color_stdout(),
@@ -207,20 +246,35 @@ fn emit(common: &Common, report: &Report, applied: bool, files: &Path) -> Result
             let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
             let written = report::write_to(report, format, &options, &mut stdout)
                 .and_then(|()| stdout.flush());
-            written.unwrap_or_else(stdout_failed);
+            written.or_else(stdout_failed)?;
+            Ok(Emitted::Printed)
         }
         Some(path) => {
+            if path.is_dir() {
+                let e = std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory");
+                return Err(Error::io(path)(e));
+            }
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            let mut builder = tempfile::Builder::new();
+            builder.prefix(".cdk-harden-review").suffix(".tmp");
+            // As `fs::write` would create it: readable by others unless the umask says not.
+            #[cfg(unix)]
+            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+            let mut file = builder.tempfile_in(dir).map_err(Error::io(path))?;
             let text = report::render(report, format, &options);
-            std::fs::write(path, text.as_bytes()).map_err(Error::io(path))?;
-            print(&format!(
-                "{}full review ({}): {}\n",
-                report::summary(report, applied),
-                format.name(),
-                path.display()
-            ));
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.as_file().sync_all())
+                .map_err(Error::io(path))?;
+            Ok(Emitted::File {
+                file,
+                path: path.clone(),
+                format,
+            })
         }
     }
-    Ok(())
 }
 
 /// Whether to color stdout: never when `NO_COLOR` is set to anything but the empty string
@@ -281,18 +335,20 @@ pub fn explain(registry: &Registry, id: Option<&str>) -> Result<String> {
 }
 
 /// Writes to stdout; a closed pipe (`cdk-harden diff | head`) is not an error.
-pub fn print(text: &str) {
+pub fn print(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())
         .and_then(|_| stdout.flush())
-        .unwrap_or_else(stdout_failed);
+        .or_else(stdout_failed)
 }
 
-/// A reader that stopped reading (a closed pipe) is not an error; anything else is reported.
-fn stdout_failed(e: std::io::Error) {
-    if e.kind() != std::io::ErrorKind::BrokenPipe {
-        eprintln!("cdk-harden: writing to stdout: {e}");
+/// A reader that stopped reading (a closed pipe) is not an error; anything else is (a full
+/// disk behind `> review.sarif` must not pass for a written review).
+fn stdout_failed(e: std::io::Error) -> Result<()> {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe => Ok(()),
+        _ => Err(Error::Stdout { source: e }),
     }
 }
 

@@ -20,6 +20,12 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("writing to stdout")]
+    Stdout {
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("{}: writing the review's temporary file (set TMPDIR to use another directory)", dir.display())]
     Spool {
         dir: PathBuf,

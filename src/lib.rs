@@ -158,6 +158,16 @@ pub struct Outcome {
 
 /// Loads, hardens, re-hashes, writes (unless dry-run) and reports.
 pub fn run(options: &Options) -> Result<Outcome> {
+    run_reviewed(options, |_| Ok(()))
+}
+
+/// [`run`], handing the report to `review` before anything is written: if `review` fails
+/// (the review could not be written out), nothing is written and its error is returned, so a
+/// rewritten assembly never goes without its review.
+pub fn run_reviewed(
+    options: &Options,
+    review: impl FnOnce(&Report) -> Result<()>,
+) -> Result<Outcome> {
     let config = LoadedConfig::load(options.config.as_deref())?;
     let registry = Registry::load(&config)?;
     let assembly = Assembly::load(&options.assembly)?;
@@ -167,6 +177,7 @@ pub fn run(options: &Options) -> Result<Outcome> {
         (Mode::Apply, Some(out)) => Some(Writer::copy(&assembly.root, out)?),
     };
     let report = harden(&assembly, &config.config, &registry, writer.as_mut())?;
+    review(&report)?;
     let written = match writer {
         Some(w) => w.commit()?,
         None => false,

@@ -971,3 +971,99 @@ fn issue_8_templates_serialized_early_write_the_same_assembly() {
         }
     }
 }
+
+/// The review is written out before the assembly is: an `--output` that cannot be written
+/// stops `apply` with exit 2 before anything is rewritten, so a rewritten assembly never goes
+/// without its review (a second run would only say there is nothing left to change).
+#[test]
+fn issue_7_an_unwritable_output_stops_apply_before_anything_is_written() {
+    let (dir, root) = copy_fixture("secrets");
+    let root = root.to_str().unwrap();
+    let config = config("secrets");
+    let config = config.to_str().unwrap();
+    let missing = dir.path().join("missing/review.md");
+    let err = assert_refused(
+        dir.path(),
+        &[
+            "apply",
+            root,
+            "--config",
+            config,
+            "--output",
+            missing.to_str().unwrap(),
+        ],
+        &["missing/review.md", "No such file or directory"],
+        Path::new(root),
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // A directory in its place is refused the same way.
+    std::fs::create_dir(dir.path().join("review.md")).unwrap();
+    assert_refused(
+        dir.path(),
+        &["apply", root, "--config", config, "--output", "review.md"],
+        &["review.md: is a directory"],
+        Path::new(root),
+    );
+    // Writable: the assembly is rewritten and the review is in place, no temporary left.
+    let o = run(
+        dir.path(),
+        &["apply", root, "--config", config, "--output", "review.txt"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let review = std::fs::read_to_string(dir.path().join("review.txt")).unwrap();
+    assert!(review.contains("apply changed 1 of 1 template"), "{review}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("cdk-harden-review"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A review that cannot be written to stdout (a full disk behind `> review.sarif`) is an
+/// error, exit 2, and `apply` then writes nothing; only a closed pipe is not an error.
+#[test]
+fn issue_7_a_failed_write_to_stdout_is_an_error_and_apply_writes_nothing() {
+    let full = Path::new("/dev/full");
+    if !full.exists() {
+        eprintln!("no /dev/full on this system: skipped");
+        return;
+    }
+    let (dir, root) = copy_fixture("secrets");
+    let before = snapshot(&root);
+    for command in ["apply", "diff", "check"] {
+        let o = bin()
+            .current_dir(dir.path())
+            .args([
+                command,
+                root.to_str().unwrap(),
+                "--format",
+                "sarif",
+                "--config",
+            ])
+            .arg(config("secrets"))
+            .stdout(std::fs::File::create(full).unwrap())
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{command}: {err}");
+        assert!(
+            err.contains("writing to stdout: No space left on device"),
+            "{command}: {err}"
+        );
+        assert!(snapshot(&root) == before, "{command} modified the assembly");
+    }
+    // A closed pipe: apply goes on and writes.
+    let mut child = bin()
+        .current_dir(dir.path())
+        .args(["apply", root.to_str().unwrap(), "--config"])
+        .arg(config("secrets"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(snapshot(&root) != before, "apply wrote nothing");
+}
