@@ -236,7 +236,14 @@ impl LoadedConfig {
 
     /// Parses and validates config text; errors name the file and the key path.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config> {
-        let value: Value = Error::parse_json(path, bytes)?;
+        let value: Value = Error::parse_json_unique(path, bytes)?;
+        if !value.is_object() {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                key: "(top level)".into(),
+                problem: "must be a JSON object".into(),
+            });
+        }
         let config: Config = serde_path_to_error::deserialize(&value).map_err(|e| {
             let key = e.path().to_string();
             Error::Config {
@@ -412,6 +419,35 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("environments.*.accessLogs"), "{msg}");
         assert!(msg.contains("bukket"), "{msg}");
+    }
+
+    /// A key given twice is refused where it repeats: serde_json would keep the last, so a
+    /// second `production` (say, from pasting two snippets together) would silently drop the
+    /// production gate. A file that is not an object is refused too (serde would read an
+    /// array's items by position).
+    #[test]
+    fn issue_7_repeated_keys_and_non_objects_are_refused() {
+        let twice = "{\n \"production\": {\"accounts\": [\"444444444444\"]},\n \"production\": {\"stages\": []}\n}";
+        let msg = parse(twice).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("cdk-harden.json: invalid JSON at line 3, column 13: key `production` appears twice in the top level"),
+            "{msg}"
+        );
+        let nested = r#"{"environments": {"*": {"kms": {"create": true, "create": false}}}}"#;
+        let msg = parse(nested).unwrap_err().to_string();
+        assert!(
+            msg.contains("key `create` appears twice in `environments.*.kms`"),
+            "{msg}"
+        );
+        let in_array = r#"{"production": {"stages": ["Prod*"]}, "transforms": {"include": [{"a": 1, "a": 2}]}}"#;
+        let msg = parse(in_array).unwrap_err().to_string();
+        assert!(msg.contains("in `transforms.include[0]`"), "{msg}");
+        for not_object in ["[]", "[null, {}]", "null", "7"] {
+            let msg = parse(not_object).unwrap_err().to_string();
+            assert!(msg.contains("must be a JSON object"), "{not_object}: {msg}");
+        }
+        // The same keys in different objects are fine.
+        assert!(parse(r#"{"environments": {"*": {"kms": {"create": true}}, "1/r": {"kms": {"create": false}}}}"#).is_ok());
     }
 
     #[test]

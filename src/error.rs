@@ -163,6 +163,21 @@ impl Error {
         serde_json::from_slice(bytes).map_err(|e| Error::json(path, &e))
     }
 
+    /// [`Error::parse_json`] for files people write (the config, transform documents): a key
+    /// given twice in one object is an error at its second place. serde_json keeps the last
+    /// value, so a second `"production"` would silently replace the first, and with it the
+    /// production gate.
+    pub(crate) fn parse_json_unique<T: serde::de::DeserializeOwned>(
+        path: &std::path::Path,
+        bytes: &[u8],
+    ) -> Result<T> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        serde::de::DeserializeSeed::deserialize(unique::Unique(&mut Vec::new()), &mut de)
+            .and_then(|()| de.end())
+            .map_err(|e| Error::json(path, &e))?;
+        Error::parse_json(path, bytes)
+    }
+
     /// A JSON syntax error in the file at `path`, with its position.
     pub(crate) fn json(path: &std::path::Path, e: &serde_json::Error) -> Error {
         Error::Json {
@@ -179,5 +194,93 @@ fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_string(),
         None => message.to_string(),
+    }
+}
+
+/// The pass of [`Error::parse_json_unique`] that finds repeated keys, naming where they are.
+mod unique {
+    use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+
+    /// Walks a value; the keys and indices leading to it are in `.0`.
+    pub struct Unique<'p>(pub &'p mut Vec<String>);
+
+    impl<'de> DeserializeSeed<'de> for Unique<'_> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Unique<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let path = self.0;
+            for i in 0.. {
+                path.push(format!("[{i}]"));
+                let more = seq.next_element_seed(Unique(&mut *path))?;
+                path.pop();
+                if more.is_none() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let path = self.0;
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    let within = match path.is_empty() {
+                        true => "the top level".to_string(),
+                        false => format!("`{}`", dotted(path)),
+                    };
+                    return Err(A::Error::custom(format_args!(
+                        "key `{key}` appears twice in {within}; JSON would keep only the last"
+                    )));
+                }
+                path.push(key);
+                map.next_value_seed(Unique(&mut *path))?;
+                path.pop();
+            }
+            Ok(())
+        }
+    }
+
+    /// `environments.*.kms`, `production.stages[0]`.
+    fn dotted(path: &[String]) -> String {
+        let mut out = String::new();
+        for part in path {
+            if !out.is_empty() && !part.starts_with('[') {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+        out
     }
 }

@@ -153,7 +153,7 @@ fn of_types<'a>(template: &'a Value, types: &'a [String]) -> impl Iterator<Item 
 impl Compiled {
     /// Parses and checks a document; errors name `origin`.
     pub fn parse(origin: &Path, text: &[u8]) -> Result<Compiled> {
-        let value: Value = Error::parse_json(origin, text)?;
+        let value: Value = Error::parse_json_unique(origin, text)?;
         let doc: Document =
             serde_path_to_error::deserialize(&value).map_err(|e| Error::Document {
                 path: origin.to_path_buf(),
