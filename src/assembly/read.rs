@@ -258,15 +258,17 @@ impl Reader<'_> {
             match kind {
                 "aws:cloudformation:stack" => {
                     let (_, template_path) = path_property("templateFile")?;
-                    let environment = match str_at(artifact, "/environment") {
+                    let environment = match artifact.get("environment") {
                         None => Environment::default(),
-                        Some(env) => Environment::parse(env).ok_or_else(|| {
-                            self.shape(
-                                manifest_path,
-                                format!("{at}/environment"),
-                                "of the form `aws://ACCOUNT/REGION`",
-                            )
-                        })?,
+                        Some(env) => {
+                            env.as_str().and_then(Environment::parse).ok_or_else(|| {
+                                self.shape(
+                                    manifest_path,
+                                    format!("{at}/environment"),
+                                    "a string of the form `aws://ACCOUNT/REGION`",
+                                )
+                            })?
+                        }
                     };
                     let display = str_at(artifact, "/displayName").unwrap_or(id).to_string();
                     scan.items.push(Item::Stack(StackJob {
@@ -865,6 +867,32 @@ mod tests {
             err.starts_with(&format!("ROOT/{assets}: invalid JSON")),
             "{err}"
         );
+    }
+
+    /// A stack's `environment` that is not a string is refused, like a malformed one, instead
+    /// of being read as environment-agnostic (which would give the stack only the `*` settings).
+    #[test]
+    fn issue_2_an_environment_that_is_not_a_string_is_refused() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/secrets/cdk.out");
+        for bad in [
+            serde_json::json!(5),
+            serde_json::json!("aws://x"),
+            serde_json::json!(null),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("cdk.out");
+            crate::assembly::write::copy_tree(&example, &root).unwrap();
+            let manifest = root.join("manifest.json");
+            let mut value: Value =
+                serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+            value["artifacts"]["SecretsStack"]["environment"] = bad.clone();
+            std::fs::write(&manifest, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+            let err = load(&root).unwrap_err().to_string();
+            assert!(
+                err.ends_with("`/artifacts/SecretsStack/environment` must be a string of the form `aws://ACCOUNT/REGION`"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]
