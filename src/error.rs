@@ -73,7 +73,7 @@ pub enum Error {
         value: String,
     },
 
-    #[error("{}: a previous `cdk-harden apply` was interrupted while writing this assembly; its files may disagree with each other. Run `cdk synth` again, then `cdk-harden apply`", path.display())]
+    #[error("{}: a previous `cdk-harden apply` was interrupted while writing this assembly; its files may disagree with each other. Delete the directory and run `cdk synth` again (it does not empty an existing one), then `cdk-harden apply`", path.display())]
     Interrupted { path: PathBuf },
 
     #[error("asset id `{id}` is shared by {first} and {second}, which harden to different templates; cdk-harden cannot tell their references apart")]
