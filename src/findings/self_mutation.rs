@@ -13,8 +13,10 @@
 //! artifact the self-mutation reads. The check reads the commands of that CodeBuild project's
 //! inline buildspec (JSON as CDK writes it, or YAML) in phase order and wants a command that
 //! runs `cdk-harden` with the `apply` subcommand (`cdk-harden apply`, `npx cdk-harden apply`,
-//! `npx cdk-harden@1 apply`, `./node_modules/.bin/cdk-harden apply`, …; not with `--dry-run`),
-//! after the last `cdk synth` when the buildspec runs one. A synth step the check cannot read
+//! `npx cdk-harden@1 apply`, `./node_modules/.bin/cdk-harden apply`, …; not with `--dry-run`)
+//! on the directory the step hands on (its `artifacts.base-directory`; not `--out` elsewhere),
+//! as a command of its own (not echoed, quoted or commented out), after the last `cdk synth`
+//! when the buildspec runs one. A synth step the check cannot read
 //! (not CodeBuild, a project outside the template, a buildspec file in the source) is a
 //! warning: it cannot be shown to be hardened.
 
@@ -184,8 +186,9 @@ fn inspect(template: &Value, pipeline_id: &str, pipeline: &Value) -> Option<Prob
         return unreadable(project.to_string(), "its buildspec is a file in the source");
     }
     let commands = commands(&buildspec);
+    let output = output_dir(&buildspec);
     match (
-        last_position(&commands, runs_harden),
+        last_position(&commands, |c| runs_harden(c, &output)),
         last_position(&commands, runs_synth),
     ) {
         (None, _) => Some(Problem::NotHardened {
@@ -305,12 +308,148 @@ fn commands(buildspec: &str) -> Vec<String> {
         .collect()
 }
 
-/// The words of a shell command, split at blanks, quotes and `;&|()`.
-fn words(command: &str) -> Vec<&str> {
-    command
-        .split(|c: char| c.is_whitespace() || "\"'`;&|()".contains(c))
-        .filter(|w| !w.is_empty())
-        .collect()
+/// The directory the synth step hands on: its buildspec's `artifacts.base-directory` (CDK
+/// Pipelines writes `cdk.out`, or the `primaryOutputDirectory` of its `ShellStep`).
+fn output_dir(buildspec: &str) -> String {
+    if let Ok(spec) = serde_json::from_str::<Value>(buildspec) {
+        if let Some(dir) = spec.at("/artifacts/base-directory").and_then(Value::as_str) {
+            return dir.to_string();
+        }
+    }
+    buildspec
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("base-directory:"))
+        .map(|v| v.trim().trim_matches(['"', '\'']).to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "cdk.out".to_string())
+}
+
+/// The simple commands of a shell command line, each as its words: split at unquoted blanks
+/// and at unquoted `;`, `&`, `|`, `(`, `)` and line breaks, quotes removed; a word starting
+/// with an unquoted `#` starts a comment that runs to the end of the line.
+fn simple_commands(command: &str) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let (mut words, mut word) = (Vec::new(), None::<String>);
+    let (mut single, mut double, mut comment) = (false, false, false);
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        if comment {
+            if c == '\n' {
+                comment = false;
+                out.push(std::mem::take(&mut words));
+            }
+            continue;
+        }
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '\\' if !single => {
+                let w = word.get_or_insert_with(String::new);
+                w.extend(chars.next());
+                continue;
+            }
+            _ if single || double => {}
+            '#' if word.is_none() => {
+                comment = true;
+                continue;
+            }
+            c if c.is_whitespace() || ";&|()".contains(c) => {
+                words.extend(word.take());
+                if !c.is_whitespace() || c == '\n' {
+                    out.push(std::mem::take(&mut words));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        // A quote starts a word (`""` is an empty one) but is not part of it.
+        let w = word.get_or_insert_with(String::new);
+        let quote = (c == '\'' && !double) || (c == '"' && !single);
+        if !quote {
+            w.push(c);
+        }
+    }
+    words.extend(word);
+    out.push(words);
+    out.retain(|w| !w.is_empty());
+    out
+}
+
+/// Words that run the command after them: `npx`, `env X=1`, `sudo`, …, with their options.
+const WRAPPERS: &[&str] = &[
+    "npx", "bunx", "pnpx", "yarn", "pnpm", "npm", "exec", "dlx", "x", "env", "sudo", "time",
+    "command", "nice", "nohup", "then", "do", "else", "!", "{",
+];
+
+/// The program a simple command runs (without wrappers, options and assignments before it)
+/// and the words after it.
+fn program_of(words: &[String]) -> Option<(&str, &[String])> {
+    let at = words.iter().position(|w| {
+        let assignment = w.split_once('=').is_some_and(|(name, _)| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        !(assignment || w.starts_with('-') || WRAPPERS.contains(&w.as_str()))
+    })?;
+    Some((program(&words[at]), &words[at + 1..]))
+}
+
+/// Position of the simple command of `command` after which cdk-harden's `apply` has hardened
+/// `output` in place: not a dry run, and not into a copy elsewhere (`--out`). A directory
+/// named through a variable is taken to be `output`.
+fn runs_harden(command: &str, output: &str) -> Option<usize> {
+    let commands = simple_commands(command);
+    commands.iter().enumerate().rev().find_map(|(i, words)| {
+        let (name, mut rest) = program_of(words)?;
+        if name != "cdk-harden" {
+            return None;
+        }
+        // `npx -p cdk-harden cdk-harden apply`: the package, then the program.
+        while rest.first().is_some_and(|w| program(w) == "cdk-harden") {
+            rest = &rest[1..];
+        }
+        if rest.first().map(String::as_str) != Some("apply") {
+            return None;
+        }
+        let (mut dir, mut out) = (None, None);
+        let mut args = rest[1..].iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+                _ => (arg.as_str(), None),
+            };
+            match flag {
+                "--dry-run" => return None,
+                "--out" => out = inline.or_else(|| args.next().cloned()),
+                "--config" | "--format" | "--output" | "--markdown-limit" if inline.is_none() => {
+                    args.next();
+                }
+                f if f.starts_with('-') => {}
+                _ if dir.is_none() => dir = Some(arg.clone()),
+                _ => {}
+            }
+        }
+        let hardened = out.or(dir).unwrap_or_else(|| "cdk.out".to_string());
+        same_dir(&hardened, output).then_some(i)
+    })
+}
+
+/// Whether two directories written in a buildspec are the same: one's parts end the other's
+/// (`cdk.out` and `infra/cdk.out`, run after a `cd`), ignoring `.` and anything up to a part
+/// that names a variable (`$CODEBUILD_SRC_DIR/cdk.out`).
+fn same_dir(a: &str, b: &str) -> bool {
+    fn parts(path: &str) -> Vec<&str> {
+        let all: Vec<&str> = path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        match all.iter().rposition(|p| p.contains('$')) {
+            Some(i) => all[i + 1..].to_vec(),
+            None => all,
+        }
+    }
+    let (a, b) = (parts(a), parts(b));
+    let n = a.len().min(b.len());
+    n == 0 || a[a.len() - n..] == b[b.len() - n..]
 }
 
 /// A program word without its directory, version and `.exe`: `cdk-harden` for
@@ -324,31 +463,21 @@ fn program(word: &str) -> &str {
     base.strip_suffix(".exe").unwrap_or(base)
 }
 
-/// Position of the word after which a command has run cdk-harden's `apply` (not as a dry run).
-fn runs_harden(command: &str) -> Option<usize> {
-    let w = words(command);
-    let start = w.iter().position(|x| program(x) == "cdk-harden")?;
-    let apply = start + w[start..].iter().position(|x| *x == "apply")?;
-    if w[apply..].contains(&"--dry-run") {
-        return None;
-    }
-    Some(apply)
-}
-
-/// Position of the word after which a command has run `cdk synth`.
+/// Position of the simple command of `command` that runs `cdk synth`.
 fn runs_synth(command: &str) -> Option<usize> {
-    let w = words(command);
-    let start = w
-        .iter()
-        .position(|x| matches!(program(x), "cdk" | "aws-cdk"))?;
-    w[start..]
-        .iter()
-        .position(|x| matches!(*x, "synth" | "synthesize"))
-        .map(|p| start + p)
+    let commands = simple_commands(command);
+    commands.iter().enumerate().rev().find_map(|(i, words)| {
+        let (name, rest) = program_of(words)?;
+        let synth = matches!(name, "cdk" | "aws-cdk")
+            && rest
+                .iter()
+                .any(|w| matches!(w.as_str(), "synth" | "synthesize"));
+        synth.then_some(i)
+    })
 }
 
-/// The last (command, word) position where `f` finds something.
-fn last_position(commands: &[String], f: fn(&str) -> Option<usize>) -> Option<(usize, usize)> {
+/// The last (command, simple command) position where `f` finds something.
+fn last_position(commands: &[String], f: impl Fn(&str) -> Option<usize>) -> Option<(usize, usize)> {
     commands
         .iter()
         .enumerate()
@@ -441,6 +570,142 @@ mod tests {
             ]))),
             Some(Problem::HardenedTooEarly { .. })
         ));
+    }
+
+    fn spec_into(commands: &[&str], output: &str) -> Value {
+        json!(json!({
+            "version": "0.2",
+            "phases": {"build": {"commands": commands}},
+            "artifacts": {"base-directory": output, "files": "**/*"}
+        })
+        .to_string())
+    }
+
+    /// Only a command that runs `cdk-harden apply` on the directory the synth step hands on
+    /// counts: not one that writes a copy elsewhere (`--out`), hardens another directory, is
+    /// echoed, quoted or commented out.
+    #[test]
+    fn issue_6_only_apply_on_the_handed_on_directory_counts() {
+        let not_hardened = |commands: &[&str], output: &str| {
+            matches!(
+                problem(&with_buildspec(spec_into(commands, output))),
+                Some(Problem::NotHardened { .. })
+            )
+        };
+        for (commands, output) in [
+            (
+                &[
+                    "npx cdk synth",
+                    "npx cdk-harden apply cdk.out --out hardened",
+                ][..],
+                "cdk.out",
+            ),
+            (
+                &["npx cdk synth", "npx cdk-harden apply --out=hardened"],
+                "cdk.out",
+            ),
+            (
+                &["npx cdk synth", "npx cdk-harden apply other.out"],
+                "cdk.out",
+            ),
+            (&["npx cdk synth", "npx cdk-harden apply"], "infra/hardened"),
+            (
+                &["npx cdk synth", "echo npx cdk-harden apply cdk.out"],
+                "cdk.out",
+            ),
+            (
+                &["npx cdk synth", "echo \"run: npx cdk-harden apply; done\""],
+                "cdk.out",
+            ),
+            (
+                &["npx cdk synth", "# npx cdk-harden apply cdk.out"],
+                "cdk.out",
+            ),
+            (
+                &["npx cdk synth # && npx cdk-harden apply cdk.out"],
+                "cdk.out",
+            ),
+            (
+                &[
+                    "npx cdk synth",
+                    "npx cdk-harden apply --config c.json --dry-run",
+                ],
+                "cdk.out",
+            ),
+        ] {
+            assert!(not_hardened(commands, output), "{commands:?} into {output}");
+        }
+        for (commands, output) in [
+            (
+                &["cd infra && npx cdk synth && npx cdk-harden apply cdk.out"][..],
+                "infra/cdk.out",
+            ),
+            (
+                &[
+                    "npx cdk synth",
+                    "npx cdk-harden apply $CODEBUILD_SRC_DIR/cdk.out",
+                ],
+                "cdk.out",
+            ),
+            (
+                &["npx cdk synth", "npx cdk-harden apply ./cdk.out/"],
+                "cdk.out",
+            ),
+            (
+                &[
+                    "npx cdk synth",
+                    "npx cdk-harden apply cdk.out --out hardened",
+                ],
+                "hardened",
+            ),
+            (
+                &["npx cdk synth", "npx -p cdk-harden cdk-harden apply"],
+                "cdk.out",
+            ),
+            (
+                &[
+                    "npx cdk synth",
+                    "CI=1 npx --yes cdk-harden apply --config=c.json --format markdown cdk.out",
+                ],
+                "cdk.out",
+            ),
+            (
+                &["npx cdk synth", "npx cdk-harden apply cdk.out # harden"],
+                "cdk.out",
+            ),
+            (
+                &["npx cdk synth", "yarn cdk-harden apply 'cdk.out'"],
+                "cdk.out",
+            ),
+        ] {
+            assert_eq!(
+                problem(&with_buildspec(spec_into(commands, output))),
+                None,
+                "{commands:?} into {output}"
+            );
+        }
+        // YAML buildspecs name their output the same way.
+        let yaml = "version: 0.2\nphases:\n  build:\n    commands:\n      - npx cdk synth\n      - npx cdk-harden apply cdk.out\nartifacts:\n  base-directory: 'hardened'\n  files: '**/*'\n";
+        assert!(matches!(
+            problem(&with_buildspec(json!(yaml))),
+            Some(Problem::NotHardened { .. })
+        ));
+    }
+
+    #[test]
+    fn simple_commands_split_like_a_shell() {
+        let split = |c: &str| simple_commands(c);
+        assert_eq!(
+            split("a 'b c' \"d;e\" f\\ g; h && i | j # k\nl"),
+            [
+                vec!["a", "b c", "d;e", "f g"],
+                vec!["h"],
+                vec!["i"],
+                vec!["j"],
+                vec!["l"]
+            ]
+        );
+        assert_eq!(split("a#b ''"), [vec!["a#b", ""]]);
     }
 
     #[test]
