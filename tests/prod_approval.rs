@@ -511,3 +511,52 @@ fn issue_6_run_orders_are_never_shifted_past_999() {
         });
     assert!(noted, "the review says why no approval was added");
 }
+
+/// CodePipeline allows at most 50 actions in a stage: when an approval would make a
+/// production stage's 51st, none is added (the pipeline would not deploy), and the review
+/// says why.
+#[test]
+fn issue_6_an_approval_never_makes_a_stage_pass_50_actions() {
+    let (_dir, root) = copy_fixture("shapes");
+    let fill = |to: usize| {
+        move |t: &mut serde_json::Value| {
+            let pipeline = t["Resources"]
+                .as_object_mut()
+                .unwrap()
+                .values_mut()
+                .find(|r| r["Type"] == "AWS::CodePipeline::Pipeline")
+                .unwrap();
+            for stage in pipeline["Properties"]["Stages"].as_array_mut().unwrap() {
+                if stage["Name"] == "Production" {
+                    let actions = stage["Actions"].as_array_mut().unwrap();
+                    let first = actions[0].clone();
+                    let mut k = 0;
+                    while actions.len() < to {
+                        let mut copy = first.clone();
+                        copy["Name"] = serde_json::json!(format!("Extra{k}"));
+                        actions.push(copy);
+                        k += 1;
+                    }
+                }
+            }
+        }
+    };
+    edit(&root, "ClassicPipelineStack.template.json", fill(50));
+    let outcome = run(&root, &config("shapes"), Mode::DryRun);
+    assert!(changes_of(&outcome, "prod-approval").is_empty());
+    let noted = outcome
+        .report
+        .stacks()
+        .flat_map(|s| s.into_owned().notes)
+        .any(|n| {
+            n.transform == "prod-approval"
+                && n.message.contains("51 actions")
+                && n.message.contains("at most 50")
+        });
+    assert!(noted, "the review says why no approval was added");
+    // At 49 actions the approval makes 50, which is allowed.
+    let (_dir, root) = copy_fixture("shapes");
+    edit(&root, "ClassicPipelineStack.template.json", fill(49));
+    let outcome = run(&root, &config("shapes"), Mode::DryRun);
+    assert!(!changes_of(&outcome, "prod-approval").is_empty());
+}

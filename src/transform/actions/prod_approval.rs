@@ -114,6 +114,18 @@ impl Action for ProdApproval {
                     ));
                     continue;
                 }
+                if new.len() > MAX_ACTIONS {
+                    proposal.notes.push(ctx.note(
+                        Some(id),
+                        NoteKind::ActionRequired,
+                        format!(
+                            "{}: no approval added: the stage would have {} actions, and CodePipeline allows at most {MAX_ACTIONS} in a stage; add the approval in the app, in a stage of its own",
+                            stage.name,
+                            new.len()
+                        ),
+                    ));
+                    continue;
+                }
                 proposal.push(Change::on_resource(
                     id,
                     &format!("/Properties/Stages/{}/Actions", stage.index),
@@ -466,6 +478,9 @@ fn approval_configuration(approval: &crate::config::ApprovalConfig) -> Option<Va
 
 /// The highest RunOrder CodePipeline accepts.
 const MAX_RUN_ORDER: u64 = 999;
+
+/// The most actions CodePipeline allows in one stage.
+const MAX_ACTIONS: usize = 50;
 
 /// The stage's actions with the approvals added and later actions moved on.
 ///
