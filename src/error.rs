@@ -20,6 +20,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("hardening would give the template {after} {what}; CloudFormation allows at most {limit} (it had {before}): opt resources out with `cdk-harden` metadata, turn transforms off for this environment, or split the stack")]
+    Limit {
+        what: &'static str,
+        before: usize,
+        after: usize,
+        limit: usize,
+    },
+
     #[error("writing to stdout")]
     Stdout {
         #[source]

@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::findings::{self, Finding};
 use crate::report::store::{Flight, StoreBuilder, IN_FLIGHT_PER_BYTE};
 use crate::report::{self, StackReport, Started};
-use crate::transform::{self, Registry};
+use crate::transform::{self, limits, Registry};
 
 /// About how many bytes finishing holds per byte of a template's text, on top of what waits:
 /// the text as read again, the final text and the diff. A waiting template reserves it from
@@ -265,12 +265,15 @@ impl<'r> Context<'_, 'r> {
         // The tree is hardened in place; the review compares policies with these.
         let statements = report::iam::Statements::of(&tree);
         let (assembly, config, registry) = (self.assembly, self.config, self.registry);
+        let in_stack = |e: Error| Error::Stack {
+            stack: stack.display_name.clone(),
+            template: stack.template_path.to_string(),
+            source: Box::new(e),
+        };
+        let counts = limits::counts(&tree);
         let hardened = transform::harden_template(assembly, index, tree, config, registry)
-            .map_err(|e| Error::Stack {
-                stack: stack.display_name.clone(),
-                template: stack.template_path.to_string(),
-                source: Box::new(e),
-            })?;
+            .and_then(|h| limits::check_counts(counts, limits::counts(&h.template)).map(|()| h))
+            .map_err(in_stack)?;
         let findings = findings::scan(self.assembly, index, &hardened.template);
         let secrets = match &before {
             Before::Kept(text) => report::secret_values(&findings, text, &hardened.template),
@@ -285,6 +288,9 @@ impl<'r> Context<'_, 'r> {
         let (review, tree) = StackReport::start(stack, &statements, hardened);
         // Written as it is given up: the tree shrinks as its text grows.
         let hardened = changed.then(|| into_cdk_json(tree, capacity));
+        if let Some(text) = &hardened {
+            limits::check_size(stack.size, text.len()).map_err(in_stack)?;
+        }
         Ok(Serialized {
             review,
             before,

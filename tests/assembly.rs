@@ -753,3 +753,80 @@ fn issue_2_malformed_resources_are_refused() {
         );
     }
 }
+
+/// A template within CloudFormation's 500-resource limit that hardening would take past it
+/// is refused, naming the stack and the limit, and nothing is written: CloudFormation would
+/// reject it at deploy time. At exactly 500 it is hardened.
+#[test]
+fn issue_2_hardening_never_takes_a_template_past_cloudformations_limits() {
+    let file = "SecretsStack.template.json";
+    let config = config("secrets");
+    let config = config.to_str().unwrap();
+    let count = |root: &Path| {
+        read_json(&root.join(file))["Resources"]
+            .as_object()
+            .unwrap()
+            .len()
+    };
+    let (_dir, root) = copy_fixture("secrets");
+    let before = count(&root);
+    let o = run(&root, &["apply", ".", "--config", config]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let added = count(&root) - before;
+    assert!(added > 0, "hardening adds resources to {file}");
+    let padded = |total: usize| {
+        let (dir, root) = copy_fixture("secrets");
+        edit_json(&root.join(file), |t| {
+            let resources = t["Resources"].as_object_mut().unwrap();
+            let mut k = 0;
+            while resources.len() < total {
+                resources.insert(
+                    format!("Padding{k}"),
+                    serde_json::json!({"Type": "AWS::CloudFormation::WaitConditionHandle"}),
+                );
+                k += 1;
+            }
+        });
+        (dir, root)
+    };
+    let (_dir, root) = padded(500 - added + 1);
+    let args = ["apply", ".", "--config", config];
+    let err = assert_refused(
+        &root,
+        &args,
+        &[
+            "SecretsStack",
+            "would give the template 501 Resources; CloudFormation allows at most 500",
+        ],
+        &root,
+    );
+    assert!(
+        err.contains(&format!("(it had {})", 500 - added + 1)),
+        "{err}"
+    );
+    let (_dir, root) = padded(500 - added);
+    let o = run(&root, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(count(&root), 500);
+
+    // The same for the size of the template's text (1,000,000 bytes, as cfn-lint counts).
+    let (_dir, root) = copy_fixture("secrets");
+    let path = root.join(file);
+    edit_json(&path, |t| {
+        t["Metadata"] = serde_json::json!({"Padding": ""});
+    });
+    let size = std::fs::metadata(&path).unwrap().len() as usize;
+    edit_json(&path, |t| {
+        t["Metadata"]["Padding"] = "x".repeat(999_000 - size).into();
+    });
+    let err = assert_refused(
+        &root,
+        &args,
+        &[
+            "SecretsStack",
+            "bytes; CloudFormation allows at most 1000000",
+        ],
+        &root,
+    );
+    assert!(err.contains("(it had 999000)"), "{err}");
+}

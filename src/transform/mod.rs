@@ -13,6 +13,7 @@ pub mod actions;
 pub mod cfn;
 pub mod change;
 pub mod document;
+pub mod limits;
 pub mod optout;
 pub mod original;
 pub mod registry;
