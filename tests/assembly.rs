@@ -830,3 +830,47 @@ fn issue_2_hardening_never_takes_a_template_past_cloudformations_limits() {
     );
     assert!(err.contains("(it had 999000)"), "{err}");
 }
+
+/// `cdk synth --no-asset-metadata` leaves nested stacks without `aws:asset:path`: their
+/// templates are then found through the asset id their `TemplateURL` names, and hardened as
+/// when the metadata is there; `check` then finds nothing left.
+#[test]
+fn issue_2_nested_stacks_are_found_without_asset_metadata() {
+    let config = config("pipelines");
+    let config = config.to_str().unwrap();
+    let (_with, with) = copy_fixture("pipelines");
+    let (_without, without) = copy_fixture("pipelines");
+    let mut stripped = 0;
+    for (path, _) in templates(&without) {
+        edit_json(&without.join(&path), |t| {
+            for (_, r) in t["Resources"].as_object_mut().unwrap() {
+                if r["Type"] == "AWS::CloudFormation::Stack" {
+                    let meta = r["Metadata"].as_object_mut().unwrap();
+                    stripped += meta.remove("aws:asset:path").is_some() as usize;
+                }
+            }
+        });
+    }
+    assert!(stripped > 0, "the example has nested stacks");
+    let nested_before = snapshot(&without);
+    for root in [&with, &without] {
+        let o = run(root, &["apply", ".", "--config", config]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let nested = |root: &Path| -> Vec<(String, Vec<u8>)> {
+        snapshot(root)
+            .into_iter()
+            .filter(|(p, _)| p.ends_with(".nested.template.json"))
+            .collect()
+    };
+    let hardened = nested(&without);
+    assert_eq!(hardened.len(), stripped);
+    assert_eq!(hardened, nested(&with), "hardened as with the metadata");
+    let unchanged = nested_before
+        .iter()
+        .filter(|(p, _)| p.ends_with(".nested.template.json"))
+        .any(|entry| hardened.contains(entry));
+    assert!(!unchanged, "every nested template was hardened");
+    let o = run(&without, &["check", ".", "--config", config]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

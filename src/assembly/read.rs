@@ -101,6 +101,12 @@ enum Nested {
     Read(Scan),
 }
 
+/// The file assets of an assembly: their ids, and the file each publishes.
+struct AssetIndex<'a> {
+    ids: Ids,
+    sources: std::collections::HashMap<&'a str, &'a RelPath>,
+}
+
 /// A stack artifact whose template (and nested templates) are still to be read.
 struct StackJob {
     name: String,
@@ -355,12 +361,18 @@ impl Reader<'_> {
     fn read_stacks(&mut self) -> Result<()> {
         use rayon::prelude::*;
         let resolver = self.resolver;
-        let ids = Ids::new(
-            self.asset_manifests
-                .iter()
-                .flat_map(|m| m.files.iter().map(|(id, _)| id.as_str())),
-        );
-        let ids = &ids;
+        let files = || self.asset_manifests.iter().flat_map(|m| &m.files);
+        let mut sources = std::collections::HashMap::new();
+        for (id, source) in files() {
+            if let Some(source) = source {
+                sources.entry(id.as_str()).or_insert(source);
+            }
+        }
+        let index = AssetIndex {
+            ids: Ids::new(files().map(|(id, _)| id.as_str())),
+            sources,
+        };
+        let index = &index;
         let read: Vec<Result<Vec<Stack>>> = std::mem::take(&mut self.jobs)
             .into_par_iter()
             .map(|job| {
@@ -368,7 +380,7 @@ impl Reader<'_> {
                 let named_by = (job.named_by.0.as_path(), job.named_by.1.clone());
                 read_stack(
                     resolver,
-                    ids,
+                    index,
                     &job,
                     job.name.clone(),
                     job.display_name.clone(),
@@ -462,7 +474,7 @@ impl Reader<'_> {
 #[allow(clippy::too_many_arguments)]
 fn read_stack(
     resolver: &paths::Resolver,
-    ids: &Ids,
+    index: &AssetIndex,
     job: &StackJob,
     name: String,
     display_name: String,
@@ -480,16 +492,29 @@ fn read_stack(
             value: template_path.as_str().to_string(),
         });
     }
-    let (text, nested_stacks) = read_nested_stacks(&file)?;
-    let index = out.len();
+    let (text, nested_stacks) = read_nested_stacks(&file, &index.ids)?;
+    let position = out.len();
     let base = template_path.parent();
     let mut children = Vec::new();
-    for (logical_id, asset_path, cdk_path) in nested_stacks {
-        let pointer = format!(
-            "/Resources/{}/Metadata/aws:asset:path",
-            escape_pointer(&logical_id)
-        );
-        let child = resolver.resolve(&base, &asset_path, &file, &pointer)?;
+    for (logical_id, found, cdk_path) in nested_stacks {
+        let at = |key: &str| format!("/Resources/{}/{key}", escape_pointer(&logical_id));
+        let (child, pointer) = match found {
+            NestedTemplate::AssetPath(asset_path) => {
+                let pointer = at("Metadata/aws:asset:path");
+                (
+                    resolver.resolve(&base, &asset_path, &file, &pointer)?,
+                    pointer,
+                )
+            }
+            NestedTemplate::Assets(ids) => {
+                let pointer = at("Properties/TemplateURL");
+                match ids.iter().find_map(|id| index.sources.get(id.as_str())) {
+                    Some(&source) => (source.clone(), pointer),
+                    // Published by no file asset of this assembly: not a template it holds.
+                    None => continue,
+                }
+            }
+        };
         let child_display = cdk_path
             .as_deref()
             .and_then(nested_display_name)
@@ -507,7 +532,7 @@ fn read_stack(
         published: nested.is_some() || job.published,
         nested,
         assets: Vec::new(),
-        mentions: ids.named_in(&text),
+        mentions: index.ids.named_in(&text),
         source: Source::File,
         size: text.len(),
     });
@@ -515,13 +540,13 @@ fn read_stack(
     for (logical_id, child, child_display, pointer) in children {
         read_stack(
             resolver,
-            ids,
+            index,
             job,
             format!("{name}/{logical_id}"),
             child_display,
             child,
             Some(NestedLink {
-                parent: index,
+                parent: position,
                 logical_id,
             }),
             (&file, pointer),
@@ -556,32 +581,56 @@ fn check_resources(template: &Value, file: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A template's text, and its nested stack resources in template order: logical id,
-/// `aws:asset:path` and `aws:cdk:path`.
-type NestedStacks = (String, Vec<(String, String, Option<String>)>);
+/// A template's text, and its nested stack resources in template order: logical id, where
+/// its template is, and `aws:cdk:path`.
+type NestedStacks = (String, Vec<(String, NestedTemplate, Option<String>)>);
+
+/// Where a nested stack's template is.
+#[derive(Debug, Clone, PartialEq)]
+enum NestedTemplate {
+    /// Its `aws:asset:path` metadata, as CDK writes it.
+    AssetPath(String),
+    /// Without that metadata (`cdk synth --no-asset-metadata`): the asset ids of this assembly
+    /// its `TemplateURL` names, each published from a file by an asset manifest.
+    Assets(Vec<String>),
+}
+
+/// The type of a nested stack resource.
+const NESTED_STACK: &str = "AWS::CloudFormation::Stack";
 
 /// Reads a template at load time, for its nested stacks. Most templates take the light path:
 /// a typed parse that validates the JSON and the resources' shape but builds no tree for
-/// anything else. A template it does not accept is read in full, which either succeeds (the
+/// anything else; a template it does not accept is parsed in full, which either accepts it (the
 /// light types are stricter than the template rules, say a non-string `aws:cdk:path`) or
-/// reports the error with its line or pointer.
-fn read_nested_stacks(file: &Path) -> Result<NestedStacks> {
+/// reports the error with its line or pointer. So is one with a nested stack that has no
+/// `aws:asset:path`: its `TemplateURL` is read for the asset ids of this assembly (`ids`).
+fn read_nested_stacks(file: &Path, ids: &Ids) -> Result<NestedStacks> {
     let bytes = Error::read(file)?;
     let light = bytes
         .iter()
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|b| *b == b'{')
         .then(|| serde_json::from_slice::<light::Template>(&bytes).ok())
-        .flatten();
+        .flatten()
+        .filter(|t| {
+            t.resources.0.iter().all(|(_, r)| {
+                r.kind != NESTED_STACK
+                    || r.metadata.as_ref().is_some_and(|m| m.asset_path.is_some())
+            })
+        });
     let nested: Vec<_> = match light {
         Some(t) => t
             .resources
             .0
             .into_iter()
-            .filter(|(_, r)| r.kind == "AWS::CloudFormation::Stack")
+            .filter(|(_, r)| r.kind == NESTED_STACK)
             .filter_map(|(id, r)| {
                 let meta = r.metadata?;
-                Some((id, meta.asset_path?, meta.cdk_path))
+                Some((
+                    id,
+                    NestedTemplate::AssetPath(meta.asset_path?),
+                    meta.cdk_path,
+                ))
             })
             .collect(),
         None => {
@@ -591,15 +640,19 @@ fn read_nested_stacks(file: &Path) -> Result<NestedStacks> {
             let nested = resources
                 .into_iter()
                 .flatten()
-                .filter(|(_, r)| str_at(r, "/Type") == Some("AWS::CloudFormation::Stack"))
+                .filter(|(_, r)| str_at(r, "/Type") == Some(NESTED_STACK))
                 .filter_map(|(id, r)| {
-                    let asset_path = str_at(r, "/Metadata/aws:asset:path")?;
-                    let cdk_path = str_at(r, "/Metadata/aws:cdk:path");
-                    Some((
-                        id.clone(),
-                        asset_path.to_string(),
-                        cdk_path.map(str::to_string),
-                    ))
+                    let cdk_path = str_at(r, "/Metadata/aws:cdk:path").map(str::to_string);
+                    let found = match str_at(r, "/Metadata/aws:asset:path") {
+                        Some(path) => NestedTemplate::AssetPath(path.to_string()),
+                        None => {
+                            // A template from outside the assembly names none of its ids.
+                            let url = r.at("/Properties/TemplateURL")?;
+                            let named = ids.named_in(&url.to_string());
+                            (!named.is_empty()).then_some(NestedTemplate::Assets(named))?
+                        }
+                    };
+                    Some((id.clone(), found, cdk_path))
                 })
                 .collect();
             return Ok((template.text, nested));
@@ -1018,7 +1071,7 @@ mod tests {
                 .replace("N_B", &nested("B", "b.json").to_string());
             let file = dir.path().join("t.template.json");
             std::fs::write(&file, &text).unwrap();
-            let (read, found) = read_nested_stacks(&file).unwrap();
+            let (read, found) = read_nested_stacks(&file, &Ids::default()).unwrap();
             assert_eq!(read, text);
             let ids: Vec<&str> = found.iter().map(|(id, _, _)| id.as_str()).collect();
             assert_eq!(ids, expected, "{text}");
@@ -1035,7 +1088,7 @@ mod tests {
         ] {
             let file = dir.path().join("bad.template.json");
             std::fs::write(&file, text).unwrap();
-            match read_nested_stacks(&file) {
+            match read_nested_stacks(&file, &Ids::default()) {
                 Err(Error::Shape { pointer: p, .. }) => assert_eq!(p, pointer, "{text}"),
                 other => panic!("{text}: {other:?}"),
             }
@@ -1043,7 +1096,7 @@ mod tests {
     }
 
     /// The full read's view of the nested stacks of `file` is `found`.
-    fn light_matches_full(file: &Path, found: &[(String, String, Option<String>)]) {
+    fn light_matches_full(file: &Path, found: &[(String, NestedTemplate, Option<String>)]) {
         let t = read_template(file).unwrap();
         let full: Vec<(String, String)> = t.value["Resources"]
             .as_object()
@@ -1062,7 +1115,10 @@ mod tests {
             .collect();
         let light: Vec<(String, String)> = found
             .iter()
-            .map(|(id, p, _)| (id.clone(), p.clone()))
+            .map(|(id, p, _)| match p {
+                NestedTemplate::AssetPath(p) => (id.clone(), p.clone()),
+                NestedTemplate::Assets(_) => panic!("{id}: no asset path"),
+            })
             .collect();
         assert_eq!(light, full);
     }
