@@ -1005,3 +1005,64 @@ fn issue_5_a_role_with_an_inline_policy_gets_one_grant() {
         assert!(actions.contains(a), "{actions}");
     }
 }
+
+/// A resource a parent stack passes to a nested stack (CDK's `referenceto…` parameters), and a
+/// nested stack's output its parent reads: the roles on the other side need the key too, and
+/// are in another template, so the review says so.
+#[test]
+fn issue_5_encrypted_resources_shared_with_a_nested_stack_are_reported() {
+    let (_dir, root) = common::copy_fixture("pipelines");
+    let dev = root.join("assembly-PipelineStack-Dev");
+    let edit = |file: &str, f: &dyn Fn(&mut Value)| {
+        let path = dev.join(file);
+        let mut t = read_json(&path);
+        f(&mut t);
+        std::fs::write(&path, serde_json::to_string_pretty(&t).unwrap()).unwrap();
+    };
+    edit("PipelineStackDevService2FAD3E8A.template.json", &|t| {
+        t["Resources"]["StorageNestedStackStorageNestedStackResource9807768E"]["Properties"]
+            ["Parameters"] = json!({
+            "referencetoPipelineStackDevServiceUploadsBucketArn": {"Fn::GetAtt": ["UploadsBucket5E5E9B64", "Arn"]}
+        });
+    });
+    edit(
+        "PipelineStackDevServiceStorage338AB38E.nested.template.json",
+        &|t| {
+            t["Outputs"] =
+                json!({"ArchiveArn": {"Value": {"Fn::GetAtt": ["ArchiveBucket9DECBF5D", "Arn"]}}});
+        },
+    );
+    let outcome = cdk_harden::run(&cdk_harden::Options {
+        assembly: root.clone(),
+        config: Some(common::config("pipelines")),
+        out: None,
+        mode: cdk_harden::Mode::DryRun,
+    })
+    .unwrap();
+    let notes: Vec<(String, String)> = outcome
+        .report
+        .stacks()
+        .flat_map(|s| s.into_owned().notes)
+        .filter(|n| n.kind == NoteKind::ActionRequired && n.transform == "kms")
+        .map(|n| (n.logical_id.unwrap_or_default(), n.message))
+        .collect();
+    let noted = |id: &str, text: &str| {
+        notes
+            .iter()
+            .any(|(l, m)| l == id && m.contains(text) && m.contains("kms:Decrypt"))
+    };
+    assert!(
+        noted(
+            "UploadsBucket5E5E9B64",
+            "is passed to nested stack `StorageNestedStackStorageNestedStackResource9807768E` (parameter `referencetoPipelineStackDevServiceUploadsBucketArn`)"
+        ),
+        "{notes:#?}"
+    );
+    assert!(
+        noted(
+            "ArchiveBucket9DECBF5D",
+            "is an output of this nested stack (`ArchiveArn`): roles in its parent stack"
+        ),
+        "{notes:#?}"
+    );
+}

@@ -98,9 +98,10 @@ impl Source {
     }
 }
 
-/// Encrypted resources another stack may use through an export (CDK's cross-stack
-/// references): the consumers need the key too, and they are not in this template, so the
-/// review says so.
+/// Encrypted resources another stack may use: through an export (CDK's cross-stack
+/// references), as an output of a nested stack (its parent reads it), or as a parameter of a
+/// nested stack (CDK passes a parent's resource to a nested stack that uses it). The roles that
+/// use them there need the key too, and they are not in this template, so the review says so.
 fn exported_notes(
     template: &Value,
     encrypted: &[(String, Kind)],
@@ -108,24 +109,45 @@ fn exported_notes(
     ctx: &Context,
     proposal: &mut Proposal,
 ) {
+    let need = format!(
+        "now also need {key} (`kms:Decrypt` to read; `kms:GenerateDataKey*` and `kms:Decrypt` to write); grant it there"
+    );
+    let mut note = |refs: Vec<String>, how: &dyn Fn(&str) -> String| {
+        for (id, _) in encrypted.iter().filter(|(id, _)| refs.contains(id)) {
+            proposal.notes.push(ctx.note(
+                Some(id),
+                NoteKind::ActionRequired,
+                format!("{}: {need}", how(id)),
+            ));
+        }
+    };
+    let nested = ctx.stack.nested.is_some();
     for (name, output) in template
         .get("Outputs")
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
     {
-        if output.get("Export").is_none() {
-            continue;
-        }
         let refs = cfn::referenced_ids(output.get("Value").unwrap_or(&Value::Null));
-        for (id, _) in encrypted.iter().filter(|(id, _)| refs.contains(id)) {
-            proposal.notes.push(ctx.note(
-                Some(id),
-                NoteKind::ActionRequired,
-                format!(
-                    "`{id}` is exported (output `{name}`): roles in other stacks that use it through `Fn::ImportValue` now also need {key} (`kms:Decrypt` to read; `kms:GenerateDataKey*` and `kms:Decrypt` to write); grant it there"
-                ),
-            ));
+        if output.get("Export").is_some() {
+            note(refs, &|id| {
+                format!("`{id}` is exported (output `{name}`): roles in other stacks that use it through `Fn::ImportValue`")
+            });
+        } else if nested {
+            note(refs, &|id| {
+                format!("`{id}` is an output of this nested stack (`{name}`): roles in its parent stack that use it")
+            });
+        }
+    }
+    for (stack_id, resource) in cfn::resources_of(template, "AWS::CloudFormation::Stack") {
+        for (parameter, value) in cfn::prop(resource, "Parameters")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            note(cfn::referenced_ids(value), &|id| {
+                format!("`{id}` is passed to nested stack `{stack_id}` (parameter `{parameter}`): roles there that use it")
+            });
         }
     }
 }
