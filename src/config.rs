@@ -305,6 +305,18 @@ impl Config {
         for (i, pattern) in self.production.stages.iter().enumerate() {
             glob(pattern).map_err(|e| err(format!("production.stages[{i}]"), e))?;
         }
+        // Compared with the accounts of ARNs, which never match another form: a mistyped id
+        // would silently drop the approval before production.
+        for (i, account) in self.production.accounts.iter().enumerate() {
+            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(err(
+                    format!("production.accounts[{i}]"),
+                    format!(
+                        "`{account}` is not an AWS account id (12 digits, e.g. `444444444444`)"
+                    ),
+                ));
+            }
+        }
         for (i, ex) in self.exclude.iter().enumerate() {
             glob(&ex.path).map_err(|e| err(format!("exclude[{i}].path"), e))?;
             if ex.reason.trim().is_empty() {
@@ -448,6 +460,21 @@ mod tests {
         }
         // The same keys in different objects are fine.
         assert!(parse(r#"{"environments": {"*": {"kms": {"create": true}}, "1/r": {"kms": {"create": false}}}}"#).is_ok());
+    }
+
+    /// A production account that is not 12 digits could never match an ARN's account, so
+    /// it would silently drop the approval before production: it is refused.
+    #[test]
+    fn issue_6_production_accounts_must_be_account_ids() {
+        for bad in ["4444-4444-4444", "44444444444", "4444444444445", "*", ""] {
+            let text = format!(r#"{{"production": {{"accounts": ["111111111111", "{bad}"]}}}}"#);
+            let msg = parse(&text).unwrap_err().to_string();
+            assert!(
+                msg.contains("production.accounts[1]") && msg.contains("not an AWS account id"),
+                "{bad}: {msg}"
+            );
+        }
+        assert!(parse(r#"{"production": {"accounts": ["444444444444"]}}"#).is_ok());
     }
 
     #[test]
