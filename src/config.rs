@@ -477,6 +477,14 @@ mod tests {
         assert!(parse(r#"{"production": {"accounts": ["444444444444"]}}"#).is_ok());
     }
 
+    /// A config saved with a byte order mark (as some Windows editors save UTF-8) is read.
+    #[test]
+    fn a_config_with_a_byte_order_mark_is_read() {
+        let text = "\u{feff}{\"production\": {\"accounts\": [\"444444444444\"]}}";
+        let config = parse(text).unwrap();
+        assert_eq!(config.production.accounts, ["444444444444"]);
+    }
+
     #[test]
     fn most_specific_environment_wins() {
         let config = parse(

@@ -168,7 +168,7 @@ impl Error {
         path: &std::path::Path,
         bytes: &[u8],
     ) -> Result<T> {
-        serde_json::from_slice(bytes).map_err(|e| Error::json(path, &e))
+        serde_json::from_slice(bytes).map_err(|e| Error::json_in(path, bytes, &e))
     }
 
     /// [`Error::parse_json`] for files people write (the config, transform documents): a key
@@ -179,11 +179,29 @@ impl Error {
         path: &std::path::Path,
         bytes: &[u8],
     ) -> Result<T> {
+        // Files people write may come from an editor that starts them with a byte order
+        // mark; JSON lets a reader ignore it.
+        let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
         let mut de = serde_json::Deserializer::from_slice(bytes);
         serde::de::DeserializeSeed::deserialize(unique::Unique(&mut Vec::new()), &mut de)
             .and_then(|()| de.end())
             .map_err(|e| Error::json(path, &e))?;
         Error::parse_json(path, bytes)
+    }
+
+    /// [`Error::json`] for a parse of `bytes`: one that starts with a UTF-8 byte order mark
+    /// says so, instead of `expected value` at its first column. CDK writes none; a file that
+    /// has one was edited, and the files around it expect none.
+    pub(crate) fn json_in(path: &std::path::Path, bytes: &[u8], e: &serde_json::Error) -> Error {
+        if bytes.starts_with(BOM) && e.line() == 1 && e.column() <= 1 {
+            return Error::Json {
+                path: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: "the file starts with a UTF-8 byte order mark (BOM), which cdk-harden does not read here; save it as UTF-8 without one".into(),
+            };
+        }
+        Error::json(path, e)
     }
 
     /// A JSON syntax error in the file at `path`, with its position.
@@ -196,6 +214,9 @@ impl Error {
         }
     }
 }
+
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// serde_json appends " at line L column C"; we print the position ourselves.
 fn strip_position(message: &str) -> String {

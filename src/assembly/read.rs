@@ -147,7 +147,7 @@ pub(crate) fn read_template(file: &Path) -> Result<Template> {
 
 /// [`read_template`] on bytes already read from `file`.
 pub(crate) fn parse_template(file: &Path, bytes: Vec<u8>) -> Result<Template> {
-    let value = super::format::parse(&bytes).map_err(|e| Error::json(file, &e))?;
+    let value = super::format::parse(&bytes).map_err(|e| Error::json_in(file, &bytes, &e))?;
     if !value.is_object() {
         return Err(Error::Shape {
             path: file.to_path_buf(),
@@ -944,6 +944,26 @@ mod tests {
             assert!(
                 err.ends_with("`/artifacts/SecretsStack/environment` must be a string of the form `aws://ACCOUNT/REGION`"),
                 "{bad}: {err}"
+            );
+        }
+    }
+
+    /// A template or manifest that starts with a byte order mark says so, rather than
+    /// `expected value` at line 1, column 1.
+    #[test]
+    fn a_byte_order_mark_is_named() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/secrets/cdk.out");
+        for file in ["SecretsStack.template.json", "manifest.json"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("cdk.out");
+            crate::assembly::write::copy_tree(&example, &root).unwrap();
+            let mut bytes = b"\xEF\xBB\xBF".to_vec();
+            bytes.extend(std::fs::read(root.join(file)).unwrap());
+            std::fs::write(root.join(file), bytes).unwrap();
+            let err = load(&root).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{file}: invalid JSON at line 1, column 1: the file starts with a UTF-8 byte order mark")),
+                "{err}"
             );
         }
     }
