@@ -94,8 +94,22 @@ pub struct Common {
     pub output: Option<PathBuf>,
     /// Markdown only: keep the review under this many bytes (GitHub comments hold 65,536
     /// characters) by leaving out diffs, then stack sections, with a note; 0 for no limit.
-    #[arg(long, value_name = "BYTES", default_value_t = report::DEFAULT_MARKDOWN_LIMIT)]
+    #[arg(long, value_name = "BYTES", default_value_t = report::DEFAULT_MARKDOWN_LIMIT, value_parser = markdown_limit)]
     pub markdown_limit: usize,
+}
+
+/// The smallest `--markdown-limit` the review's headline and the note that it was cut fit in.
+const MIN_MARKDOWN_LIMIT: usize = 256;
+
+/// `--markdown-limit`: 0, or a size the cut review can keep to.
+fn markdown_limit(text: &str) -> std::result::Result<usize, String> {
+    let n: usize = text.parse().map_err(|e| format!("`{text}`: {e}"))?;
+    if n != 0 && n < MIN_MARKDOWN_LIMIT {
+        return Err(format!(
+            "{n} bytes cannot hold the review's headline; give at least {MIN_MARKDOWN_LIMIT}, or 0 for no limit"
+        ));
+    }
+    Ok(n)
 }
 
 /// `--format`.

@@ -1067,3 +1067,43 @@ fn issue_7_a_failed_write_to_stdout_is_an_error_and_apply_writes_nothing() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(snapshot(&root) != before, "apply wrote nothing");
 }
+
+/// `--markdown-limit` is kept to: a value too small for the headline and the note that the
+/// review was cut is refused (exit 2), and from the smallest accepted value up, the review
+/// fits.
+#[test]
+fn issue_7_the_markdown_limit_is_kept_or_refused() {
+    let (dir, _root) = copy_fixture("pipelines");
+    for limit in ["1", "100", "255"] {
+        let o = harden_cli(
+            dir.path(),
+            "pipelines",
+            &[
+                "diff",
+                "cdk.out",
+                "--format",
+                "markdown",
+                "--markdown-limit",
+                limit,
+            ],
+        );
+        assert_eq!(o.status.code(), Some(2), "{limit}");
+        assert!(stderr(&o).contains("give at least 256"), "{}", stderr(&o));
+    }
+    for limit in [256usize, 1000, 4000] {
+        let o = harden_cli(
+            dir.path(),
+            "pipelines",
+            &[
+                "diff",
+                "cdk.out",
+                "--format",
+                "markdown",
+                "--markdown-limit",
+                &limit.to_string(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{limit}: {}", stderr(&o));
+        assert!(o.stdout.len() <= limit, "{limit}: {} bytes", o.stdout.len());
+    }
+}

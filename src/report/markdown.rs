@@ -197,7 +197,7 @@ fn render_head(report: &Report, groups: &[Group], options: &RenderOptions) -> St
     let _ = writeln!(out, "| {} |", aligns.join(" | "));
     for g in groups {
         let first = g.first();
-        let mut row = vec![code(&g.label())];
+        let mut row = vec![code_cell(&g.label())];
         if grouped {
             row.push(g.stacks.len().to_string());
         }
@@ -247,8 +247,8 @@ fn render_head(report: &Report, groups: &[Group], options: &RenderOptions) -> St
                 Severity::Warning => "⚠️ warning",
             };
             let resource = match (&f.logical_id, &f.construct_path) {
-                (Some(l), Some(p)) => format!("{}<br><sub>{}</sub>", code(l), cell(&text(p))),
-                (Some(l), None) => code(l),
+                (Some(l), Some(p)) => format!("{}<br><sub>{}</sub>", code_cell(l), cell(&text(p))),
+                (Some(l), None) => code_cell(l),
                 _ => String::new(),
             };
             let fix = match helps.iter().position(|h| *h == f.help) {
@@ -261,10 +261,10 @@ fn render_head(report: &Report, groups: &[Group], options: &RenderOptions) -> St
             let _ = writeln!(
                 out,
                 "| {level} | {} | {} | {resource} | {} | {fix} |",
-                code(&f.rule),
+                code_cell(&f.rule),
                 stacks
                     .iter()
-                    .map(|s| code(s))
+                    .map(|s| code_cell(s))
                     .collect::<Vec<_>>()
                     .join("<br>"),
                 cell(&text(&f.message)),
@@ -404,7 +404,7 @@ fn render_group(report: &Report, group: &Group) -> Section {
         let codes = |items: &[String]| {
             items
                 .iter()
-                .map(|i| code(i))
+                .map(|i| code_cell(i))
                 .collect::<Vec<_>>()
                 .join("<br>")
         };
@@ -412,7 +412,7 @@ fn render_group(report: &Report, group: &Group) -> Section {
             let _ = write!(
                 out,
                 "| {} | {} | {} | {} | {} |",
-                code(&p.logical_id),
+                code_cell(&p.logical_id),
                 text(&p.effect),
                 codes(&p.actions),
                 codes(&p.resources),
@@ -620,6 +620,12 @@ fn html(s: &str) -> String {
 }
 
 /// Text for a table cell: `|` escaped, lines joined with `<br>`.
+/// [`code`] in a table cell: GitHub ends a cell at a `|` even inside a code span, unless it
+/// is escaped.
+fn code_cell(s: &str) -> String {
+    cell(&code(s))
+}
+
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', "<br>")
 }
@@ -642,6 +648,14 @@ mod tests {
         assert_eq!(code("a`b"), "`` a`b ``");
         assert_eq!(fence_for("x ``` y"), "````");
         assert_eq!(fence_for("x"), "```");
+    }
+
+    /// A `|` in a code span in a table (a Stage named `a|b`) is escaped: GitHub would end
+    /// the cell there.
+    #[test]
+    fn code_spans_in_cells_escape_pipes() {
+        assert_eq!(code_cell("Pipeline/a|b"), "`Pipeline/a\\|b`");
+        assert_eq!(code_cell("plain"), "`plain`");
     }
 
     #[test]
