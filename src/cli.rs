@@ -134,6 +134,14 @@ impl From<FormatArg> for Format {
 
 impl Command {
     fn options(common: &Common, out: Option<PathBuf>, mode: Mode) -> Options {
+        if common.config.is_none() && std::fs::symlink_metadata(crate::config::FILE_NAME).is_err() {
+            // Not an error (transforms that need no settings still run), but every message
+            // about a missing setting reads differently once this is known.
+            eprintln!(
+                "cdk-harden: no {} in this directory and no --config: no settings are loaded",
+                crate::config::FILE_NAME
+            );
+        }
         Options {
             assembly: common.dir.clone(),
             config: common.config.clone(),

@@ -220,7 +220,10 @@ impl LoadedConfig {
             Some(p) => p.to_path_buf(),
             None => {
                 let default = PathBuf::from(FILE_NAME);
-                if !default.is_file() {
+                // Only a config that is not there at all means the empty config: one that is
+                // there but cannot be read (a dangling link, a directory) is an error below,
+                // not a run without the security team's settings.
+                if std::fs::symlink_metadata(&default).is_err() {
                     return Ok(LoadedConfig::default());
                 }
                 default

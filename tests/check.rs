@@ -261,3 +261,28 @@ fn issue_7_secret_values_are_masked_in_changes_notes_and_diffs() {
         }
     }
 }
+
+/// `./cdk-harden.json` that is there but cannot be read (a dangling link) is an error, not a
+/// run without settings; with no config at all, stderr says no settings are loaded.
+#[cfg(unix)]
+#[test]
+fn issue_7_an_unreadable_default_config_is_an_error_and_a_missing_one_is_said() {
+    let (dir, root) = copy_fixture("secrets");
+    let root = root.to_str().unwrap();
+    std::os::unix::fs::symlink("missing.json", dir.path().join("cdk-harden.json")).unwrap();
+    assert_refused(
+        dir.path(),
+        &["apply", root],
+        &["cdk-harden.json: No such file or directory"],
+        std::path::Path::new(root),
+    );
+    std::fs::remove_file(dir.path().join("cdk-harden.json")).unwrap();
+    let o = run(dir.path(), &["diff", root]);
+    assert!(
+        stderr(&o).contains(
+            "no cdk-harden.json in this directory and no --config: no settings are loaded"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}

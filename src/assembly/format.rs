@@ -17,7 +17,9 @@ use serde_json::{Map, Number, Value};
 /// `serde_json::from_slice::<Value>`, except that a key serde_json reserves for itself
 /// ([`RESERVED_KEYS`]) is an error, with its line and column: serde_json would read
 /// `{"$serde_json::private::Number": "1"}` as the number `1`, so the template would change
-/// where no transform touched it, and its raw-value key would not read back at all.
+/// where no transform touched it, and its raw-value key would not read back at all. So is a
+/// key given twice in one object (at the end of that object): serde_json keeps the last value,
+/// so the rewritten template would silently lose the first.
 pub fn parse(bytes: &[u8]) -> serde_json::Result<Value> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let mut scratch = Scratch {
@@ -174,9 +176,20 @@ impl<'de> Visitor<'de> for Exact<'_> {
             key = map.next_key_seed(KeySeed(&input))?;
         }
         let mut out = Map::with_capacity(scratch.entries.len() - start);
-        // In order; a repeated key keeps its first place and its last value, as in serde_json.
         for (k, v) in scratch.entries.drain(start..) {
-            out.insert(k, v);
+            match out.entry(k) {
+                serde_json::map::Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+                // serde_json would keep the last value silently, and rewriting the template
+                // would drop the first; cfn-lint refuses such a template too.
+                serde_json::map::Entry::Occupied(e) => {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "key `{}` appears twice in the object that ends here",
+                        e.key()
+                    )));
+                }
+            }
         }
         Ok(Value::Object(out))
     }
@@ -276,6 +289,30 @@ mod tests {
         }
     }
 
+    /// A key given twice in one object is an error: serde_json would keep the last value, and
+    /// the rewritten template would silently lose the first.
+    #[test]
+    fn issue_2_a_key_given_twice_is_an_error() {
+        let text =
+            "{\n \"Resources\": {\n  \"A\": {\"Type\": \"X\"},\n  \"A\": {\"Type\": \"Y\"}\n }\n}";
+        let err = parse(text.as_bytes()).unwrap_err();
+        assert_eq!(
+            (
+                err.line(),
+                err.to_string()
+                    .starts_with("key `A` appears twice in the object that ends here")
+            ),
+            (5, true),
+            "{err}"
+        );
+        let nested = br#"{"a": [{"k": 1, "j": 2, "k": 3}]}"#;
+        assert!(parse(nested)
+            .unwrap_err()
+            .to_string()
+            .contains("key `k` appears twice"));
+        assert!(parse(br#"{"a": {"k": 1}, "b": {"k": 1}}"#).is_ok());
+    }
+
     proptest! {
         #[test]
         fn issue_8_parse_gives_serde_json_s_value(value in json_value()) {
@@ -285,10 +322,9 @@ mod tests {
     }
 
     #[test]
-    fn issue_8_parse_keeps_numbers_duplicates_and_errors_as_serde_json_does() {
+    fn issue_8_parse_keeps_numbers_and_errors_as_serde_json_does() {
         for text in [
             r#"{"n": [1e+21, 0.1, 2.50, -0, 1E5, 12345678901234567890123, -3]}"#,
-            r#"{"a": 1, "b": 2, "a": 3}"#,
             "[]",
             "{}",
             r#""s""#,

@@ -818,13 +818,11 @@ mod light {
                     let mut out: Vec<(String, T)> = Vec::new();
                     let mut seen: HashMap<String, usize> = HashMap::new();
                     while let Some((key, value)) = map.next_entry::<String, T>()? {
-                        match seen.get(&key) {
-                            Some(&i) => out[i].1 = value,
-                            None => {
-                                seen.insert(key.clone(), out.len());
-                                out.push((key, value));
-                            }
+                        if seen.insert(key.clone(), out.len()).is_some() {
+                            // The full parse decides what a repeated key means.
+                            return Err(serde::de::Error::custom("a repeated key"));
                         }
+                        out.push((key, value));
                     }
                     Ok(Entries(out))
                 }
@@ -833,8 +831,8 @@ mod light {
         }
     }
 
-    /// Resources in template order; a repeated logical id keeps its first place and its last
-    /// value, as the full parse does.
+    /// Resources in template order; a repeated logical id fails the light parse, and the full
+    /// parse refuses it.
     pub type Resources = Entries<Resource>;
 }
 
@@ -1034,7 +1032,6 @@ mod tests {
             .collect();
         assert!(manifests.len() >= 6, "{} manifests", manifests.len());
         let odd = [
-            r#"{"version": "36.0.0", "artifacts": {"A": {"type": "x", "metadata": {"/A": [1]}}, "B": {"type": "y"}, "A": {"type": "z"}}}"#,
             r#"{"version": null, "artifacts": {"A": {"type": null, "properties": {"file": "f"}}}}"#,
             r#"{"version": "36.0.0"}"#,
         ];
@@ -1043,7 +1040,9 @@ mod tests {
             let light: light::Manifest = serde_json::from_str(text).unwrap();
             assert_eq!(light.into_value(), walked(&full), "{text:.200}");
         }
+        // Refused by the light read, so the full read decides.
         for refused in [
+            r#"{"version": "36.0.0", "artifacts": {"A": {"type": "x", "metadata": {"/A": [1]}}, "B": {"type": "y"}, "A": {"type": "z"}}}"#,
             r#"{"artifacts": null}"#,
             r#"{"artifacts": {"A": 5}}"#,
             r#"{"version": "1", "version": "2"}"#,
@@ -1073,11 +1072,6 @@ mod tests {
                 r#"{"Parameters": {"P": {"Type": "String"}}, "Resources": {"B": N_B, "Q": {"Type": "AWS::SQS::Queue", "Properties": {"X": [1, {"Y": null}]}}, "A": N_A}}"#,
                 vec!["B", "A"],
             ),
-            // A repeated id keeps its first place and its last value.
-            (
-                r#"{"Resources": {"A": {"Type": "AWS::SQS::Queue"}, "B": N_B, "A": N_A}}"#,
-                vec!["A", "B"],
-            ),
             // Full path: a non-string `aws:cdk:path` is not an error, only not a name.
             (
                 r#"{"Resources": {"A": {"Type": "AWS::CloudFormation::Stack", "Metadata": {"aws:asset:path": "a.json", "aws:cdk:path": 7}}}}"#,
@@ -1097,6 +1091,14 @@ mod tests {
             assert_eq!(ids, expected, "{text}");
             light_matches_full(&file, &found);
         }
+        // A repeated id is refused, at the end of its object.
+        let file = dir.path().join("t.template.json");
+        let text = r#"{"Resources": {"A": {"Type": "AWS::SQS::Queue"}, "B": N_B, "A": N_A}}"#
+            .replace("N_A", &nested("A", "a.json").to_string())
+            .replace("N_B", &nested("B", "b.json").to_string());
+        std::fs::write(&file, &text).unwrap();
+        let err = read_nested_stacks(&file, &Ids::default()).unwrap_err();
+        assert!(err.to_string().contains("key `A` appears twice"), "{err}");
         // Refused by the full read, with its pointer: the light read must not let it through.
         for (text, pointer) in [
             (
