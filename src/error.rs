@@ -107,6 +107,9 @@ pub enum Error {
     #[error("{}: refusing to overwrite: the directory exists and is not a cloud assembly (no manifest.json)", path.display())]
     OutputNotAssembly { path: PathBuf },
 
+    #[error("{}: `--out` names a directory to write the hardened copy to, and this is a file", path.display())]
+    OutputIsFile { path: PathBuf },
+
     #[error("{}: `{key}`: {problem}", path.display())]
     Config {
         path: PathBuf,

@@ -309,6 +309,29 @@ fn issue_2_out_dir_writes_a_copy_and_leaves_the_input() {
         std::fs::read_to_string(dir.path().join("precious/notes.txt")).unwrap(),
         "keep"
     );
+    // Nor is a file: the error says `--out` names a directory.
+    std::fs::write(dir.path().join("review.md"), "keep").unwrap();
+    let o = run(
+        dir.path(),
+        &[
+            "apply",
+            "cdk.out",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            "review.md",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("review.md: `--out` names a directory"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("review.md")).unwrap(),
+        "keep"
+    );
 }
 
 #[test]

@@ -78,6 +78,11 @@ impl Writer {
     /// itself a cloud assembly (a previous output, say) or empty; `out` may not be, contain or
     /// lie inside the input.
     pub fn copy(root: &Path, out: &Path) -> Result<Writer> {
+        if out.exists() && !out.is_dir() {
+            return Err(Error::OutputIsFile {
+                path: out.to_path_buf(),
+            });
+        }
         let input = root.canonicalize().map_err(Error::io(root))?;
         let target = canonical_target(out)?;
         if target.starts_with(&input) || input.starts_with(&target) {
