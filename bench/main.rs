@@ -29,6 +29,18 @@ fn main() {
             .position(|a| a == name)
             .map(|i| args[i + 1].clone())
     };
+    // `bench --generate N DIR`: what the benchmark runs to generate an assembly, in a process
+    // of its own (see below).
+    if let Some(n) = flag("--generate") {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let out = PathBuf::from(args.last().expect("--generate N DIR"));
+        generate(
+            &repo.join("examples/pipelines/cdk.out"),
+            &out,
+            n.parse().unwrap(),
+        );
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let cdk_harden = PathBuf::from(flag("--cdk-harden").expect("--cdk-harden PATH"));
     let baseline = PathBuf::from(flag("--baseline").expect("--baseline PATH"));
@@ -52,49 +64,72 @@ fn main() {
         .unwrap_or_else(|| work.clone());
     let config = repo.join("examples/pipelines/cdk-harden.json");
 
-    let mut results = Vec::new();
-    for &n in &stages {
-        let generated = work.join(format!("generated-{n}"));
-        generate(&repo.join("examples/pipelines/cdk.out"), &generated, n);
-        let templates = count_templates(&generated);
-        // Every measured run gets its own copy, made before any is measured and removed after
-        // all are: deleting thousands of files right before a run would bill the file system's
-        // inode bookkeeping for the deletion (slow on ext4 without a journal, which avoids
-        // reusing recently deleted inodes) to the program measured.
-        let scratch_dir = scratch_root.join(format!("cdk-harden-bench-runs-{n}"));
-        if scratch_dir.exists() {
-            std::fs::remove_dir_all(&scratch_dir).unwrap();
-        }
-        let copies: Vec<(PathBuf, PathBuf)> = (0..runs)
-            .map(|k| {
-                let pair = (
-                    scratch_dir.join(format!("baseline-{k}")),
-                    scratch_dir.join(format!("apply-{k}")),
-                );
-                copy_dir(&generated, &pair.0);
-                copy_dir(&generated, &pair.1);
-                pair
-            })
-            .collect();
-        let mut base = Vec::new();
-        let mut apply = Vec::new();
-        let mut scratch = PathBuf::new();
-        for (for_baseline, for_apply) in &copies {
-            base.push(measure(Command::new(&baseline).arg(for_baseline)));
-            scratch = for_apply.clone();
-            let m = measure(
+    // Every measured run gets its own copy, made before any is measured and removed after all
+    // are: deleting thousands of files right before a run would bill the file system's inode
+    // bookkeeping for the deletion (slow on ext4 without a journal, which avoids reusing
+    // recently deleted inodes) to the program measured.
+    let mut sizes: Vec<Size> = stages
+        .iter()
+        .map(|&n| {
+            let generated = work.join(format!("generated-{n}"));
+            // In another process: a child's peak memory, as the kernel reports it, starts at
+            // the peak of the process that started it, and generating the 1,000-stage
+            // assembly takes tens of MiB that would then count for every program measured.
+            let status = Command::new(std::env::current_exe().unwrap())
+                .args(["--generate", &n.to_string()])
+                .arg(&generated)
+                .status()
+                .expect("run the generator");
+            assert!(status.success(), "generating {n} stages: {status}");
+            let scratch_dir = scratch_root.join(format!("cdk-harden-bench-runs-{n}"));
+            if scratch_dir.exists() {
+                std::fs::remove_dir_all(&scratch_dir).unwrap();
+            }
+            let copies: Vec<(PathBuf, PathBuf)> = (0..runs)
+                .map(|k| {
+                    let pair = (
+                        scratch_dir.join(format!("baseline-{k}")),
+                        scratch_dir.join(format!("apply-{k}")),
+                    );
+                    copy_dir(&generated, &pair.0);
+                    copy_dir(&generated, &pair.1);
+                    pair
+                })
+                .collect();
+            Size {
+                n,
+                templates: count_templates(&generated),
+                scratch_dir,
+                copies,
+                base: Vec::new(),
+                apply: Vec::new(),
+            }
+        })
+        .collect();
+    // Round by round, every size and both programs in each: the ratios compare runs made
+    // moments apart, so a machine whose speed drifts over minutes moves both sides together.
+    for k in 0..runs {
+        for size in &mut sizes {
+            let (for_baseline, for_apply) = &size.copies[k];
+            size.base
+                .push(measure(Command::new(&baseline).arg(for_baseline)));
+            size.apply.push(measure(
                 Command::new(&cdk_harden)
                     .args(["apply", "--config"])
                     .arg(&config)
                     .arg(for_apply),
-            );
-            apply.push(m);
+            ));
         }
+    }
+    let mut results = Vec::new();
+    for size in &sizes {
+        let n = size.n;
         // The hardened output must be complete: a second apply finds nothing to do.
+        let last = &size.copies[runs - 1].1;
         let check = Command::new(&cdk_harden)
             .args(["check", "--config"])
             .arg(&config)
-            .arg(&scratch)
+            .arg(last)
             .output()
             .expect("run check");
         assert!(
@@ -102,11 +137,12 @@ fn main() {
             "check after apply on {n} stages: {}",
             String::from_utf8_lossy(&check.stdout)
         );
-        std::fs::remove_dir_all(&scratch_dir).unwrap();
-        let b = median(&base);
-        let a = median(&apply);
+        std::fs::remove_dir_all(&size.scratch_dir).unwrap();
+        let b = median(&size.base);
+        let a = median(&size.apply);
         println!(
-            "{n:>5} stages, {templates:>5} templates: baseline {:>8.1} ms {:>7.1} MiB (cpu {:.0}+{:.0} ms) | cdk-harden apply {:>8.1} ms {:>7.1} MiB (cpu {:.0}+{:.0} ms) | ratio {:.2}",
+            "{n:>5} stages, {:>5} templates: baseline {:>8.1} ms {:>7.1} MiB (cpu {:.0}+{:.0} ms) | cdk-harden apply {:>8.1} ms {:>7.1} MiB (cpu {:.0}+{:.0} ms) | ratio {:.2}",
+            size.templates,
             ms(b.0),
             mib(b.1),
             ms(b.2),
@@ -147,6 +183,17 @@ fn main() {
             verdict(m <= 2.0)
         );
     }
+}
+
+/// One assembly size: its measured copies and the runs on them.
+struct Size {
+    n: usize,
+    templates: usize,
+    scratch_dir: PathBuf,
+    /// Per run, a copy for the baseline and one for cdk-harden.
+    copies: Vec<(PathBuf, PathBuf)>,
+    base: Vec<Measured>,
+    apply: Vec<Measured>,
 }
 
 fn ms(d: Duration) -> f64 {
