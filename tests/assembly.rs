@@ -481,6 +481,18 @@ fn issue_2_missing_template() {
             "does not exist",
         ],
     );
+    // A nested template: the error quotes the value as its parent wrote it.
+    let (_dir, root) = copy_fixture("pipelines");
+    let stage = "assembly-PipelineStack-Dev";
+    let nested = "PipelineStackDevServiceStorage338AB38E.nested.template.json";
+    std::fs::remove_file(root.join(stage).join(nested)).unwrap();
+    refused(
+        &root,
+        &[
+            "PipelineStackDevService2FAD3E8A.template.json: `/Resources/StorageNestedStackStorageNestedStackResource9807768E/Metadata/aws:asset:path`",
+            &format!("names `{nested}`, which does not exist"),
+        ],
+    );
 }
 
 #[test]

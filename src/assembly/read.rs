@@ -117,8 +117,8 @@ struct StackJob {
     stage: Option<String>,
     /// Whether the manifest deploys the template from an asset (`stackTemplateAssetObjectUrl`).
     published: bool,
-    /// The manifest and pointer that name the template, for the error if it is missing.
-    named_by: (std::path::PathBuf, String),
+    /// The manifest, pointer and value that name the template, for the error if it is missing.
+    named_by: (std::path::PathBuf, String, String),
 }
 
 /// Reads a JSON file below the root.
@@ -263,7 +263,7 @@ impl Reader<'_> {
             };
             match kind {
                 "aws:cloudformation:stack" => {
-                    let (_, template_path) = path_property("templateFile")?;
+                    let (written, template_path) = path_property("templateFile")?;
                     let environment = match artifact.get("environment") {
                         None => Environment::default(),
                         Some(env) => {
@@ -290,6 +290,7 @@ impl Reader<'_> {
                         named_by: (
                             manifest_file.clone(),
                             format!("{at}/properties/templateFile"),
+                            written.to_string(),
                         ),
                     }));
                 }
@@ -377,7 +378,8 @@ impl Reader<'_> {
             .into_par_iter()
             .map(|job| {
                 let mut out = Vec::new();
-                let named_by = (job.named_by.0.as_path(), job.named_by.1.clone());
+                let (file, pointer, written) = &job.named_by;
+                let named_by = (file.as_path(), pointer.clone(), written.clone());
                 read_stack(
                     resolver,
                     index,
@@ -480,7 +482,7 @@ fn read_stack(
     display_name: String,
     template_path: RelPath,
     nested: Option<NestedLink>,
-    named_by: (&Path, String),
+    named_by: (&Path, String, String),
     out: &mut Vec<Stack>,
 ) -> Result<()> {
     let root = resolver.root();
@@ -489,7 +491,7 @@ fn read_stack(
         return Err(Error::MissingFile {
             path: named_by.0.to_path_buf(),
             pointer: named_by.1,
-            value: template_path.as_str().to_string(),
+            value: named_by.2,
         });
     }
     let (text, nested_stacks) = read_nested_stacks(&file, &index.ids)?;
@@ -498,18 +500,16 @@ fn read_stack(
     let mut children = Vec::new();
     for (logical_id, found, cdk_path) in nested_stacks {
         let at = |key: &str| format!("/Resources/{}/{key}", escape_pointer(&logical_id));
-        let (child, pointer) = match found {
+        let (child, pointer, written) = match found {
             NestedTemplate::AssetPath(asset_path) => {
                 let pointer = at("Metadata/aws:asset:path");
-                (
-                    resolver.resolve(&base, &asset_path, &file, &pointer)?,
-                    pointer,
-                )
+                let child = resolver.resolve(&base, &asset_path, &file, &pointer)?;
+                (child, pointer, asset_path)
             }
             NestedTemplate::Assets(ids) => {
                 let pointer = at("Properties/TemplateURL");
                 match ids.iter().find_map(|id| index.sources.get(id.as_str())) {
-                    Some(&source) => (source.clone(), pointer),
+                    Some(&source) => (source.clone(), pointer, source.to_string()),
                     // Published by no file asset of this assembly: not a template it holds.
                     None => continue,
                 }
@@ -519,7 +519,7 @@ fn read_stack(
             .as_deref()
             .and_then(nested_display_name)
             .unwrap_or_else(|| format!("{display_name}/{logical_id}"));
-        children.push((logical_id, child, child_display, pointer));
+        children.push((logical_id, child, child_display, pointer, written));
     }
     out.push(Stack {
         name: name.clone(),
@@ -537,7 +537,7 @@ fn read_stack(
         size: text.len(),
     });
     drop(text);
-    for (logical_id, child, child_display, pointer) in children {
+    for (logical_id, child, child_display, pointer, written) in children {
         read_stack(
             resolver,
             index,
@@ -549,7 +549,7 @@ fn read_stack(
                 parent: position,
                 logical_id,
             }),
-            (&file, pointer),
+            (&file, pointer, written),
             out,
         )?;
     }
