@@ -28,6 +28,14 @@ pub enum Error {
         limit: usize,
     },
 
+    #[error("{}: writing its hardened version beside it as `{temp}`", path.display())]
+    Staging {
+        path: PathBuf,
+        temp: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("writing to stdout")]
     Stdout {
         #[source]

@@ -133,16 +133,24 @@ impl Writer {
             target: target.clone(),
             armed: true,
         };
-        let mut file = fs::File::create(&tmp).map_err(Error::io(&tmp))?;
+        // Named by the file it replaces: the temporary name means nothing to the reader.
+        let failed = |source| Error::Staging {
+            path: target.clone(),
+            temp: tmp
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            source,
+        };
+        let mut file = fs::File::create(&tmp).map_err(failed)?;
         let bytes = text.as_bytes();
         let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
         if self.fault.in_write == Some(n) {
-            file.write_all(&bytes[..bytes.len() / 2])
-                .map_err(Error::io(&tmp))?;
+            file.write_all(&bytes[..bytes.len() / 2]).map_err(failed)?;
             let _ = file.sync_all();
             std::process::abort();
         }
-        file.write_all(bytes).map_err(Error::io(&tmp))?;
+        file.write_all(bytes).map_err(failed)?;
         // On the open file, not by its path: no second path look-up per file.
         if let Ok(meta) = fs::metadata(&target) {
             let _ = file.set_permissions(meta.permissions());
@@ -377,4 +385,32 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that cannot be staged is named in the error by the file it would replace, with
+    /// the temporary name beside it.
+    #[test]
+    fn a_failed_stage_names_the_file_it_would_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::in_place(dir.path());
+        let target = dir.path().join("Stack.template.json");
+        // A directory where the temporary file would go: creating it fails, even as root.
+        std::fs::create_dir(temp_path(&target)).unwrap();
+        let Err(err) = writer.stage(&RelPath::root().join("Stack.template.json"), "{}") else {
+            panic!("staged over a directory");
+        };
+        let message = crate::cli::error_chain(&err);
+        assert!(
+            message.starts_with(&format!(
+                "{}: writing its hardened version beside it as `.Stack.template.json.cdk-harden-",
+                target.display()
+            )),
+            "{message}"
+        );
+        assert!(message.contains("Is a directory"), "{message}");
+    }
 }
