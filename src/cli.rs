@@ -134,7 +134,7 @@ impl From<FormatArg> for Format {
 
 impl Command {
     fn options(common: &Common, out: Option<PathBuf>, mode: Mode) -> Options {
-        if common.config.is_none() && std::fs::symlink_metadata(crate::config::FILE_NAME).is_err() {
+        if common.config.is_none() && !crate::config::default_present() {
             // Not an error (transforms that need no settings still run), but every message
             // about a missing setting reads differently once this is known.
             eprintln!(

@@ -212,6 +212,13 @@ pub struct LoadedConfig {
     pub path: Option<PathBuf>,
 }
 
+/// Whether `./cdk-harden.json` is there, readable or not. Only a config that is not there at
+/// all means the empty config: one that is there but cannot be read (a dangling link, a
+/// directory) is an error, not a run without the security team's settings.
+pub fn default_present() -> bool {
+    std::fs::symlink_metadata(FILE_NAME).is_ok()
+}
+
 impl LoadedConfig {
     /// Reads `path`, or `./cdk-harden.json` if `path` is `None` and that file exists; with
     /// neither, the empty config.
@@ -220,10 +227,7 @@ impl LoadedConfig {
             Some(p) => p.to_path_buf(),
             None => {
                 let default = PathBuf::from(FILE_NAME);
-                // Only a config that is not there at all means the empty config: one that is
-                // there but cannot be read (a dangling link, a directory) is an error below,
-                // not a run without the security team's settings.
-                if std::fs::symlink_metadata(&default).is_err() {
+                if !default_present() {
                     return Ok(LoadedConfig::default());
                 }
                 default

@@ -185,11 +185,15 @@ fn inspect(template: &Value, pipeline_id: &str, pipeline: &Value) -> Option<Prob
     if !buildspec.contains('\n') && (buildspec.ends_with(".yml") || buildspec.ends_with(".yaml")) {
         return unreadable(project.to_string(), "its buildspec is a file in the source");
     }
-    let commands = commands(&buildspec);
+    // Every simple command of every buildspec command, in the order CodeBuild runs them.
+    let simple: Vec<Vec<String>> = commands(&buildspec)
+        .iter()
+        .flat_map(|c| simple_commands(c))
+        .collect();
     let output = output_dir(&buildspec);
     match (
-        last_position(&commands, |c| runs_harden(c, &output)),
-        last_position(&commands, runs_synth),
+        simple.iter().rposition(|w| runs_harden(w, &output)),
+        simple.iter().rposition(|w| runs_synth(w)),
     ) {
         (None, _) => Some(Problem::NotHardened {
             project: project.to_string(),
@@ -393,44 +397,43 @@ fn program_of(words: &[String]) -> Option<(&str, &[String])> {
     Some((program(&words[at]), &words[at + 1..]))
 }
 
-/// Position of the simple command of `command` after which cdk-harden's `apply` has hardened
-/// `output` in place: not a dry run, and not into a copy elsewhere (`--out`). A directory
-/// named through a variable is taken to be `output`.
-fn runs_harden(command: &str, output: &str) -> Option<usize> {
-    let commands = simple_commands(command);
-    commands.iter().enumerate().rev().find_map(|(i, words)| {
-        let (name, mut rest) = program_of(words)?;
-        if name != "cdk-harden" {
-            return None;
-        }
-        // `npx -p cdk-harden cdk-harden apply`: the package, then the program.
-        while rest.first().is_some_and(|w| program(w) == "cdk-harden") {
-            rest = &rest[1..];
-        }
-        if rest.first().map(String::as_str) != Some("apply") {
-            return None;
-        }
-        let (mut dir, mut out) = (None, None);
-        let mut args = rest[1..].iter();
-        while let Some(arg) = args.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-                _ => (arg.as_str(), None),
-            };
-            match flag {
-                "--dry-run" => return None,
-                "--out" => out = inline.or_else(|| args.next().cloned()),
-                "--config" | "--format" | "--output" | "--markdown-limit" if inline.is_none() => {
-                    args.next();
-                }
-                f if f.starts_with('-') => {}
-                _ if dir.is_none() => dir = Some(arg.clone()),
-                _ => {}
+/// Whether a simple command runs cdk-harden's `apply` so that it hardens `output` in place:
+/// not a dry run, and not into a copy elsewhere (`--out`). A directory named through a
+/// variable is taken to be `output`.
+fn runs_harden(words: &[String], output: &str) -> bool {
+    let Some((name, mut rest)) = program_of(words) else {
+        return false;
+    };
+    if name != "cdk-harden" {
+        return false;
+    }
+    // `npx -p cdk-harden cdk-harden apply`: the package, then the program.
+    while rest.first().is_some_and(|w| program(w) == "cdk-harden") {
+        rest = &rest[1..];
+    }
+    if rest.first().map(String::as_str) != Some("apply") {
+        return false;
+    }
+    let (mut dir, mut out) = (None, None);
+    let mut args = rest[1..].iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        match flag {
+            "--dry-run" => return false,
+            "--out" => out = inline.or_else(|| args.next().cloned()),
+            "--config" | "--format" | "--output" | "--markdown-limit" if inline.is_none() => {
+                args.next();
             }
+            f if f.starts_with('-') => {}
+            _ if dir.is_none() => dir = Some(arg.clone()),
+            _ => {}
         }
-        let hardened = out.or(dir).unwrap_or_else(|| "cdk.out".to_string());
-        same_dir(&hardened, output).then_some(i)
-    })
+    }
+    let hardened = out.or(dir).unwrap_or_else(|| "cdk.out".to_string());
+    same_dir(&hardened, output)
 }
 
 /// Whether two directories written in a buildspec are the same: one's parts end the other's
@@ -463,26 +466,14 @@ fn program(word: &str) -> &str {
     base.strip_suffix(".exe").unwrap_or(base)
 }
 
-/// Position of the simple command of `command` that runs `cdk synth`.
-fn runs_synth(command: &str) -> Option<usize> {
-    let commands = simple_commands(command);
-    commands.iter().enumerate().rev().find_map(|(i, words)| {
-        let (name, rest) = program_of(words)?;
-        let synth = matches!(name, "cdk" | "aws-cdk")
+/// Whether a simple command runs `cdk synth`.
+fn runs_synth(words: &[String]) -> bool {
+    program_of(words).is_some_and(|(name, rest)| {
+        matches!(name, "cdk" | "aws-cdk")
             && rest
                 .iter()
-                .any(|w| matches!(w.as_str(), "synth" | "synthesize"));
-        synth.then_some(i)
+                .any(|w| matches!(w.as_str(), "synth" | "synthesize"))
     })
-}
-
-/// The last (command, simple command) position where `f` finds something.
-fn last_position(commands: &[String], f: impl Fn(&str) -> Option<usize>) -> Option<(usize, usize)> {
-    commands
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| f(c).map(|w| (i, w)))
-        .next_back()
 }
 
 #[cfg(test)]
