@@ -289,20 +289,17 @@ fn issue_2_out_dir_writes_a_copy_and_leaves_the_input() {
         // The copy equals what an in-place apply produces.
         assert_eq!(snapshot(&out), snapshot(&in_place));
     }
+    let apply_into = |out: &str| {
+        let config = config.to_str().unwrap();
+        run(
+            dir.path(),
+            &["apply", "cdk.out", "--config", config, "--out", out],
+        )
+    };
     // A directory that is not an assembly is never overwritten.
     std::fs::create_dir(dir.path().join("precious")).unwrap();
     std::fs::write(dir.path().join("precious/notes.txt"), "keep").unwrap();
-    let o = run(
-        dir.path(),
-        &[
-            "apply",
-            "cdk.out",
-            "--config",
-            config.to_str().unwrap(),
-            "--out",
-            "precious",
-        ],
-    );
+    let o = apply_into("precious");
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("precious"), "{}", stderr(&o));
     assert_eq!(
@@ -311,17 +308,7 @@ fn issue_2_out_dir_writes_a_copy_and_leaves_the_input() {
     );
     // Nor is a file: the error says `--out` names a directory.
     std::fs::write(dir.path().join("review.md"), "keep").unwrap();
-    let o = run(
-        dir.path(),
-        &[
-            "apply",
-            "cdk.out",
-            "--config",
-            config.to_str().unwrap(),
-            "--out",
-            "review.md",
-        ],
-    );
+    let o = apply_into("review.md");
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("review.md: `--out` names a directory"),

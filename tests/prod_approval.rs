@@ -478,38 +478,49 @@ fn issue_6_without_a_production_definition_the_pipeline_gets_a_note() {
     assert!(note.message.contains("`production`"), "{}", note.message);
 }
 
+/// The actions of the `Production` stage of the classic pipeline in `template`.
+fn production_actions(template: &mut serde_json::Value) -> &mut Vec<serde_json::Value> {
+    let pipeline = template["Resources"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+        .find(|r| r["Type"] == "AWS::CodePipeline::Pipeline")
+        .unwrap();
+    pipeline["Properties"]["Stages"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|stage| stage["Name"] == "Production")
+        .unwrap()["Actions"]
+        .as_array_mut()
+        .unwrap()
+}
+
+/// Whether the review has a `prod-approval` note that says all of `needles`.
+fn approval_noted(outcome: &cdk_harden::Outcome, needles: &[&str]) -> bool {
+    outcome
+        .report
+        .stacks()
+        .flat_map(|s| s.into_owned().notes)
+        .any(|n| n.transform == "prod-approval" && needles.iter().all(|x| n.message.contains(x)))
+}
+
 /// CodePipeline accepts RunOrder 1 to 999: when shifting a production stage's actions would
 /// pass that, no approval is added, and the review says why.
 #[test]
 fn issue_6_run_orders_are_never_shifted_past_999() {
     let (_dir, root) = copy_fixture("shapes");
     edit(&root, "ClassicPipelineStack.template.json", |t| {
-        let pipeline = t["Resources"]
-            .as_object_mut()
-            .unwrap()
-            .values_mut()
-            .find(|r| r["Type"] == "AWS::CodePipeline::Pipeline")
-            .unwrap();
-        for stage in pipeline["Properties"]["Stages"].as_array_mut().unwrap() {
-            if stage["Name"] == "Production" {
-                for action in stage["Actions"].as_array_mut().unwrap() {
-                    action["RunOrder"] = serde_json::json!(999);
-                }
-            }
+        for action in production_actions(t) {
+            action["RunOrder"] = serde_json::json!(999);
         }
     });
     let outcome = run(&root, &config("shapes"), Mode::DryRun);
     assert!(changes_of(&outcome, "prod-approval").is_empty());
-    let noted = outcome
-        .report
-        .stacks()
-        .flat_map(|s| s.into_owned().notes)
-        .any(|n| {
-            n.transform == "prod-approval"
-                && n.message.contains("RunOrder 1000")
-                && n.message.contains("999")
-        });
-    assert!(noted, "the review says why no approval was added");
+    assert!(
+        approval_noted(&outcome, &["RunOrder 1000", "999"]),
+        "the review says why no approval was added"
+    );
 }
 
 /// CodePipeline allows at most 50 actions in a stage: when an approval would make a
@@ -517,43 +528,28 @@ fn issue_6_run_orders_are_never_shifted_past_999() {
 /// says why.
 #[test]
 fn issue_6_an_approval_never_makes_a_stage_pass_50_actions() {
-    let (_dir, root) = copy_fixture("shapes");
     let fill = |to: usize| {
         move |t: &mut serde_json::Value| {
-            let pipeline = t["Resources"]
-                .as_object_mut()
-                .unwrap()
-                .values_mut()
-                .find(|r| r["Type"] == "AWS::CodePipeline::Pipeline")
-                .unwrap();
-            for stage in pipeline["Properties"]["Stages"].as_array_mut().unwrap() {
-                if stage["Name"] == "Production" {
-                    let actions = stage["Actions"].as_array_mut().unwrap();
-                    let first = actions[0].clone();
-                    let mut k = 0;
-                    while actions.len() < to {
-                        let mut copy = first.clone();
-                        copy["Name"] = serde_json::json!(format!("Extra{k}"));
-                        actions.push(copy);
-                        k += 1;
-                    }
+            let actions = production_actions(t);
+            let first = actions[0].clone();
+            for k in 0.. {
+                if actions.len() >= to {
+                    break;
                 }
+                let mut copy = first.clone();
+                copy["Name"] = serde_json::json!(format!("Extra{k}"));
+                actions.push(copy);
             }
         }
     };
+    let (_dir, root) = copy_fixture("shapes");
     edit(&root, "ClassicPipelineStack.template.json", fill(50));
     let outcome = run(&root, &config("shapes"), Mode::DryRun);
     assert!(changes_of(&outcome, "prod-approval").is_empty());
-    let noted = outcome
-        .report
-        .stacks()
-        .flat_map(|s| s.into_owned().notes)
-        .any(|n| {
-            n.transform == "prod-approval"
-                && n.message.contains("51 actions")
-                && n.message.contains("at most 50")
-        });
-    assert!(noted, "the review says why no approval was added");
+    assert!(
+        approval_noted(&outcome, &["51 actions", "at most 50"]),
+        "the review says why no approval was added"
+    );
     // At 49 actions the approval makes 50, which is allowed.
     let (_dir, root) = copy_fixture("shapes");
     edit(&root, "ClassicPipelineStack.template.json", fill(49));

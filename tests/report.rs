@@ -1074,35 +1074,24 @@ fn issue_7_a_failed_write_to_stdout_is_an_error_and_apply_writes_nothing() {
 #[test]
 fn issue_7_the_markdown_limit_is_kept_or_refused() {
     let (dir, _root) = copy_fixture("pipelines");
+    let markdown = |limit: &str| {
+        let args = [
+            "diff",
+            "cdk.out",
+            "--format",
+            "markdown",
+            "--markdown-limit",
+            limit,
+        ];
+        harden_cli(dir.path(), "pipelines", &args)
+    };
     for limit in ["1", "100", "255"] {
-        let o = harden_cli(
-            dir.path(),
-            "pipelines",
-            &[
-                "diff",
-                "cdk.out",
-                "--format",
-                "markdown",
-                "--markdown-limit",
-                limit,
-            ],
-        );
+        let o = markdown(limit);
         assert_eq!(o.status.code(), Some(2), "{limit}");
         assert!(stderr(&o).contains("give at least 256"), "{}", stderr(&o));
     }
     for limit in [256usize, 1000, 4000] {
-        let o = harden_cli(
-            dir.path(),
-            "pipelines",
-            &[
-                "diff",
-                "cdk.out",
-                "--format",
-                "markdown",
-                "--markdown-limit",
-                &limit.to_string(),
-            ],
-        );
+        let o = markdown(&limit.to_string());
         assert_eq!(o.status.code(), Some(0), "{limit}: {}", stderr(&o));
         assert!(o.stdout.len() <= limit, "{limit}: {} bytes", o.stdout.len());
     }
