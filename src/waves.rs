@@ -340,12 +340,12 @@ impl<'r> Context<'_, 'r> {
             (false, Some(text)) => Cow::Owned(self.rehash.finish_owned(text)),
             (false, None) => Cow::Owned(self.rehash.finish(&before)),
         };
-        let rewritten = *after != *before;
+        let review = s.review.finish(&before, &after, &s.findings);
+        let rewritten = review.rewritten;
         let staged = match self.writer {
             Some(w) if rewritten => Some(w.stage(&stack.template_path, &after)?),
             _ => None,
         };
-        let review = s.review.finish(&before, &after, &s.findings);
         let done = Done {
             secrets: s.secrets,
             findings: s.findings,

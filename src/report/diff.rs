@@ -5,7 +5,8 @@
 //! assembly root, `a/` before and `b/` after, as git does.
 //!
 //! The diff follows the template's structure: both texts are cut into segments at the keys of
-//! the top two levels (a section such as `Resources`, or one resource), segments are matched by
+//! the top two levels (a section such as `Resources`, or one resource; see [`super::outline`],
+//! which the review's locators share), segments are matched by
 //! key, and only the segments whose bytes differ are diffed line by line. A hardened template
 //! differs from its input in a few lines of many resources, so this stays linear where a diff
 //! of the whole text (Myers, or patience between unique lines) spends most of its time on
@@ -18,6 +19,7 @@
 use std::fmt::Write;
 
 use super::indent;
+use super::outline::{Key, Outline, Segment};
 
 use similar::{Algorithm, DiffOp, DiffTag};
 
@@ -39,17 +41,20 @@ pub struct Unified {
 
 /// The unified diff from `before` to `after` of the template at `path`.
 pub fn unified(path: &str, before: &str, after: &str) -> Unified {
-    unified_cutting_at(path, before, after, DEEP)
-}
-
-/// [`unified`], cutting segments longer than `deep` lines at their children.
-fn unified_cutting_at(path: &str, before: &str, after: &str, deep: usize) -> Unified {
     if before == after {
         return Unified::default();
     }
-    let old = Text::new(before);
-    let new = Text::new(after);
-    let ops = line_ops(&old.lines, &new.lines, deep);
+    unified_outlined(path, &Outline::new(before), &Outline::new(after))
+}
+
+/// [`unified`] of two outlined texts that differ.
+pub(crate) fn unified_outlined(path: &str, old: &Outline, new: &Outline) -> Unified {
+    unified_cutting_at(path, old, new, DEEP)
+}
+
+/// [`unified_outlined`], cutting segments longer than `deep` lines at their children.
+fn unified_cutting_at(path: &str, old: &Outline, new: &Outline, deep: usize) -> Unified {
+    let ops = line_ops(old, new, deep);
     let (mut added, mut removed) = (0, 0);
     for op in &ops {
         let (_, o, n) = op.as_tag_tuple();
@@ -69,12 +74,12 @@ fn unified_cutting_at(path: &str, before: &str, after: &str, deep: usize) -> Uni
         .flatten()
         .map(|op| {
             let (_, o, n) = op.as_tag_tuple();
-            let lines = |text: &Text, r: std::ops::Range<usize>| {
+            let lines = |text: &Outline, r: std::ops::Range<usize>| {
                 text.lines[r].iter().map(|l| l.len() + 2).sum::<usize>()
             };
             match op {
-                DiffOp::Equal { .. } => lines(&old, o),
-                _ => lines(&old, o) + lines(&new, n),
+                DiffOp::Equal { .. } => lines(old, o),
+                _ => lines(old, o) + lines(new, n),
             }
         })
         .sum::<usize>()
@@ -82,7 +87,7 @@ fn unified_cutting_at(path: &str, before: &str, after: &str, deep: usize) -> Uni
     let mut text = String::with_capacity(2 * path.len() + 16 + size);
     let _ = write!(text, "--- a/{path}\n+++ b/{path}\n");
     for group in &groups {
-        write_hunk(&mut text, group, &old, &new);
+        write_hunk(&mut text, group, old, new);
     }
     Unified {
         text,
@@ -91,45 +96,15 @@ fn unified_cutting_at(path: &str, before: &str, after: &str, deep: usize) -> Uni
     }
 }
 
-/// A text cut into lines, remembering whether the last one ends with a line break.
-struct Text<'a> {
-    lines: Vec<&'a str>,
-    final_newline: bool,
-}
-
-impl<'a> Text<'a> {
-    fn new(text: &'a str) -> Text<'a> {
-        let final_newline = text.ends_with('\n');
-        let body = if final_newline {
-            &text[..text.len() - 1]
-        } else {
-            text
-        };
-        let lines = if text.is_empty() {
-            Vec::new()
-        } else {
-            super::split_lines(body).collect()
-        };
-        Text {
-            lines,
-            final_newline,
-        }
-    }
-
-    /// Whether line `i` is the last and lacks a line break.
-    fn unterminated(&self, i: usize) -> bool {
-        !self.final_newline && i + 1 == self.lines.len()
-    }
-}
-
 /// The line operations that turn `old` into `new`, segment by segment.
-fn line_ops(old: &[&str], new: &[&str], deep: usize) -> Vec<DiffOp> {
-    let (old_segments, new_segments) = (segments(old), segments(new));
+fn line_ops(old: &Outline, new: &Outline, deep: usize) -> Vec<DiffOp> {
+    let (old_segments, new_segments) = (&old.segments, &new.segments);
+    let (old, new) = (&old.lines, &new.lines);
     if old_segments.len() < 3 || new_segments.len() < 3 {
         return similar::capture_diff_slices(Algorithm::Patience, old, new);
     }
     let mut ops = Vec::new();
-    match_segments(old, new, &old_segments, &new_segments, deep, &mut ops);
+    match_segments(old, new, old_segments, new_segments, deep, &mut ops);
     ops
 }
 
@@ -327,60 +302,9 @@ fn push(ops: &mut Vec<DiffOp>, op: DiffOp) {
     ops.push(op);
 }
 
-/// What a segment is matched by: the key line of its section and its own key line (or, for
-/// the closing bracket of a section, the section's key line and nothing).
-type Key<'a> = (&'a str, Option<&'a str>);
-
-/// Lines `start..end` of a text, and their key.
-struct Segment<'a> {
-    key: Key<'a>,
-    start: usize,
-    end: usize,
-}
-
-/// Cuts a template in CDK's format into segments: each starts at a key of the first level (a
-/// section) or the second (a resource, parameter, output…), or at the bracket that closes a
-/// section.
-fn segments<'a>(lines: &[&'a str]) -> Vec<Segment<'a>> {
-    let mut out: Vec<Segment<'a>> = Vec::new();
-    let mut section: &'a str = "";
-    for (i, &line) in lines.iter().enumerate() {
-        let depth = indent(line);
-        let rest = &line[depth..];
-        let key = match depth {
-            1 if rest.starts_with('"') => {
-                section = line;
-                Some((line, None))
-            }
-            2 if rest.starts_with('"') => Some((section, Some(line))),
-            0 | 1 if rest.starts_with(['}', ']']) => Some((section, Some(""))),
-            _ => None,
-        };
-        match key {
-            Some(key) => {
-                if let Some(last) = out.last_mut() {
-                    last.end = i;
-                }
-                out.push(Segment {
-                    key,
-                    start: i,
-                    end: lines.len(),
-                });
-            }
-            None if out.is_empty() => out.push(Segment {
-                key: ("", None),
-                start: 0,
-                end: lines.len(),
-            }),
-            None => {}
-        }
-    }
-    out
-}
-
 /// Writes one hunk in unified format, with `\ No newline at end of file` after a last line
 /// that lacks one, as diff and git do.
-fn write_hunk(out: &mut String, group: &[DiffOp], old: &Text, new: &Text) {
+fn write_hunk(out: &mut String, group: &[DiffOp], old: &Outline, new: &Outline) {
     let (first, last) = (&group[0], &group[group.len() - 1]);
     let old_range = first.old_range().start..last.old_range().end;
     let new_range = first.new_range().start..last.new_range().end;
@@ -487,6 +411,11 @@ mod tests {
         out.join("\n")
     }
 
+    /// [`unified`], cutting segments longer than `deep` lines.
+    fn cutting_at(path: &str, before: &str, after: &str, deep: usize) -> Unified {
+        unified_cutting_at(path, &Outline::new(before), &Outline::new(after), deep)
+    }
+
     fn cdk(v: &serde_json::Value) -> String {
         crate::assembly::format::to_cdk_json(v)
     }
@@ -511,7 +440,7 @@ mod tests {
         let d = unified("T", &b, &a);
         assert_eq!(patch(&b, &d.text), a, "{}", d.text);
         // Cut down to single lines, the diff is still exact.
-        let cut = unified_cutting_at("T", &b, &a, 0);
+        let cut = cutting_at("T", &b, &a, 0);
         assert_eq!(patch(&b, &cut.text), a, "{}", cut.text);
         // Only the changed resources, the appended ones and their context are in the diff.
         assert!(!d.text.contains("\"b20\""), "{}", d.text);
@@ -546,7 +475,7 @@ mod tests {
                     read(&out),
                 );
                 assert_eq!(patch(&before, &s.diff.text), after, "{app}: {}", s.template);
-                let cut = unified_cutting_at(&s.template, &before, &after, 0);
+                let cut = cutting_at(&s.template, &before, &after, 0);
                 assert_eq!(patch(&before, &cut.text), after, "{app}: {}", s.template);
                 diffs += usize::from(!s.diff.text.is_empty());
             }
@@ -590,10 +519,7 @@ mod tests {
             b.lines().count() > 4 * 1024,
             "the resource must be long enough to be cut"
         );
-        let (cut, whole) = (
-            unified("T", &b, &a),
-            unified_cutting_at("T", &b, &a, usize::MAX),
-        );
+        let (cut, whole) = (unified("T", &b, &a), cutting_at("T", &b, &a, usize::MAX));
         assert_eq!(patch(&b, &cut.text), a);
         assert_eq!(cut, whole);
         // Per approved stage: four lines of the new action, and two run orders moved on.

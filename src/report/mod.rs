@@ -11,7 +11,8 @@
 //!
 //! Shared pieces: [`diff`] (unified template diffs), [`iam`] (the permissions a change adds),
 //! [`store`] (where reviews wait for the renderers: in memory, or spooled to a temporary file),
-//! [`sarif::Locator`] (lines of pointers, found in a template's text). A template's review is
+//! [`sarif::Locator`] (lines of pointers, found in a template's text), both over an
+//! [`outline`] of the text (where its sections and their members start). A template's review is
 //! made in two steps, [`StackReport::start`] from its hardened tree and [`Started::finish`]
 //! from its texts, so the tree can be dropped first. Nothing here reads or writes the assembly.
 
@@ -19,6 +20,7 @@ pub mod diff;
 pub mod iam;
 pub mod json;
 pub mod markdown;
+pub(crate) mod outline;
 pub mod sarif;
 pub mod store;
 pub mod text;
@@ -520,15 +522,26 @@ impl Started {
                     .filter_map(|n| n.logical_id.as_deref().map(resource_pointer)),
             )
             .collect();
+        report.rewritten = before != after;
+        if pointers.is_empty() && !report.rewritten {
+            return report;
+        }
+        // Each text is outlined once, for the locators and the diff.
+        let read = outline::Outline::new(before);
+        let written = match report.rewritten {
+            true => outline::Outline::new(after),
+            false => read.clone(),
+        };
         if !pointers.is_empty() {
-            let (read, written) = (sarif::Locator::new(before), sarif::Locator::new(after));
+            let locators = (sarif::Locator::of(&read), sarif::Locator::of(&written));
             for pointer in pointers {
-                let at = [read.locate(&pointer), written.locate(&pointer)];
+                let at = [locators.0.locate(&pointer), locators.1.locate(&pointer)];
                 report.lines.insert(pointer, at);
             }
         }
-        report.rewritten = before != after;
-        report.diff = diff::unified(&report.template, before, after);
+        if report.rewritten {
+            report.diff = diff::unified_outlined(&report.template, &read, &written);
+        }
         report
     }
 }

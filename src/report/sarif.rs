@@ -243,32 +243,33 @@ pub struct Locator<'a> {
 
 impl<'a> Locator<'a> {
     pub fn new(text: &'a str) -> Locator<'a> {
+        Locator::of(&super::outline::Outline::new(text))
+    }
+
+    /// The locator of an outlined text: its sections and their members are the outline's
+    /// segments whose first lines hold a key.
+    pub(crate) fn of(outline: &super::outline::Outline<'a>) -> Locator<'a> {
+        let text = outline.text;
         let mut sections = std::collections::HashMap::new();
         let mut members = std::collections::HashMap::new();
         // CDK's format: `{` alone, then the sections one space in.
         let cdk = text.starts_with("{\n \"") || text.starts_with("{\r\n \"");
         if cdk {
             let mut section = None;
-            let mut at = 0;
-            for (i, line) in super::split_lines(text).enumerate() {
-                let start = at;
-                at += line.len() + 1;
-                // Only keys one or two spaces in are indexed.
-                let key = match line.as_bytes() {
-                    [b' ', b'"', ..] | [b' ', b' ', b'"', ..] => quoted_key(line),
-                    _ => None,
-                };
-                match (key, line.as_bytes().get(1)) {
-                    (Some(key), Some(b'"')) => {
-                        sections.insert(key, (i + 1, start));
-                        section = Some(key);
-                    }
-                    (Some(key), _) => {
-                        if let Some(section) = section {
-                            members.insert((section, key), (i + 1, start));
+            for s in &outline.segments {
+                let at = (s.start + 1, outline.byte_of(s.start));
+                match s.key {
+                    (line, None) => {
+                        if let Some(key) = quoted_key(line) {
+                            sections.insert(key, at);
+                            section = Some(key);
                         }
                     }
-                    _ => {}
+                    (_, Some(line)) => {
+                        if let (Some(key), Some(section)) = (quoted_key(line), section) {
+                            members.insert((section, key), at);
+                        }
+                    }
                 }
             }
         }
