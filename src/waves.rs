@@ -18,14 +18,15 @@
 //! This module orders and runs; it does not transform, re-hash, write or render by itself.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use rayon::prelude::*;
 
 use crate::assembly::format::into_cdk_json;
 use crate::assembly::rehash::{self, sha256_hex, Rehash};
 use crate::assembly::write::Staged;
-use crate::assembly::{Assembly, Writer};
-use crate::config::Config;
+use crate::assembly::{Assembly, Environment, Writer};
+use crate::config::{Config, EnvConfig};
 use crate::error::{Error, Result};
 use crate::findings::{self, Finding};
 use crate::report::store::{Flight, StoreBuilder, IN_FLIGHT_PER_BYTE};
@@ -63,6 +64,14 @@ pub(crate) fn run(
     let mut findings = Vec::new();
     let mut secrets = Vec::new();
     let waves = rehash::waves(assembly);
+    // Each environment's settings merged once: the stacks of an assembly share a few.
+    let mut settings = Settings::new();
+    for stack in &assembly.stacks {
+        let env = &stack.environment;
+        settings
+            .entry(env)
+            .or_insert_with(|| config.for_environment(env));
+    }
     let size = |index: usize| assembly.stacks[index].size;
     let large = |index: usize| size(index).saturating_mul(IN_FLIGHT_PER_BYTE) > reviews.budget();
     let early: Vec<usize> = waves
@@ -99,6 +108,7 @@ pub(crate) fn run(
         let ctx = Context {
             assembly,
             config,
+            settings: &settings,
             registry,
             reviews,
             rehash: &rehash,
@@ -197,10 +207,14 @@ enum Before {
     GivenUp { sha256: String },
 }
 
+/// Each environment's merged settings ([`Config::for_environment`]).
+type Settings<'a> = HashMap<&'a Environment, (EnvConfig, Vec<String>)>;
+
 /// What every job of a wave shares.
 struct Context<'a, 'r> {
     assembly: &'a Assembly,
     config: &'a Config,
+    settings: &'a Settings<'a>,
     registry: &'a Registry,
     reviews: &'r StoreBuilder,
     rehash: &'a Rehash,
@@ -271,9 +285,11 @@ impl<'r> Context<'_, 'r> {
             source: Box::new(e),
         };
         let counts = limits::counts(&tree);
-        let hardened = transform::harden_template(assembly, index, tree, config, registry)
-            .and_then(|h| limits::check_counts(counts, limits::counts(&h.template)).map(|()| h))
-            .map_err(in_stack)?;
+        let settings = &self.settings[&stack.environment];
+        let hardened =
+            transform::harden_template_in(assembly, index, tree, config, settings, registry)
+                .and_then(|h| limits::check_counts(counts, limits::counts(&h.template)).map(|()| h))
+                .map_err(in_stack)?;
         let findings = findings::scan(self.assembly, index, &hardened.template);
         let secrets = match &before {
             Before::Kept(text) => report::secret_values(&findings, text, &hardened.template),
@@ -374,9 +390,12 @@ mod tests {
         let registry = Registry::load(&config).unwrap();
         let reviews = StoreBuilder::new(assembly.stacks.len(), 0);
         let rehash = Rehash::default();
+        let env = &assembly.stacks[0].environment;
+        let settings = Settings::from([(env, config.config.for_environment(env))]);
         let ctx = Context {
             assembly: &assembly,
             config: &config.config,
+            settings: &settings,
             registry: &registry,
             reviews: &reviews,
             rehash: &rehash,

@@ -61,7 +61,7 @@ pub struct AssemblyDir {
 
 /// The account and region a stack deploys to, from `aws://ACCOUNT/REGION`.
 /// `unknown-account` and `unknown-region` (environment-agnostic stacks) become `None`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub struct Environment {
     pub account: Option<String>,
     pub region: Option<String>,

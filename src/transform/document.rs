@@ -105,6 +105,9 @@ enum Plan {
     Types(Vec<String>),
     /// `$.Resources[?@.Type == 'A' && …]`: nothing without a resource of type A.
     NeedsType(String),
+    /// `$.Resources[?@.Type == 'A' && …]` whose filter looks at the resource only (no `$`):
+    /// answered by the query over the resources of type A alone.
+    WithinType(String),
     /// Anything else: run the query.
     Query,
 }
@@ -129,11 +132,13 @@ impl Plan {
             return Plan::Types(types);
         }
         if !filter.contains("||") {
-            if let Some(kind) = filter
-                .split_once("&&")
-                .and_then(|(first, _)| type_is(first))
-            {
-                return Plan::NeedsType(kind);
+            if let Some((first, rest)) = filter.split_once("&&") {
+                if let Some(kind) = type_is(first) {
+                    return match rest.contains('$') {
+                        true => Plan::NeedsType(kind),
+                        false => Plan::WithinType(kind),
+                    };
+                }
             }
         }
         Plan::Query
@@ -272,6 +277,22 @@ impl Compiled {
             {
                 Ok(Vec::new())
             }
+            Plan::WithinType(kind) => {
+                // The filter sees one resource at a time, so a template of just these resources
+                // (in template order) gives the same answer, without walking the others.
+                let resources: serde_json::Map<String, Value> =
+                    super::cfn::resources_of(template, kind)
+                        .map(|(id, r)| (id.clone(), r.clone()))
+                        .collect();
+                if resources.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let only = Value::Object(serde_json::Map::from_iter([(
+                    "Resources".to_string(),
+                    Value::Object(resources),
+                )]));
+                self.matches(query, &only, field)
+            }
             _ => self.matches(query, template, field),
         }
     }
@@ -366,6 +387,10 @@ mod tests {
         );
         assert_eq!(
             Plan::of("$.Resources[?@.Type == 'A' && @.Properties.X]"),
+            Plan::WithinType("A".into())
+        );
+        assert_eq!(
+            Plan::of("$.Resources[?@.Type == 'A' && @.Properties.X == $.Parameters.P.Default]"),
             Plan::NeedsType("A".into())
         );
         for other in [

@@ -127,8 +127,21 @@ pub fn harden_template(
     config: &Config,
     registry: &Registry,
 ) -> Result<Hardened> {
+    let settings = config.for_environment(&assembly.stacks[index].environment);
+    harden_template_in(assembly, index, template, config, &settings, registry)
+}
+
+/// [`harden_template`] with the stack's settings merged already
+/// ([`Config::for_environment`]): the stacks of an assembly share a few environments.
+pub(crate) fn harden_template_in(
+    assembly: &Assembly,
+    index: usize,
+    template: Value,
+    config: &Config,
+    (env, env_keys): &(EnvConfig, Vec<String>),
+    registry: &Registry,
+) -> Result<Hardened> {
     let stack = &assembly.stacks[index];
-    let (env, env_keys) = config.for_environment(&stack.environment);
     let optouts = optout::OptOuts::read(&template, config, registry)?;
     let mut out = Hardened {
         original: Original::of(&template),
@@ -143,8 +156,8 @@ pub fn harden_template(
             original: &out.original,
             index,
             stack,
-            env: &env,
-            env_keys: &env_keys,
+            env,
+            env_keys,
             config,
             doc: &transform.compiled.doc,
         };
