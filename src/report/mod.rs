@@ -713,11 +713,14 @@ pub(crate) fn plural(n: usize) -> &'static str {
 /// A JSON pointer relative to a resource: `/Resources/X/Properties/A` → `/Properties/A`; the
 /// resource itself → empty.
 pub fn relative_pointer<'a>(pointer: &'a str, logical_id: &str) -> &'a str {
-    let prefix = format!(
-        "/Resources/{}",
-        crate::transform::change::pointer_escape(logical_id)
-    );
-    match pointer.strip_prefix(&prefix) {
+    let escaped: Cow<str> = match logical_id.contains(['~', '/']) {
+        true => Cow::Owned(crate::transform::change::pointer_escape(logical_id)),
+        false => Cow::Borrowed(logical_id),
+    };
+    match pointer
+        .strip_prefix("/Resources/")
+        .and_then(|rest| rest.strip_prefix(escaped.as_ref()))
+    {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
         _ => pointer,
     }
@@ -745,12 +748,13 @@ pub(crate) fn indent(line: &str) -> usize {
 }
 
 /// `text` cut to at most `max` characters, with `…` when cut.
-pub fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
+pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+    // Fewer bytes than `max` are fewer characters too.
+    if text.len() <= max || text.chars().count() <= max {
+        return Cow::Borrowed(text);
     }
     let cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    format!("{cut}…")
+    Cow::Owned(format!("{cut}…"))
 }
 
 #[cfg(test)]

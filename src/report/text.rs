@@ -19,6 +19,24 @@ pub struct Style {
 }
 
 impl Style {
+    /// Writes `text`, colored with `code` if colors are on, straight into `out`.
+    fn put(self, out: &mut String, code: &str, text: std::fmt::Arguments) {
+        if self.color {
+            let start = out.len();
+            let _ = write!(out, "\x1b[{code}m");
+            let styled = out.len();
+            let _ = out.write_fmt(text);
+            if out.len() == styled {
+                // Nothing to color: no escape codes around nothing.
+                out.truncate(start);
+            } else {
+                out.push_str("\x1b[0m");
+            }
+        } else {
+            let _ = out.write_fmt(text);
+        }
+    }
+
     fn paint(self, code: &str, text: &str) -> String {
         if self.color && !text.is_empty() {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -124,17 +142,19 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
     if !resources.is_empty() {
         out.push('\n');
         for r in &resources {
-            let sign = if r.added {
-                s.green("[+]")
-            } else {
-                s.yellow("[~]")
-            };
-            let mut line = format!("{sign} {}", r.resource_type.unwrap_or("?"));
-            if let Some(path) = r.construct_path {
-                line.push(' ');
-                line.push_str(path);
+            match r.added {
+                true => s.put(out, "32", format_args!("[+]")),
+                false => s.put(out, "33", format_args!("[~]")),
             }
-            let _ = writeln!(out, "{line} {}", s.dim(&format!("({})", r.logical_id)));
+            out.push(' ');
+            out.push_str(r.resource_type.unwrap_or("?"));
+            if let Some(path) = r.construct_path {
+                out.push(' ');
+                out.push_str(path);
+            }
+            out.push(' ');
+            s.put(out, "2", format_args!("({})", r.logical_id));
+            out.push('\n');
             for (i, c) in r.changes.iter().enumerate() {
                 let last = i + 1 == r.changes.len();
                 let (branch, stem) = if last {
@@ -144,39 +164,38 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
                 };
                 let rel = relative_pointer(&c.pointer, &c.logical_id);
                 let what = if rel.is_empty() { "(resource)" } else { rel };
-                let mut head = match &c.old {
-                    None => format!("{} {what}", s.green("[+]")),
-                    Some(_) => format!("{} {what}", s.yellow("[~]")),
-                };
+                out.push_str(branch);
+                match &c.old {
+                    None => s.put(out, "32", format_args!("[+]")),
+                    Some(_) => s.put(out, "33", format_args!("[~]")),
+                }
+                out.push(' ');
+                out.push_str(what);
                 if !rel.is_empty() {
                     match &c.old {
                         Some(old) => {
                             let _ = write!(
-                                head,
+                                out,
                                 " {} → {}",
                                 shorten(old.as_str(), PREVIEW / 2),
                                 shorten(c.new.as_str(), PREVIEW / 2)
                             );
                         }
                         None => {
-                            let _ = write!(head, " = {}", shorten(c.new.as_str(), PREVIEW));
+                            let _ = write!(out, " = {}", shorten(c.new.as_str(), PREVIEW));
                         }
                     }
                 }
-                let _ = writeln!(out, "{branch}{head}");
-                let op = serde_json::to_value(c.op)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "{stem}    {} {}: {}",
-                    s.cyan(&c.transform),
-                    s.dim(&format!("({op})")),
-                    c.reason
-                );
+                out.push('\n');
+                let _ = write!(out, "{stem}    ");
+                s.put(out, "36", format_args!("{}", c.transform));
+                out.push(' ');
+                s.put(out, "2", format_args!("({})", c.op.name()));
+                let _ = writeln!(out, ": {}", c.reason);
                 if let Some(rule) = report.rule_of(&c.transform) {
-                    let _ = writeln!(out, "{stem}    {}", s.dim(&format!("rule: {rule}")));
+                    let _ = write!(out, "{stem}    ");
+                    s.put(out, "2", format_args!("rule: {rule}"));
+                    out.push('\n');
                 }
                 if c.enforced {
                     let _ = writeln!(
@@ -227,22 +246,20 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
         notes.sort_by_key(|n| note_rank(n.kind));
         for n in notes {
             let (mark, label) = note_label(n.kind);
-            let flag = match n.kind {
-                NoteKind::ActionRequired | NoteKind::Refused => s.red(&format!("{mark} {label}")),
-                NoteKind::LeftAlone => s.yellow(&format!("{mark} {label}")),
-                _ => s.dim(&format!("{mark} {label}")),
+            let code = match n.kind {
+                NoteKind::ActionRequired | NoteKind::Refused => "31",
+                NoteKind::LeftAlone => "33",
+                _ => "2",
             };
-            let about = n
-                .logical_id
-                .as_deref()
-                .map(|l| format!(" {l}"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                " {flag} {}{about}: {}",
-                s.cyan(&n.transform),
-                n.message
-            );
+            out.push(' ');
+            s.put(out, code, format_args!("{mark} {label}"));
+            out.push(' ');
+            s.put(out, "36", format_args!("{}", n.transform));
+            if let Some(l) = &n.logical_id {
+                out.push(' ');
+                out.push_str(l);
+            }
+            let _ = writeln!(out, ": {}", n.message);
         }
     }
 

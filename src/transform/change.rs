@@ -38,6 +38,20 @@ pub enum Op {
     Upgrade,
 }
 
+impl Op {
+    /// The name the config, documents and reports use (`set-if-absent`…).
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::SetIfAbsent => "set-if-absent",
+            Op::Enforce => "enforce",
+            Op::Merge => "merge",
+            Op::AppendUnique => "append-unique",
+            Op::AddResource => "add-resource",
+            Op::Upgrade => "upgrade",
+        }
+    }
+}
+
 /// One proposed edit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
@@ -332,6 +346,21 @@ pub(crate) fn array_index(token: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names the review prints are the names the config, documents and JSON report use.
+    #[test]
+    fn op_names_are_their_serialized_names() {
+        for op in [
+            Op::SetIfAbsent,
+            Op::Enforce,
+            Op::Merge,
+            Op::AppendUnique,
+            Op::AddResource,
+            Op::Upgrade,
+        ] {
+            assert_eq!(serde_json::to_value(op).unwrap(), op.name());
+        }
+    }
     use serde_json::json;
 
     #[test]
