@@ -30,6 +30,7 @@
 //! four-letter prefix that makes it one). `apply` never changes these variables; moving a
 //! secret is the app authors' job.
 
+use crate::transform::cfn::Field;
 use crate::transform::change::Pointer;
 use serde_json::Value;
 
@@ -50,11 +51,11 @@ impl Check for PlaintextSecrets {
 
     fn check(&self, _assembly: &Assembly, stack: &Stack, template: &Value) -> Vec<Finding> {
         let mut out = Vec::new();
-        let Some(resources) = template.get("Resources").and_then(Value::as_object) else {
+        let Some(resources) = template.field("Resources").and_then(Value::as_object) else {
             return out;
         };
         for (logical_id, resource) in resources {
-            let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
+            let kind = resource.field("Type").and_then(Value::as_str).unwrap_or("");
             let variables = match kind {
                 "AWS::Lambda::Function" => lambda_variables(resource),
                 "AWS::CodeBuild::Project" => codebuild_variables(resource),
@@ -132,9 +133,9 @@ fn codebuild_variables(resource: &Value) -> Vec<Variable<'_>> {
         .flatten()
         .enumerate()
         .filter_map(|(i, entry)| {
-            let name = entry.get("Name").and_then(Value::as_str)?;
+            let name = entry.field("Name").and_then(Value::as_str)?;
             // Only plaintext variables; SECRETS_MANAGER and PARAMETER_STORE values are names.
-            let plain = match entry.get("Type") {
+            let plain = match entry.field("Type") {
                 None => true,
                 Some(Value::String(t)) => t == "PLAINTEXT",
                 Some(_) => false,
@@ -142,7 +143,7 @@ fn codebuild_variables(resource: &Value) -> Vec<Variable<'_>> {
             Some(Variable {
                 name: name.to_string(),
                 value: if plain {
-                    entry.get("Value").and_then(literal)
+                    entry.field("Value").and_then(literal)
                 } else {
                     None
                 },

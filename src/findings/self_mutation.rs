@@ -20,6 +20,7 @@
 //! (not CodeBuild, a project outside the template, a buildspec file in the source) is a
 //! warning: it cannot be shown to be hardened.
 
+use crate::transform::cfn::Field;
 use crate::transform::change::Pointer;
 use serde_json::Value;
 
@@ -127,8 +128,8 @@ fn inspect(template: &Value, pipeline_id: &str, pipeline: &Value) -> Option<Prob
     let actions: Vec<(&str, &Value)> = stages
         .iter()
         .flat_map(|s| {
-            let name = s.get("Name").and_then(Value::as_str).unwrap_or_default();
-            s.get("Actions")
+            let name = s.field("Name").and_then(Value::as_str).unwrap_or_default();
+            s.field("Actions")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -153,7 +154,7 @@ fn inspect(template: &Value, pipeline_id: &str, pipeline: &Value) -> Option<Prob
     };
     let step = format!(
         "{stage}/{}",
-        synth.get("Name").and_then(Value::as_str).unwrap_or("?")
+        synth.field("Name").and_then(Value::as_str).unwrap_or("?")
     );
     let unreadable = |logical_id: String, why: &str| {
         Some(Problem::Unreadable {
@@ -209,7 +210,8 @@ fn inspect(template: &Value, pipeline_id: &str, pipeline: &Value) -> Option<Prob
 
 /// CDK Pipelines' self-mutation action.
 fn is_self_mutation(template: &Value, stage: &str, action: &Value) -> bool {
-    if stage == "UpdatePipeline" && action.get("Name").and_then(Value::as_str) == Some("SelfMutate")
+    if stage == "UpdatePipeline"
+        && action.field("Name").and_then(Value::as_str) == Some("SelfMutate")
     {
         return true;
     }
@@ -228,7 +230,7 @@ fn artifact_names<'a>(action: &'a Value, key: &str) -> Vec<&'a str> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|a| a.get("Name").and_then(Value::as_str))
+        .filter_map(|a| a.field("Name").and_then(Value::as_str))
         .collect()
 }
 
@@ -237,7 +239,7 @@ fn text_of(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Object(map) => {
-            if let Some(Value::Array(parts)) = map.get("Fn::Join") {
+            if let Some(Value::Array(parts)) = map.field("Fn::Join") {
                 let delimiter = parts.first().and_then(Value::as_str).unwrap_or("");
                 parts
                     .get(1)
@@ -250,7 +252,7 @@ fn text_of(value: &Value) -> String {
                             .join(delimiter)
                     })
                     .unwrap_or_default()
-            } else if let Some(sub) = map.get("Fn::Sub") {
+            } else if let Some(sub) = map.field("Fn::Sub") {
                 match sub {
                     Value::Array(parts) => parts.first().map(text_of).unwrap_or_default(),
                     other => text_of(other),
@@ -271,7 +273,7 @@ const PHASES: &[&str] = &["install", "pre_build", "build", "post_build"];
 /// text order.
 fn commands(buildspec: &str) -> Vec<String> {
     if let Ok(Value::Object(spec)) = serde_json::from_str::<Value>(buildspec) {
-        let Some(Value::Object(phases)) = spec.get("phases") else {
+        let Some(Value::Object(phases)) = spec.field("phases") else {
             return Vec::new();
         };
         let mut names: Vec<&str> = PHASES
@@ -287,7 +289,7 @@ fn commands(buildspec: &str) -> Vec<String> {
         );
         return names
             .into_iter()
-            .flat_map(|p| match phases[p].get("commands") {
+            .flat_map(|p| match phases[p].field("commands") {
                 Some(Value::Array(items)) => items
                     .iter()
                     .filter_map(Value::as_str)

@@ -7,6 +7,7 @@
 //! that the input did not have, word for word, is a new permission. This module only reads
 //! templates.
 
+use crate::transform::cfn::Field;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -63,7 +64,7 @@ impl Statements {
                 if found.is_empty() {
                     return None;
                 }
-                let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
+                let kind = resource.field("Type").and_then(Value::as_str).unwrap_or("");
                 let found = found.into_iter().map(|s| (s.document, s.statement));
                 Some((logical_id.clone(), (kind.to_string(), found.collect())))
             })
@@ -78,7 +79,7 @@ pub fn new_permissions(before: &Statements, after: &Value) -> Vec<Permission> {
     let mut out = Vec::new();
     let none = Vec::new();
     for (logical_id, resource) in crate::transform::cfn::resources(after) {
-        let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
+        let kind = resource.field("Type").and_then(Value::as_str).unwrap_or("");
         let old = match before.by_resource.get(logical_id) {
             Some((old_kind, old)) if old_kind == kind => old,
             _ => &none,
@@ -110,27 +111,27 @@ impl Found {
     fn into_permission(self, logical_id: &str, kind: &str) -> Permission {
         let s = &self.statement;
         let effect = s
-            .get("Effect")
+            .field("Effect")
             .map(render_value)
             .unwrap_or_else(|| "Allow".into());
-        let mut actions = list(s.get("Action"));
+        let mut actions = list(s.field("Action"));
         actions.extend(
-            list(s.get("NotAction"))
+            list(s.field("NotAction"))
                 .into_iter()
                 .map(|a| format!("NOT {a}")),
         );
-        let mut resources = list(s.get("Resource"));
+        let mut resources = list(s.field("Resource"));
         resources.extend(
-            list(s.get("NotResource"))
+            list(s.field("NotResource"))
                 .into_iter()
                 .map(|r| format!("NOT {r}")),
         );
         if resources.is_empty() {
             resources = self.default_resource.clone();
         }
-        let mut principals = principals_of(s.get("Principal"));
+        let mut principals = principals_of(s.field("Principal"));
         principals.extend(
-            principals_of(s.get("NotPrincipal"))
+            principals_of(s.field("NotPrincipal"))
                 .into_iter()
                 .map(|p| format!("NOT {p}")),
         );
@@ -145,7 +146,7 @@ impl Found {
             actions,
             resources,
             principals,
-            condition: s.get("Condition").map(render_condition),
+            condition: s.field("Condition").map(render_condition),
             statement: JsonText::of(&self.statement),
         }
     }
@@ -167,7 +168,7 @@ impl Collector<'_> {
         on: Vec<String>,
     ) {
         let Some(policy) = policy else { return };
-        let items = match policy.get("Statement") {
+        let items = match policy.field("Statement") {
             Some(Value::Array(items)) => items.clone(),
             Some(one @ Value::Object(_)) => vec![one.clone()],
             _ => Vec::new(),
@@ -186,7 +187,7 @@ impl Collector<'_> {
     fn inline(&mut self, who: Vec<String>) {
         let props = self.props;
         for (i, p) in props
-            .get("Policies")
+            .field("Policies")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -194,7 +195,7 @@ impl Collector<'_> {
         {
             self.doc(
                 &format!("/Properties/Policies/{i}/PolicyDocument"),
-                p.get("PolicyDocument"),
+                p.field("PolicyDocument"),
                 who.clone(),
                 Vec::new(),
             );
@@ -204,9 +205,9 @@ impl Collector<'_> {
 
 /// Every policy statement a resource carries.
 fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
-    let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
+    let kind = resource.field("Type").and_then(Value::as_str).unwrap_or("");
     let empty = Value::Object(Map::new());
-    let props = resource.get("Properties").unwrap_or(&empty);
+    let props = resource.field("Properties").unwrap_or(&empty);
     let mut c = Collector {
         props,
         out: Vec::new(),
@@ -223,7 +224,7 @@ fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
             }
             c.doc(
                 "/Properties/PolicyDocument",
-                props.get("PolicyDocument"),
+                props.field("PolicyDocument"),
                 attached,
                 Vec::new(),
             );
@@ -232,7 +233,7 @@ fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
             let me = vec![format!("role ${{{logical_id}}}")];
             c.doc(
                 "/Properties/AssumeRolePolicyDocument",
-                props.get("AssumeRolePolicyDocument"),
+                props.field("AssumeRolePolicyDocument"),
                 Vec::new(),
                 me.clone(),
             );
@@ -242,33 +243,33 @@ fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
         "AWS::IAM::Group" => c.inline(vec![format!("group ${{{logical_id}}}")]),
         "AWS::KMS::Key" => c.doc(
             "/Properties/KeyPolicy",
-            props.get("KeyPolicy"),
+            props.field("KeyPolicy"),
             Vec::new(),
             vec![format!("key ${{{logical_id}}}")],
         ),
         "AWS::S3::BucketPolicy" => c.doc(
             "/Properties/PolicyDocument",
-            props.get("PolicyDocument"),
+            props.field("PolicyDocument"),
             Vec::new(),
-            list(props.get("Bucket")),
+            list(props.field("Bucket")),
         ),
         "AWS::SQS::QueuePolicy" => c.doc(
             "/Properties/PolicyDocument",
-            props.get("PolicyDocument"),
+            props.field("PolicyDocument"),
             Vec::new(),
-            list(props.get("Queues")),
+            list(props.field("Queues")),
         ),
         "AWS::SNS::TopicPolicy" => c.doc(
             "/Properties/PolicyDocument",
-            props.get("PolicyDocument"),
+            props.field("PolicyDocument"),
             Vec::new(),
-            list(props.get("Topics")),
+            list(props.field("Topics")),
         ),
         "AWS::SecretsManager::ResourcePolicy" => c.doc(
             "/Properties/ResourcePolicy",
-            props.get("ResourcePolicy"),
+            props.field("ResourcePolicy"),
             Vec::new(),
-            list(props.get("SecretId")),
+            list(props.field("SecretId")),
         ),
         "AWS::Lambda::Permission" => {
             // One statement, spelled out as properties.
@@ -279,7 +280,7 @@ fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
                     statement.insert(to.into(), v.clone());
                 }
             }
-            if let Some(p) = props.get("Principal") {
+            if let Some(p) = props.field("Principal") {
                 let key = match p.as_str() {
                     Some(s)
                         if s.ends_with(".amazonaws.com") || s.ends_with(".amazonaws.com.cn") =>

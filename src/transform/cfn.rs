@@ -2,12 +2,58 @@
 //!
 //! Small, pure helpers shared by the actions. Nothing here proposes or applies changes.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+
+/// Objects with at most this many members are searched by comparing keys.
+const SMALL: usize = 8;
+
+/// Looking up an object's member by key, quickly for the small objects templates are made of.
+///
+/// serde_json's objects (with `preserve_order`) hash the key for every look-up; most objects
+/// in a template have a handful of members, and comparing a few short keys costs less than
+/// hashing one. Larger objects (`Resources`) are looked up by hash. Keys are unique in an
+/// object, so the answer is the same as `Value::get`'s.
+pub trait Field {
+    /// The member `key` of an object; `None` for a missing key or anything but an object.
+    fn field(&self, key: &str) -> Option<&Value>;
+}
+
+impl Field for Value {
+    fn field(&self, key: &str) -> Option<&Value> {
+        member(self.as_object()?, key)
+    }
+}
+
+impl Field for Map<String, Value> {
+    fn field(&self, key: &str) -> Option<&Value> {
+        member(self, key)
+    }
+}
+
+/// `map.get(key)`, by comparing keys when the map is small (see [`Field`]).
+pub fn member<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if map.len() <= SMALL {
+        map.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+    } else {
+        map.get(key)
+    }
+}
+
+/// `map.get_mut(key)`, by comparing keys when the map is small (see [`Field`]).
+pub fn member_mut<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Value> {
+    if map.len() <= SMALL {
+        map.iter_mut()
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| v)
+    } else {
+        map.get_mut(key)
+    }
+}
 
 /// The resources of a template, in template order.
 pub fn resources(template: &Value) -> impl Iterator<Item = (&String, &Value)> {
     template
-        .get("Resources")
+        .field("Resources")
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
@@ -18,22 +64,22 @@ pub fn resources_of<'a>(
     template: &'a Value,
     kind: &'a str,
 ) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
-    resources(template).filter(move |(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind))
+    resources(template).filter(move |(_, r)| r.field("Type").and_then(Value::as_str) == Some(kind))
 }
 
 /// The resource with this logical id.
 pub fn resource<'a>(template: &'a Value, logical_id: &str) -> Option<&'a Value> {
-    template.get("Resources")?.get(logical_id)
+    template.field("Resources")?.get(logical_id)
 }
 
 /// The type of a resource.
 pub fn type_of<'a>(template: &'a Value, logical_id: &str) -> Option<&'a str> {
-    resource(template, logical_id)?.get("Type")?.as_str()
+    resource(template, logical_id)?.field("Type")?.as_str()
 }
 
 /// A property of a resource.
 pub fn prop<'a>(resource: &'a Value, name: &str) -> Option<&'a Value> {
-    resource.get("Properties")?.get(name)
+    resource.field("Properties")?.get(name)
 }
 
 /// `X` for `{"Ref": "X"}`.
@@ -42,12 +88,12 @@ pub fn ref_target(value: &Value) -> Option<&str> {
     if obj.len() != 1 {
         return None;
     }
-    obj.get("Ref")?.as_str()
+    obj.field("Ref")?.as_str()
 }
 
 /// `X` for `{"Fn::GetAtt": ["X", "Arn"]}` or `{"Fn::GetAtt": "X.Arn"}`.
 pub fn getatt_target(value: &Value) -> Option<(&str, &str)> {
-    match value.as_object()?.get("Fn::GetAtt")? {
+    match value.as_object()?.field("Fn::GetAtt")? {
         Value::Array(parts) => Some((parts.first()?.as_str()?, parts.get(1)?.as_str()?)),
         Value::String(s) => s.split_once('.'),
         _ => None,
@@ -80,7 +126,7 @@ fn collect_refs(value: &Value, out: &mut Vec<String>) {
                 push_unique(out, id);
                 return;
             }
-            if let Some(sub) = map.get("Fn::Sub") {
+            if let Some(sub) = map.field("Fn::Sub") {
                 let text = match sub {
                     Value::String(s) => Some(s.as_str()),
                     Value::Array(parts) => parts.first().and_then(Value::as_str),
@@ -155,9 +201,15 @@ pub fn is_intrinsic(value: &Value) -> bool {
 pub fn free_id(template: &Value, base: &str) -> String {
     let taken = |id: &str| {
         resource(template, id).is_some()
-            || template.get("Parameters").and_then(|p| p.get(id)).is_some()
-            || template.get("Conditions").and_then(|p| p.get(id)).is_some()
-            || template.get("Outputs").and_then(|p| p.get(id)).is_some()
+            || template
+                .field("Parameters")
+                .and_then(|p| p.get(id))
+                .is_some()
+            || template
+                .field("Conditions")
+                .and_then(|p| p.get(id))
+                .is_some()
+            || template.field("Outputs").and_then(|p| p.get(id)).is_some()
     };
     if !taken(base) {
         return base.to_string();

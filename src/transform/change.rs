@@ -202,8 +202,18 @@ pub struct JsonText(Arc<str>);
 
 impl JsonText {
     pub fn of(value: &Value) -> JsonText {
-        let text = serde_json::to_string(value).expect("a serde_json::Value serializes");
-        JsonText(text.into())
+        // Written into a buffer kept per thread, then copied once into a shared string of its
+        // exact size: no buffer grown from nothing, no second copy into the `Arc`.
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUFFER.with(|buffer| {
+            let mut buffer = buffer.borrow_mut();
+            buffer.clear();
+            serde_json::to_writer(&mut *buffer, value).expect("a serde_json::Value serializes");
+            let text = std::str::from_utf8(&buffer).expect("serde_json writes UTF-8");
+            JsonText(Arc::from(text))
+        })
     }
 
     /// The compact text.
@@ -257,7 +267,40 @@ impl<'de> Deserialize<'de> for Written {
 /// The texts of one template's records, each kept once: [`Texts::share`] gives back an equal
 /// text already kept instead of a second copy.
 #[derive(Default)]
-pub(crate) struct Texts(std::collections::HashSet<Arc<str>>);
+pub(crate) struct Texts(std::collections::HashSet<Arc<str>, Sampled>);
+
+/// Hashes a text by its length and at most its first and last 32 bytes: the set compares
+/// equal-hashed texts in full anyway, and a record's texts can be whole policy documents, which
+/// would otherwise be hashed in full for every change.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Sampled;
+
+impl std::hash::BuildHasher for Sampled {
+    type Hasher = SampledHasher;
+    fn build_hasher(&self) -> SampledHasher {
+        SampledHasher(std::hash::DefaultHasher::new())
+    }
+}
+
+/// The standard hasher, over what [`Sampled`] reads.
+pub(crate) struct SampledHasher(std::hash::DefaultHasher);
+
+impl std::hash::Hasher for SampledHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        match bytes.len() {
+            n if n <= 64 => self.0.write(bytes),
+            n => {
+                self.0.write_usize(n);
+                self.0.write(&bytes[..32]);
+                self.0.write(&bytes[n - 32..]);
+            }
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+}
 
 impl Texts {
     pub fn share(&mut self, text: JsonText) -> JsonText {
@@ -320,7 +363,7 @@ fn look_up(pointer: &str) -> Option<impl Iterator<Item = Cow<'_, str>>> {
 impl Pointer for Value {
     fn at(&self, pointer: &str) -> Option<&Value> {
         look_up(pointer)?.try_fold(self, |node, token| match node {
-            Value::Object(map) => map.get(token.as_ref()),
+            Value::Object(map) => super::cfn::member(map, &token),
             Value::Array(items) => array_index(&token).and_then(|i| items.get(i)),
             _ => None,
         })
@@ -328,7 +371,7 @@ impl Pointer for Value {
 
     fn at_mut(&mut self, pointer: &str) -> Option<&mut Value> {
         look_up(pointer)?.try_fold(self, |node, token| match node {
-            Value::Object(map) => map.get_mut(token.as_ref()),
+            Value::Object(map) => super::cfn::member_mut(map, &token),
             Value::Array(items) => array_index(&token).and_then(move |i| items.get_mut(i)),
             _ => None,
         })
@@ -431,6 +474,15 @@ mod tests {
         assert_eq!(a, b);
         assert!(!Arc::ptr_eq(&a.0, &c.0));
         assert_eq!(c.as_str(), r#"[{"Name":"NPM_CONFIG_REGISTRY"}]"#);
+        // Long texts that differ only where the hash does not look are still told apart.
+        let long = |middle: &str| json!(format!("{}{middle}{}", "a".repeat(40), "z".repeat(40)));
+        let (d, e) = (
+            texts.share(JsonText::of(&long("one"))),
+            texts.share(JsonText::of(&long("two"))),
+        );
+        assert_ne!(d, e);
+        let f = texts.share(JsonText::of(&long("one")));
+        assert!(Arc::ptr_eq(&d.0, &f.0));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! for logic a document cannot express. The JSON Schema in `schema/transform.schema.json` is
 //! generated from [`Document`].
 
+use crate::transform::cfn::Field;
 use std::path::{Path, PathBuf};
 
 use jsonpath_rust::parser::model::JpQuery;
@@ -149,7 +150,7 @@ impl Plan {
 fn of_types<'a>(template: &'a Value, types: &'a [String]) -> impl Iterator<Item = &'a String> {
     super::cfn::resources(template)
         .filter(|(_, r)| {
-            let kind = r.get("Type").and_then(Value::as_str);
+            let kind = r.field("Type").and_then(Value::as_str);
             kind.is_some_and(|k| types.iter().any(|t| t == k))
         })
         .map(|(id, _)| id)
@@ -318,7 +319,7 @@ impl Compiled {
             }
         }
         // Template order, so the output does not depend on how the query walked.
-        if let Some(Value::Object(resources)) = template.get("Resources") {
+        if let Some(Value::Object(resources)) = template.field("Resources") {
             let position: std::collections::HashMap<&str, usize> = resources
                 .keys()
                 .enumerate()

@@ -19,6 +19,7 @@ pub mod original;
 pub mod registry;
 pub mod replacement;
 
+use crate::transform::cfn::Field;
 use std::borrow::Cow;
 
 use crate::transform::change::Pointer;
@@ -224,7 +225,7 @@ pub(crate) fn harden_template_in(
                 Outcome::Applied { old, new, enforced } => {
                     let resource = out
                         .template
-                        .get("Resources")
+                        .field("Resources")
                         .and_then(|r| r.get(&change.logical_id));
                     // The change is done with: the record takes its strings.
                     let mut warnings = std::mem::take(&mut change.warnings);
@@ -237,7 +238,7 @@ pub(crate) fn harden_template_in(
                             .and_then(Value::as_str)
                             .map(str::to_string),
                         resource_type: resource
-                            .and_then(|r| r.get("Type"))
+                            .and_then(|r| r.field("Type"))
                             .and_then(Value::as_str)
                             .map(str::to_string),
                         pointer: std::mem::take(&mut change.pointer),

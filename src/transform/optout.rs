@@ -5,6 +5,7 @@
 //! construct-path glob. An opt-out without a reason, or naming a transform that does not exist,
 //! is an error: a silent gap in a security rule is worse than a failed build.
 
+use crate::transform::cfn::Field;
 use crate::transform::change::Pointer;
 use std::collections::BTreeMap;
 
@@ -28,7 +29,7 @@ impl<'c> OptOuts<'c> {
     /// Reads and checks every resource's opt-out metadata.
     pub fn read(template: &Value, config: &'c Config, registry: &Registry) -> Result<OptOuts<'c>> {
         let mut skips = BTreeMap::new();
-        let Some(Value::Object(resources)) = template.get("Resources") else {
+        let Some(Value::Object(resources)) = template.field("Resources") else {
             return Ok(OptOuts { skips, config });
         };
         for (logical_id, resource) in resources {
@@ -39,7 +40,7 @@ impl<'c> OptOuts<'c> {
                 logical_id: logical_id.clone(),
                 problem,
             };
-            let Some(entries) = meta.get("skip").and_then(Value::as_array) else {
+            let Some(entries) = meta.field("skip").and_then(Value::as_array) else {
                 return Err(err(
                     "expected `{\"skip\": [{\"id\": ..., \"reason\": ...}]}`".into(),
                 ));
@@ -54,13 +55,13 @@ impl<'c> OptOuts<'c> {
             }
             let mut list = Vec::new();
             for (i, entry) in entries.iter().enumerate() {
-                let id = entry.get("id").and_then(Value::as_str).ok_or_else(|| {
+                let id = entry.field("id").and_then(Value::as_str).ok_or_else(|| {
                     err(format!(
                         "`skip[{i}].id` must be a transform id (or `*` for all)"
                     ))
                 })?;
                 let reason = entry
-                    .get("reason")
+                    .field("reason")
                     .and_then(Value::as_str)
                     .map(str::trim)
                     .filter(|r| !r.is_empty())
@@ -89,7 +90,7 @@ impl<'c> OptOuts<'c> {
             }
         }
         let path = template
-            .get("Resources")?
+            .field("Resources")?
             .get(logical_id)?
             .at("/Metadata/aws:cdk:path")?
             .as_str()?;

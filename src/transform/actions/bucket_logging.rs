@@ -7,6 +7,7 @@
 //! The destination bucket is never pointed at itself. No access-log setting for an environment
 //! that has buckets is an error naming the environment.
 
+use crate::transform::cfn::Field;
 use serde_json::{json, Value};
 
 use crate::error::Result;
@@ -83,7 +84,7 @@ fn add_created_bucket(template: &Value, sources: &[String], proposal: &mut Propo
     let mut all: Vec<String> = cfn::resources_of(template, "AWS::S3::Bucket")
         .filter(|(_, r)| {
             cfn::prop(r, "LoggingConfiguration")
-                .and_then(|l| l.get("DestinationBucketName"))
+                .and_then(|l| l.field("DestinationBucketName"))
                 .and_then(cfn::ref_target)
                 == Some(CREATED_BUCKET)
         })

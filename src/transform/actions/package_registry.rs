@@ -7,6 +7,7 @@
 //! (by name, ignoring case) is left alone, with a note when its value differs. A template with
 //! CodeBuild projects in an environment without any mirror is an error naming the environment.
 
+use crate::transform::cfn::Field;
 use serde_json::{json, Value};
 
 use crate::config::PackageRegistry as Mirrors;
@@ -98,7 +99,7 @@ impl Action for PackageRegistry {
                 continue;
             }
             let existing = match cfn::prop(resource, "Environment")
-                .map(|e| e.get("EnvironmentVariables"))
+                .map(|e| e.field("EnvironmentVariables"))
             {
                 None | Some(None) => Vec::new(),
                 Some(Some(Value::Array(items))) => items.clone(),
@@ -114,19 +115,19 @@ impl Action for PackageRegistry {
             let mut add = Vec::new();
             for (name, url) in &wanted {
                 let set = existing.iter().find(|v| {
-                    v.get("Name")
+                    v.field("Name")
                         .and_then(Value::as_str)
                         .is_some_and(|n| n.eq_ignore_ascii_case(name))
                 });
                 match set {
                     None => add.push(json!({ "Name": name, "Type": "PLAINTEXT", "Value": url })),
-                    Some(v) if v.get("Value").and_then(Value::as_str) == Some(url) => {}
+                    Some(v) if v.field("Value").and_then(Value::as_str) == Some(url) => {}
                     Some(v) => proposal.notes.push(ctx.note(
                         Some(id),
                         NoteKind::LeftAlone,
                         format!(
                             "the project already sets `{}` ({}); left alone, so that tool may not use the mirror `{url}`",
-                            v.get("Name").and_then(Value::as_str).unwrap_or(name),
+                            v.field("Name").and_then(Value::as_str).unwrap_or(name),
                             describe(v)
                         ),
                     )),
@@ -170,10 +171,10 @@ fn url_problem(url: &str) -> Option<String> {
 /// A variable's value for a note, without printing what may be a secret reference.
 fn describe(variable: &Value) -> String {
     let kind = variable
-        .get("Type")
+        .field("Type")
         .and_then(Value::as_str)
         .unwrap_or("PLAINTEXT");
-    match (kind, variable.get("Value")) {
+    match (kind, variable.field("Value")) {
         ("PLAINTEXT", Some(Value::String(s))) => format!("to `{s}`"),
         ("PLAINTEXT", _) => "to a computed value".to_string(),
         (other, _) => format!("from {other}"),

@@ -20,6 +20,7 @@
 //! The action only reads; it proposes nothing for a pipeline whose production actions are all
 //! gated already, which also makes a second run propose nothing.
 
+use crate::transform::cfn::Field;
 use crate::transform::change::Pointer;
 use std::collections::BTreeSet;
 
@@ -101,7 +102,7 @@ impl Action for ProdApproval {
                 let new = gated_actions(actions, stage, &here, &configuration);
                 if let Some(late) = new
                     .iter()
-                    .filter_map(|a| a.get("RunOrder").and_then(Value::as_u64))
+                    .filter_map(|a| a.field("RunOrder").and_then(Value::as_u64))
                     .find(|&r| r > MAX_RUN_ORDER)
                 {
                     proposal.notes.push(ctx.note(
@@ -231,7 +232,7 @@ fn read_stages(pipeline: &Value, facts: &Facts) -> std::result::Result<Vec<Stage
     };
     let mut out = Vec::new();
     for (index, stage) in stages.iter().enumerate() {
-        let name = stage.get("Name").and_then(Value::as_str).ok_or_else(|| {
+        let name = stage.field("Name").and_then(Value::as_str).ok_or_else(|| {
             format!("`Stages/{index}/Name` is not a literal string; cannot tell whether the stage is production")
         })?;
         let glob = facts
@@ -241,17 +242,17 @@ fn read_stages(pipeline: &Value, facts: &Facts) -> std::result::Result<Vec<Stage
             .iter()
             .find(|g| glob_matches(g, name))
             .cloned();
-        let Some(actions) = stage.get("Actions").and_then(Value::as_array) else {
+        let Some(actions) = stage.field("Actions").and_then(Value::as_array) else {
             return Err(format!("`Stages/{index}/Actions` is not a literal list"));
         };
         let mut acts = Vec::new();
         for (i, action) in actions.iter().enumerate() {
             let at = format!("Stages/{index}/Actions/{i}");
             let name = action
-                .get("Name")
+                .field("Name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| format!("`{at}/Name` is not a literal string"))?;
-            let run_order = match action.get("RunOrder") {
+            let run_order = match action.field("RunOrder") {
                 None => 1,
                 Some(v) => read_run_order(v).ok_or_else(|| {
                     format!("`{at}/RunOrder` is not a literal positive number; cannot tell the order of actions")
@@ -345,7 +346,7 @@ fn literal_text(value: &Value, account: Option<&str>) -> String {
             if let Some(target) = cfn::ref_target(value) {
                 return pseudo(target, account);
             }
-            if let Some(Value::Array(parts)) = map.get("Fn::Join") {
+            if let Some(Value::Array(parts)) = map.field("Fn::Join") {
                 let delimiter = parts.first().and_then(Value::as_str).unwrap_or("?");
                 return match parts.get(1) {
                     Some(Value::Array(items)) => items
@@ -356,7 +357,7 @@ fn literal_text(value: &Value, account: Option<&str>) -> String {
                     _ => "?".into(),
                 };
             }
-            if let Some(sub) = map.get("Fn::Sub") {
+            if let Some(sub) = map.field("Fn::Sub") {
                 let (text, vars) = match sub {
                     Value::String(s) => (s.as_str(), None),
                     Value::Array(parts) => match parts.first().and_then(Value::as_str) {
@@ -830,7 +831,7 @@ mod tests {
             .map(|a| {
                 (
                     a["Name"].as_str().unwrap().to_string(),
-                    a.get("RunOrder").cloned().unwrap_or(Value::Null),
+                    a.field("RunOrder").cloned().unwrap_or(Value::Null),
                 )
             })
             .collect();

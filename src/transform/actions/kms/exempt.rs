@@ -13,6 +13,7 @@
 //!   keys that the app must choose; switching the source to SSE-KMS would silently stop
 //!   replication.
 
+use crate::transform::cfn::Field;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -47,7 +48,7 @@ pub fn exempt_buckets(template: &Value) -> BTreeMap<String, &'static str> {
     }
     for (id, bucket) in &buckets {
         if let Some(dest) =
-            cfn::prop(bucket, "LoggingConfiguration").and_then(|l| l.get("DestinationBucketName"))
+            cfn::prop(bucket, "LoggingConfiguration").and_then(|l| l.field("DestinationBucketName"))
         {
             add(named_buckets(template, dest), ACCESS_LOGS);
         }
@@ -61,10 +62,10 @@ pub fn exempt_buckets(template: &Value) -> BTreeMap<String, &'static str> {
         };
         let ids = named_buckets(template, target);
         for statement in statements(cfn::prop(policy, "PolicyDocument")) {
-            if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
+            if statement.field("Effect").and_then(Value::as_str) != Some("Allow") {
                 continue;
             }
-            let principal = statement.get("Principal");
+            let principal = statement.field("Principal");
             let services = service_principals(principal);
             if services.iter().any(|s| s == "logging.s3.amazonaws.com") {
                 add(ids.clone(), ACCESS_LOGS);
@@ -76,11 +77,11 @@ pub fn exempt_buckets(template: &Value) -> BTreeMap<String, &'static str> {
                 add(ids.clone(), ELB_LOGS);
             }
             let anonymous = matches!(principal, Some(Value::String(s)) if s == "*")
-                || principal.and_then(|p| p.get("AWS")).is_some_and(|a| {
+                || principal.and_then(|p| p.field("AWS")).is_some_and(|a| {
                     a == "*" || a.as_array().is_some_and(|l| l.iter().any(|x| x == "*"))
                 });
             let reads = covers(&action_patterns(statement), "s3:GetObject");
-            if anonymous && reads && statement.get("Condition").is_none() {
+            if anonymous && reads && statement.field("Condition").is_none() {
                 add(ids.clone(), PUBLIC);
             }
             if is_oai(template, principal) {
@@ -92,22 +93,23 @@ pub fn exempt_buckets(template: &Value) -> BTreeMap<String, &'static str> {
         let attributes = cfn::prop(lb, "LoadBalancerAttributes").and_then(Value::as_array);
         for attribute in attributes.into_iter().flatten() {
             // `access_logs.s3.bucket`, `connection_logs.s3.bucket`: SSE-S3 only.
-            let key = attribute.get("Key").and_then(Value::as_str).unwrap_or("");
-            if let (true, Some(v)) = (key.ends_with("_logs.s3.bucket"), attribute.get("Value")) {
+            let key = attribute.field("Key").and_then(Value::as_str).unwrap_or("");
+            if let (true, Some(v)) = (key.ends_with("_logs.s3.bucket"), attribute.field("Value")) {
                 add(named_buckets(template, v), ELB_LOGS);
             }
         }
     }
     for (_, lb) in cfn::resources_of(template, "AWS::ElasticLoadBalancing::LoadBalancer") {
-        if let Some(name) = cfn::prop(lb, "AccessLoggingPolicy").and_then(|p| p.get("S3BucketName"))
+        if let Some(name) =
+            cfn::prop(lb, "AccessLoggingPolicy").and_then(|p| p.field("S3BucketName"))
         {
             add(named_buckets(template, name), ELB_LOGS);
         }
     }
     for (_, distribution) in cfn::resources_of(template, "AWS::CloudFront::Distribution") {
         if let Some(bucket) = cfn::prop(distribution, "DistributionConfig")
-            .and_then(|c| c.get("Logging"))
-            .and_then(|l| l.get("Bucket"))
+            .and_then(|c| c.field("Logging"))
+            .and_then(|l| l.field("Bucket"))
         {
             add(named_buckets(template, bucket), CLOUDFRONT_LOGS);
         }
@@ -143,7 +145,7 @@ pub fn named_buckets(template: &Value, value: &Value) -> Vec<String> {
 
 /// The statements of a policy document (a single statement counts as a list of one).
 pub fn statements(document: Option<&Value>) -> Vec<&Value> {
-    match document.and_then(|d| d.get("Statement")) {
+    match document.and_then(|d| d.field("Statement")) {
         Some(Value::Array(items)) => items.iter().collect(),
         Some(single @ Value::Object(_)) => vec![single],
         _ => Vec::new(),
@@ -152,17 +154,17 @@ pub fn statements(document: Option<&Value>) -> Vec<&Value> {
 
 /// The literal service principals of a statement's `Principal`.
 pub fn service_principals(principal: Option<&Value>) -> Vec<String> {
-    cfn::string_list(principal.and_then(|p| p.get("Service")))
+    cfn::string_list(principal.and_then(|p| p.field("Service")))
 }
 
 fn is_oai(template: &Value, principal: Option<&Value>) -> bool {
     let Some(principal) = principal else {
         return false;
     };
-    if principal.get("CanonicalUser").is_some() {
+    if principal.field("CanonicalUser").is_some() {
         return true;
     }
-    let Some(aws) = principal.get("AWS") else {
+    let Some(aws) = principal.field("AWS") else {
         return false;
     };
     let text = aws.to_string();

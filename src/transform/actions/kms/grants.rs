@@ -10,6 +10,7 @@
 //! service role, a pipeline's roles) get it in the policy attached to them, or in an inline
 //! policy named [`GRANT_SID`]. A role that is not in the template gets a note instead.
 
+use crate::transform::cfn::Field;
 use crate::transform::change::Pointer;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -143,9 +144,9 @@ pub enum Patterns {
 
 pub fn action_patterns(statement: &Value) -> Patterns {
     let list = cfn::string_list;
-    match statement.get("NotAction") {
+    match statement.field("NotAction") {
         Some(not) => Patterns::NotAction(list(Some(not))),
-        None => Patterns::Action(list(statement.get("Action"))),
+        None => Patterns::Action(list(statement.field("Action"))),
     }
 }
 
@@ -250,7 +251,7 @@ fn documents(template: &Value) -> Vec<Doc> {
     let is_role = |id: &str| cfn::type_of(template, id) == Some("AWS::IAM::Role");
     let mut out = Vec::new();
     for (id, resource) in cfn::resources(template) {
-        let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
+        let kind = resource.field("Type").and_then(Value::as_str).unwrap_or("");
         match kind {
             "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => {
                 let mut roles: Vec<String> = cfn::prop(resource, "Roles")
@@ -296,7 +297,7 @@ fn documents(template: &Value) -> Vec<Doc> {
                         roles: vec![id.clone()],
                         inline: Some(
                             policy
-                                .get("PolicyName")
+                                .field("PolicyName")
                                 .and_then(Value::as_str)
                                 .unwrap_or("")
                                 .to_string(),
@@ -379,12 +380,12 @@ fn propose(
     let mut needs: Vec<Need> = docs.iter().map(|_| Need::default()).collect();
     for (doc, need) in docs.iter().zip(needs.iter_mut()) {
         for statement in statements(template.at(&doc.pointer)) {
-            if statement.get("Effect").and_then(Value::as_str) != Some("Allow")
-                || statement.get("Sid").and_then(Value::as_str) == Some(GRANT_SID)
+            if statement.field("Effect").and_then(Value::as_str) != Some("Allow")
+                || statement.field("Sid").and_then(Value::as_str) == Some(GRANT_SID)
             {
                 continue;
             }
-            let Some(resource) = statement.get("Resource") else {
+            let Some(resource) = statement.field("Resource") else {
                 continue;
             };
             let wildcard = resource == "*"
@@ -476,12 +477,12 @@ fn propose(
             continue;
         }
         let document = template.at(&doc.pointer);
-        let existing = match document.and_then(|d| d.get("Statement")) {
+        let existing = match document.and_then(|d| d.field("Statement")) {
             Some(Value::Array(items)) => items
                 .iter()
-                .position(|s| s.get("Sid").and_then(Value::as_str) == Some(GRANT_SID))
+                .position(|s| s.field("Sid").and_then(Value::as_str) == Some(GRANT_SID))
                 .map(|i| (format!("{}/Statement/{i}", doc.pointer), &items[i])),
-            Some(single) if single.get("Sid").and_then(Value::as_str) == Some(GRANT_SID) => {
+            Some(single) if single.field("Sid").and_then(Value::as_str) == Some(GRANT_SID) => {
                 Some((format!("{}/Statement", doc.pointer), single))
             }
             _ => None,
@@ -492,7 +493,7 @@ fn propose(
         );
         match existing {
             Some((pointer, old)) => {
-                let mask = need.mask | mask_of(old.get("Action"));
+                let mask = need.mask | mask_of(old.field("Action"));
                 proposal.push(Change::new(
                     &doc.logical_id,
                     pointer,
@@ -556,12 +557,12 @@ fn propose(
 fn already_granted(statements: Vec<&Value>, key: &Value) -> u8 {
     let mut mask = 0;
     for statement in statements {
-        if statement.get("Effect").and_then(Value::as_str) != Some("Allow")
-            || statement.get("Sid").and_then(Value::as_str) == Some(GRANT_SID)
+        if statement.field("Effect").and_then(Value::as_str) != Some("Allow")
+            || statement.field("Sid").and_then(Value::as_str) == Some(GRANT_SID)
         {
             continue;
         }
-        let Some(resource) = statement.get("Resource") else {
+        let Some(resource) = statement.field("Resource") else {
             continue;
         };
         let items: Vec<&Value> = match resource {

@@ -9,6 +9,7 @@
 //! bucket notification targeting an encrypted topic or queue), scoped to this account. The policy
 //! names no resource of the template, so the key depends on nothing and nothing cycles.
 
+use crate::transform::cfn::Field;
 use crate::transform::change::Pointer;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -87,10 +88,10 @@ pub fn service_uses(template: &Value, encrypted: &[(String, Kind)]) -> Vec<Servi
                 .filter_map(|id| kind(&id).map(|k| (id, k)))
                 .collect();
             for statement in statements(cfn::prop(policy, "PolicyDocument")) {
-                if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
+                if statement.field("Effect").and_then(Value::as_str) != Some("Allow") {
                     continue;
                 }
-                for service in service_principals(statement.get("Principal")) {
+                for service in service_principals(statement.field("Principal")) {
                     for (id, k) in &targets {
                         let a = access(statement, *k);
                         let mask = if a.write {
@@ -149,7 +150,7 @@ pub fn service_uses(template: &Value, encrypted: &[(String, Kind)]) -> Vec<Servi
             .into_iter()
             .flatten()
         {
-            let sent_to = [entry.get("Arn"), entry.at("/DeadLetterConfig/Arn")];
+            let sent_to = [entry.field("Arn"), entry.at("/DeadLetterConfig/Arn")];
             for target in sent_to.into_iter().flatten().flat_map(cfn::referenced_ids) {
                 if messaging(&target) {
                     add(
@@ -215,7 +216,7 @@ pub fn policy_principals(template: &Value, encrypted: &[(String, Kind)]) -> Vec<
     for (policy_id, policy) in cfn::resources(template) {
         let Some(target) = policies
             .iter()
-            .find(|(t, _)| policy.get("Type").and_then(Value::as_str) == Some(t))
+            .find(|(t, _)| policy.field("Type").and_then(Value::as_str) == Some(t))
             .map(|(_, p)| *p)
         else {
             continue;
@@ -229,10 +230,10 @@ pub fn policy_principals(template: &Value, encrypted: &[(String, Kind)]) -> Vec<
         let (mut aws, mut others, mut resources, mut mask) =
             (Vec::new(), BTreeSet::new(), BTreeSet::new(), 0);
         for statement in statements(cfn::prop(policy, "PolicyDocument")) {
-            if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
+            if statement.field("Effect").and_then(Value::as_str) != Some("Allow") {
                 continue;
             }
-            let Some(principal) = statement.get("Principal") else {
+            let Some(principal) = statement.field("Principal") else {
                 continue;
             };
             let mut named_aws: Vec<&Value> = Vec::new();

@@ -20,6 +20,7 @@ mod grants;
 mod key;
 mod targets;
 
+use crate::transform::cfn::Field;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -123,13 +124,13 @@ fn exported_notes(
     };
     let nested = ctx.stack.nested.is_some();
     for (name, output) in template
-        .get("Outputs")
+        .field("Outputs")
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
     {
-        let refs = cfn::referenced_ids(output.get("Value").unwrap_or(&Value::Null));
-        if output.get("Export").is_some() {
+        let refs = cfn::referenced_ids(output.field("Value").unwrap_or(&Value::Null));
+        if output.field("Export").is_some() {
             note(refs, &|id| {
                 format!("`{id}` is exported (output `{name}`): roles in other stacks that use it through `Fn::ImportValue`")
             });
@@ -183,7 +184,7 @@ impl Action for Kms {
                 continue;
             };
             let Some(kind) = resource
-                .get("Type")
+                .field("Type")
                 .and_then(Value::as_str)
                 .and_then(Kind::of)
             else {
@@ -459,10 +460,10 @@ fn role_uses(template: &Value, encrypted: &[(String, Kind)]) -> Vec<RoleUse> {
                 );
                 let stages = cfn::prop(resource, "Stages").and_then(Value::as_array);
                 for stage in stages.into_iter().flatten() {
-                    let actions = stage.get("Actions").and_then(Value::as_array);
+                    let actions = stage.field("Actions").and_then(Value::as_array);
                     for action in actions.into_iter().flatten() {
                         push(
-                            action.get("RoleArn"),
+                            action.field("RoleArn"),
                             ENCRYPT_DECRYPT,
                             format!("the artifacts of `{id}`"),
                         );

@@ -7,6 +7,7 @@
 //! from: it is a value (`{"Fn::GetAtt": ["CdkHardenKey", "Arn"]}`, a `Ref` to a parameter, or a
 //! literal ARN).
 
+use crate::transform::cfn::Field;
 use serde_json::{json, Value};
 
 use crate::transform::cfn;
@@ -113,7 +114,7 @@ pub fn assess(id: &str, kind: Kind, resource: &Value, key: KeyRef) -> Assessment
         Kind::Topic => single(id, resource, "KmsMasterKeyId", key.value),
         Kind::Queue => queue(id, resource, key.value),
         Kind::Function => {
-            let vars = cfn::prop(resource, "Environment").and_then(|e| e.get("Variables"));
+            let vars = cfn::prop(resource, "Environment").and_then(|e| e.field("Variables"));
             let has_vars = match vars {
                 None => false,
                 Some(Value::Object(m)) => !m.is_empty(),
@@ -183,7 +184,7 @@ fn bucket(id: &str, resource: &Value, key: &Value) -> Assessment {
         };
     };
     let rule = encryption
-        .get("ServerSideEncryptionConfiguration")
+        .field("ServerSideEncryptionConfiguration")
         .and_then(Value::as_array)
         .and_then(|rules| rules.first());
     let Some(rule) = rule.filter(|r| r.is_object()) else {
@@ -191,11 +192,11 @@ fn bucket(id: &str, resource: &Value, key: &Value) -> Assessment {
         return Assessment::default();
     };
     let base = "/Properties/BucketEncryption/ServerSideEncryptionConfiguration/0";
-    let default = rule.get("ServerSideEncryptionByDefault");
+    let default = rule.field("ServerSideEncryptionByDefault");
     let algorithm = default
-        .and_then(|d| d.get("SSEAlgorithm"))
+        .and_then(|d| d.field("SSEAlgorithm"))
         .and_then(Value::as_str);
-    let current = default.and_then(|d| d.get("KMSMasterKeyID"));
+    let current = default.and_then(|d| d.field("KMSMasterKeyID"));
     let new_algorithm = match algorithm {
         None | Some("AES256") => "aws:kms",
         Some(a @ ("aws:kms" | "aws:kms:dsse")) => match current {
@@ -286,8 +287,8 @@ fn table(id: &str, resource: &Value, key: &Value) -> Assessment {
         },
         Some(spec) if !spec.is_object() => Assessment::default(),
         Some(spec) => {
-            let current = spec.get("KMSMasterKeyId");
-            if truthy(spec.get("SSEEnabled")) {
+            let current = spec.field("KMSMasterKeyId");
+            if truthy(spec.field("SSEEnabled")) {
                 if let Some(k) = current.filter(|k| !is_aws_managed(k)) {
                     return Assessment {
                         ours: same_key(k, key),
@@ -296,8 +297,8 @@ fn table(id: &str, resource: &Value, key: &Value) -> Assessment {
                 }
             }
             let reason = match current {
-                Some(k) if truthy(spec.get("SSEEnabled")) => upgrade_reason(k),
-                _ if truthy(spec.get("SSEEnabled")) => {
+                Some(k) if truthy(spec.field("SSEEnabled")) => upgrade_reason(k),
+                _ if truthy(spec.field("SSEEnabled")) => {
                     "replace the AWS-managed key `aws/dynamodb` with the customer-managed KMS key"
                         .to_string()
                 }
@@ -323,7 +324,7 @@ fn pipeline(id: &str, resource: &Value, key: KeyRef) -> Assessment {
         if !store.is_object() {
             return;
         }
-        match store.get("EncryptionKey").and_then(|k| k.get("Id")) {
+        match store.field("EncryptionKey").and_then(|k| k.field("Id")) {
             None => out.changes.push(Change::on_resource(
                 id,
                 &format!("{rel}/EncryptionKey"),
@@ -346,7 +347,7 @@ fn pipeline(id: &str, resource: &Value, key: KeyRef) -> Assessment {
     }
     if let Some(Value::Array(stores)) = cfn::prop(resource, "ArtifactStores") {
         for (i, entry) in stores.iter().enumerate() {
-            let region = entry.get("Region").and_then(Value::as_str);
+            let region = entry.field("Region").and_then(Value::as_str);
             if let Some(region) = region {
                 if key.region != Some(region) {
                     out.skipped.push(format!(
@@ -359,7 +360,7 @@ fn pipeline(id: &str, resource: &Value, key: KeyRef) -> Assessment {
                     continue;
                 }
             }
-            if let Some(s) = entry.get("ArtifactStore") {
+            if let Some(s) = entry.field("ArtifactStore") {
                 store(
                     format!("/Properties/ArtifactStores/{i}/ArtifactStore"),
                     s,
@@ -399,11 +400,11 @@ fn stream(id: &str, resource: &Value, key: &Value) -> Assessment {
             ..Default::default()
         },
         Some(spec) => {
-            let current = spec.get("KeyId");
+            let current = spec.field("KeyId");
             match current {
                 Some(k)
                     if !is_aws_managed(k)
-                        && spec.get("EncryptionType").and_then(Value::as_str) != Some("NONE") =>
+                        && spec.field("EncryptionType").and_then(Value::as_str) != Some("NONE") =>
                 {
                     Assessment {
                         ours: same_key(k, key),

@@ -8,6 +8,7 @@
 //! - its execution role trusts `edgelambda.amazonaws.com`, which only Lambda@Edge needs (CDK
 //!   adds it for every edge function, also when the distribution is in another stack).
 
+use crate::transform::cfn::Field;
 use crate::transform::change::Pointer;
 use std::collections::BTreeMap;
 
@@ -63,7 +64,7 @@ pub fn functions(template: &Value) -> BTreeMap<String, String> {
             .map(|(r, _)| r);
         let trusts_edge = role
             .and_then(|r| cfn::resource(template, r))
-            .filter(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::IAM::Role"))
+            .filter(|r| r.field("Type").and_then(Value::as_str) == Some("AWS::IAM::Role"))
             .and_then(|r| cfn::prop(r, "AssumeRolePolicyDocument"))
             .is_some_and(trusts_edgelambda);
         if trusts_edge {
@@ -82,7 +83,7 @@ fn associations<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
             for (key, v) in map {
                 if key == "LambdaFunctionAssociations" {
                     for item in v.as_array().into_iter().flatten() {
-                        out.extend(item.get("LambdaFunctionARN"));
+                        out.extend(item.field("LambdaFunctionARN"));
                     }
                 } else {
                     associations(v, out);
@@ -110,7 +111,7 @@ fn resolve(template: &Value, id: &str, depth: usize) -> Vec<String> {
             .flat_map(|target| resolve(template, &target, depth + 1))
             .collect()
     };
-    match resource.get("Type").and_then(Value::as_str) {
+    match resource.field("Type").and_then(Value::as_str) {
         Some("AWS::Lambda::Function") => vec![id.to_string()],
         Some("AWS::Lambda::Version") => follow(&["FunctionName"]),
         Some("AWS::Lambda::Alias") => follow(&["FunctionName", "FunctionVersion"]),
@@ -119,19 +120,19 @@ fn resolve(template: &Value, id: &str, depth: usize) -> Vec<String> {
 }
 
 fn trusts_edgelambda(document: &Value) -> bool {
-    let statements = match document.get("Statement") {
+    let statements = match document.field("Statement") {
         Some(Value::Array(items)) => items.iter().collect(),
         Some(one) => vec![one],
         None => Vec::new(),
     };
     statements.into_iter().any(|s| {
-        let service = s.get("Principal").and_then(|p| p.get("Service"));
+        let service = s.field("Principal").and_then(|p| p.field("Service"));
         let names: Vec<&Value> = match service {
             Some(Value::Array(items)) => items.iter().collect(),
             Some(one) => vec![one],
             None => Vec::new(),
         };
-        s.get("Effect").and_then(Value::as_str) == Some("Allow")
+        s.field("Effect").and_then(Value::as_str) == Some("Allow")
             && names
                 .iter()
                 .any(|n| n.as_str() == Some("edgelambda.amazonaws.com"))
@@ -140,17 +141,17 @@ fn trusts_edgelambda(document: &Value) -> bool {
 
 /// Records for checkov why the function has no VPC, unless a skip for the check is there.
 pub fn checkov_skip(logical_id: &str, resource: &Value) -> Option<Change> {
-    let already = |s: &Value| s.get("id").and_then(Value::as_str) == Some(CHECKOV_VPC_CHECK);
+    let already = |s: &Value| s.field("id").and_then(Value::as_str) == Some(CHECKOV_VPC_CHECK);
     match resource.at("/Metadata/checkov") {
         None => {}
-        Some(Value::Object(checkov)) => match checkov.get("skip") {
+        Some(Value::Object(checkov)) => match checkov.field("skip") {
             None => {}
             Some(Value::Array(skips)) if !skips.iter().any(already) => {}
             Some(_) => return None,
         },
         Some(_) => return None,
     }
-    if resource.get("Metadata").is_some_and(|m| !m.is_object()) {
+    if resource.field("Metadata").is_some_and(|m| !m.is_object()) {
         return None;
     }
     Some(Change::on_resource(

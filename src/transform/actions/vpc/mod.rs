@@ -16,6 +16,7 @@ mod edge;
 mod grant;
 mod network;
 
+use crate::transform::cfn::Field;
 use crate::transform::change::Pointer;
 use std::collections::BTreeMap;
 
@@ -41,7 +42,7 @@ impl Action for Vpc {
             let Some(resource) = cfn::resource(template, id) else {
                 continue;
             };
-            let kind = resource.get("Type").and_then(Value::as_str);
+            let kind = resource.field("Type").and_then(Value::as_str);
             if !matches!(kind, Some(FUNCTION | PROJECT))
                 || cfn::prop(resource, "VpcConfig").is_some()
             {
@@ -302,7 +303,7 @@ fn custom_resource_backers(template: &Value) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (id, resource) in cfn::resources(template) {
         let kind = resource
-            .get("Type")
+            .field("Type")
             .and_then(Value::as_str)
             .unwrap_or_default();
         if !(kind.starts_with("Custom::") || kind == "AWS::CloudFormation::CustomResource") {
