@@ -235,7 +235,7 @@ fn write_owned(value: Value, depth: usize, out: &mut Vec<u8>) {
             out.push(b'{');
             for (i, (key, item)) in map.into_iter().enumerate() {
                 open(out, i == 0, depth + 1);
-                write_leaf(&Value::String(key), out);
+                write_str(&key, out);
                 out.extend_from_slice(b": ");
                 write_owned(item, depth + 1, out);
             }
@@ -255,7 +255,56 @@ fn write_owned(value: Value, depth: usize, out: &mut Vec<u8>) {
 }
 
 fn write_leaf(value: &Value, out: &mut Vec<u8>) {
-    serde_json::to_writer(out, value).expect("a serde_json::Value always serializes");
+    match value {
+        Value::String(s) => write_str(s, out),
+        _ => serde_json::to_writer(out, value).expect("a serde_json::Value always serializes"),
+    }
+}
+
+/// Writes `value` as `serde_json::to_writer` does (compact), with [`write_str`]'s strings.
+/// The same bytes (a test checks on generated values).
+pub fn write_compact(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            out.push(b'{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(key, out);
+                out.push(b':');
+                write_compact(item, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_compact(item, out);
+            }
+            out.push(b']');
+        }
+        leaf => write_leaf(leaf, out),
+    }
+}
+
+/// Writes a JSON string as serde_json does. Most strings in a template need no escape, and are
+/// copied whole once a pass over their bytes finds none; serde_json looks up every byte.
+fn write_str(s: &str, out: &mut Vec<u8>) {
+    let plain = s.bytes().fold(true, |plain, b| {
+        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
+    });
+    if plain {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(out, s).expect("a string always serializes");
+    }
 }
 
 #[cfg(test)]
@@ -286,6 +335,9 @@ mod tests {
         #[test]
         fn issue_8_writing_a_value_given_up_gives_the_same_bytes(value in json_value()) {
             prop_assert_eq!(into_cdk_json(value.clone(), 0), to_cdk_json(&value));
+            let mut compact = Vec::new();
+            write_compact(&value, &mut compact);
+            prop_assert_eq!(String::from_utf8(compact).unwrap(), serde_json::to_string(&value).unwrap());
         }
     }
 

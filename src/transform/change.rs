@@ -210,7 +210,7 @@ impl JsonText {
         BUFFER.with(|buffer| {
             let mut buffer = buffer.borrow_mut();
             buffer.clear();
-            serde_json::to_writer(&mut *buffer, value).expect("a serde_json::Value serializes");
+            crate::assembly::format::write_compact(value, &mut buffer);
             let text = std::str::from_utf8(&buffer).expect("serde_json writes UTF-8");
             JsonText(Arc::from(text))
         })
