@@ -480,6 +480,17 @@ fn issue_2_missing_template() {
             &format!("names `{nested}`, which does not exist"),
         ],
     );
+    // A directory where the template should be is no template either.
+    let (_dir, root) = copy_fixture("pipelines");
+    std::fs::remove_file(root.join("PipelineStack.template.json")).unwrap();
+    std::fs::create_dir(root.join("PipelineStack.template.json")).unwrap();
+    refused(
+        &root,
+        &[
+            "/artifacts/PipelineStack/properties/templateFile",
+            "names `PipelineStack.template.json`, which does not exist",
+        ],
+    );
 }
 
 #[test]

@@ -487,14 +487,26 @@ fn read_stack(
 ) -> Result<()> {
     let root = resolver.root();
     let file = template_path.under(root);
-    if !file.is_file() {
-        return Err(Error::MissingFile {
-            path: named_by.0.to_path_buf(),
-            pointer: named_by.1,
-            value: named_by.2,
-        });
-    }
-    let (text, nested_stacks) = read_nested_stacks(&file, &index.ids)?;
+    // Read at once (no separate look first): not there, or a directory, is a missing template.
+    let bytes = match std::fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::IsADirectory
+                    | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Err(Error::MissingFile {
+                path: named_by.0.to_path_buf(),
+                pointer: named_by.1,
+                value: named_by.2,
+            });
+        }
+        Err(e) => return Err(Error::io(&file)(e)),
+    };
+    let (text, nested_stacks) = read_nested_stacks(&file, bytes, &index.ids)?;
     let position = out.len();
     let base = template_path.parent();
     let mut children = Vec::new();
@@ -598,14 +610,13 @@ enum NestedTemplate {
 /// The type of a nested stack resource.
 const NESTED_STACK: &str = "AWS::CloudFormation::Stack";
 
-/// Reads a template at load time, for its nested stacks. Most templates take the light path:
+/// Reads a template's bytes (`file`'s) at load time, for its nested stacks. Most templates take the light path:
 /// a typed parse that validates the JSON and the resources' shape but builds no tree for
 /// anything else; a template it does not accept is parsed in full, which either accepts it (the
 /// light types are stricter than the template rules, say a non-string `aws:cdk:path`) or
 /// reports the error with its line or pointer. So is one with a nested stack that has no
 /// `aws:asset:path`: its `TemplateURL` is read for the asset ids of this assembly (`ids`).
-fn read_nested_stacks(file: &Path, ids: &Ids) -> Result<NestedStacks> {
-    let bytes = Error::read(file)?;
+fn read_nested_stacks(file: &Path, bytes: Vec<u8>, ids: &Ids) -> Result<NestedStacks> {
     let light = bytes
         .iter()
         .find(|b| !b.is_ascii_whitespace())
@@ -1085,7 +1096,8 @@ mod tests {
                 .replace("N_B", &nested("B", "b.json").to_string());
             let file = dir.path().join("t.template.json");
             std::fs::write(&file, &text).unwrap();
-            let (read, found) = read_nested_stacks(&file, &Ids::default()).unwrap();
+            let (read, found) =
+                read_nested_stacks(&file, std::fs::read(&file).unwrap(), &Ids::default()).unwrap();
             assert_eq!(read, text);
             let ids: Vec<&str> = found.iter().map(|(id, _, _)| id.as_str()).collect();
             assert_eq!(ids, expected, "{text}");
@@ -1097,7 +1109,8 @@ mod tests {
             .replace("N_A", &nested("A", "a.json").to_string())
             .replace("N_B", &nested("B", "b.json").to_string());
         std::fs::write(&file, &text).unwrap();
-        let err = read_nested_stacks(&file, &Ids::default()).unwrap_err();
+        let err =
+            read_nested_stacks(&file, std::fs::read(&file).unwrap(), &Ids::default()).unwrap_err();
         assert!(err.to_string().contains("key `A` appears twice"), "{err}");
         // Refused by the full read, with its pointer: the light read must not let it through.
         for (text, pointer) in [
@@ -1110,7 +1123,7 @@ mod tests {
         ] {
             let file = dir.path().join("bad.template.json");
             std::fs::write(&file, text).unwrap();
-            match read_nested_stacks(&file, &Ids::default()) {
+            match read_nested_stacks(&file, std::fs::read(&file).unwrap(), &Ids::default()) {
                 Err(Error::Shape { pointer: p, .. }) => assert_eq!(p, pointer, "{text}"),
                 other => panic!("{text}: {other:?}"),
             }

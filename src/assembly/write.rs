@@ -320,7 +320,10 @@ fn temp_path(target: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    dir.join(format!(".{name}.cdk-harden-{}.tmp", std::process::id()))
+    // The process id, asked for once (each call is a system call).
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = PID.get_or_init(std::process::id);
+    dir.join(format!(".{name}.cdk-harden-{pid}.tmp"))
 }
 
 /// Syncs the files concurrently: a journaling file system commits concurrent syncs together,
