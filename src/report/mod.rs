@@ -749,12 +749,15 @@ pub(crate) fn indent(line: &str) -> usize {
 
 /// `text` cut to at most `max` characters, with `…` when cut.
 pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
-    // Fewer bytes than `max` are fewer characters too.
-    if text.len() <= max || text.chars().count() <= max {
+    // Only the first `max` characters are looked at: a value can be a whole policy document.
+    if text.len() <= max || text.char_indices().nth(max).is_none() {
         return Cow::Borrowed(text);
     }
-    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    Cow::Owned(format!("{cut}…"))
+    let end = text
+        .char_indices()
+        .nth(max.saturating_sub(1))
+        .map_or(text.len(), |(i, _)| i);
+    Cow::Owned(format!("{}…", &text[..end]))
 }
 
 #[cfg(test)]

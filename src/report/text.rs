@@ -354,45 +354,62 @@ pub(crate) fn note_label(kind: NoteKind) -> (&'static str, &'static str) {
 /// A boxed table; cells may hold several lines.
 fn table(header: &[&str], rows: &[Vec<String>], s: Style) -> String {
     let n = header.len();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate().take(n) {
-            for line in cell.lines() {
-                widths[i] = widths[i].max(line.chars().count());
+    // Each cell cut into lines once, with each line's width in characters.
+    fn cut<'a>(cells: &[&'a str]) -> Vec<Vec<(&'a str, usize)>> {
+        cells
+            .iter()
+            .map(|c| c.lines().map(|l| (l, l.chars().count())).collect())
+            .collect()
+    }
+    let head = cut(header);
+    let body: Vec<Vec<Vec<(&str, usize)>>> = rows
+        .iter()
+        .map(|r| cut(&r.iter().take(n).map(String::as_str).collect::<Vec<_>>()))
+        .collect();
+    let mut widths = vec![0; n];
+    for row in std::iter::once(&head).chain(&body) {
+        for (i, cell) in row.iter().enumerate() {
+            for &(_, w) in cell {
+                widths[i] = widths[i].max(w);
             }
         }
     }
-    let rule = |l: &str, m: &str, r: &str| {
-        let parts: Vec<String> = widths.iter().map(|w| "─".repeat(w + 2)).collect();
-        format!("{l}{}{r}\n", parts.join(m))
+    let mut out = String::new();
+    let rule = |out: &mut String, l: &str, m: &str, r: &str| {
+        out.push_str(l);
+        for (i, w) in widths.iter().enumerate() {
+            if i > 0 {
+                out.push_str(m);
+            }
+            (0..w + 2).for_each(|_| out.push('─'));
+        }
+        out.push_str(r);
+        out.push('\n');
     };
-    let line = |cells: &[String], bold: bool| {
-        let height = cells
-            .iter()
-            .map(|c| c.lines().count().max(1))
-            .max()
-            .unwrap_or(1);
-        let mut out = String::new();
+    let line = |out: &mut String, cells: &[Vec<(&str, usize)>], bold: bool| {
+        let height = cells.iter().map(|c| c.len().max(1)).max().unwrap_or(1);
         for k in 0..height {
             out.push('│');
             for (i, cell) in cells.iter().enumerate() {
-                let text = cell.lines().nth(k).unwrap_or("");
-                let pad = widths[i] - text.chars().count();
-                let text = if bold { s.bold(text) } else { text.to_string() };
-                let _ = write!(out, " {text}{} │", " ".repeat(pad));
+                let (text, width) = cell.get(k).copied().unwrap_or(("", 0));
+                out.push(' ');
+                match bold {
+                    true => out.push_str(&s.bold(text)),
+                    false => out.push_str(text),
+                }
+                (0..widths[i] - width).for_each(|_| out.push(' '));
+                out.push_str(" │");
             }
             out.push('\n');
         }
-        out
     };
-    let mut out = rule("┌", "┬", "┐");
-    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
-    out.push_str(&line(&head, true));
-    for row in rows {
-        out.push_str(&rule("├", "┼", "┤"));
-        out.push_str(&line(row, false));
+    rule(&mut out, "┌", "┬", "┐");
+    line(&mut out, &head, true);
+    for row in &body {
+        rule(&mut out, "├", "┼", "┤");
+        line(&mut out, row, false);
     }
-    out.push_str(&rule("└", "┴", "┘"));
+    rule(&mut out, "└", "┴", "┘");
     out
 }
 
