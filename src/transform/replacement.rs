@@ -9,10 +9,8 @@
 //! `allowReplacement`; one that would replace a stateless resource is applied with a warning.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::OnceLock;
-
-use serde_json::value::RawValue;
 
 use super::change::{pointer_segments, Change};
 use super::Original;
@@ -42,29 +40,52 @@ pub const STATEFUL: &[&str] = &[
     "AWS::ECR::Repository",
 ];
 
+/// One resource type's create-only pointers, as written and cut into their segments.
+struct CreateOnly {
+    pointers: Vec<&'static str>,
+    segments: Vec<Vec<&'static str>>,
+}
+
 /// Per resource type, its create-only pointers, read once from the embedded data without
 /// copying its strings.
-fn create_only() -> &'static BTreeMap<&'static str, Vec<&'static str>> {
-    static MAP: OnceLock<BTreeMap<&'static str, Vec<&'static str>>> = OnceLock::new();
-    MAP.get_or_init(|| {
-        let raw: BTreeMap<&'static str, &'static RawValue> =
-            serde_json::from_str(DATA).expect("data/create-only-properties.json is valid JSON");
-        raw.into_iter()
-            .filter(|(k, _)| !k.starts_with('_'))
-            .map(|(k, list)| {
-                let list = serde_json::from_str(list.get()).expect("a list of plain pointers");
-                (k, list)
-            })
-            .collect()
-    })
+fn create_only() -> &'static HashMap<&'static str, CreateOnly> {
+    static MAP: OnceLock<HashMap<&'static str, CreateOnly>> = OnceLock::new();
+    MAP.get_or_init(|| read_data(DATA))
+}
+
+/// Reads the data file as its generator writes it: one resource type a line,
+/// `"TYPE": ["/A", "/B/C"],`, pointers plain (no quotes, escapes or `~`). Line by line, it
+/// takes a fraction of a JSON parse's time, and every run needs it; a test checks it against
+/// a JSON parse of the file.
+fn read_data(data: &'static str) -> HashMap<&'static str, CreateOnly> {
+    data.lines()
+        .filter_map(|line| {
+            let (kind, rest) = line.trim_start().strip_prefix('"')?.split_once('"')?;
+            let list = rest.strip_prefix(": [")?;
+            let list = list.trim_end_matches(',').strip_suffix(']')?;
+            if kind.starts_with('_') {
+                return None;
+            }
+            let pointers: Vec<&'static str> = list
+                .split(", ")
+                .filter(|p| !p.is_empty())
+                .map(|p| p.trim_matches('"'))
+                .collect();
+            // Plain pointers: their segments are the text between slashes.
+            let segments = pointers
+                .iter()
+                .map(|p| p.split('/').skip(1).collect())
+                .collect();
+            Some((kind, CreateOnly { pointers, segments }))
+        })
+        .collect()
 }
 
 /// The create-only properties of a resource type (pointers relative to `Properties`).
 pub fn create_only_properties(resource_type: &str) -> &'static [&'static str] {
     create_only()
         .get(resource_type)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+        .map_or(&[], |c| c.pointers.as_slice())
 }
 
 /// What the guard says about a change.
@@ -95,11 +116,15 @@ pub fn check(original: &Original, change: &Change, may_replace: bool) -> Option<
     if tokens.next()? != "Properties" {
         return None;
     }
-    let rest: Vec<Cow<str>> = tokens.collect();
     let resource_type = original.resource_type(&logical_id)?;
-    let hit = create_only_properties(resource_type)
+    let create_only = create_only().get(resource_type)?;
+    let rest: Vec<Cow<str>> = tokens.collect();
+    let hit = create_only
+        .pointers
         .iter()
-        .find(|c| overlaps(c, &rest))?;
+        .zip(&create_only.segments)
+        .find(|(_, segments)| overlaps(segments, &rest))
+        .map(|(pointer, _)| pointer)?;
     let stateful = STATEFUL.contains(&resource_type);
     if stateful && !may_replace {
         Some(Verdict::Refuse(format!(
@@ -113,10 +138,11 @@ pub fn check(original: &Original, change: &Change, may_replace: bool) -> Option<
 }
 
 /// Whether one pointer is a prefix of the other, `*` matching any segment.
-fn overlaps(create_only: &str, changed: &[Cow<str>]) -> bool {
-    pointer_segments(create_only)
+fn overlaps(create_only: &[&str], changed: &[Cow<str>]) -> bool {
+    create_only
+        .iter()
         .zip(changed)
-        .all(|(c, t)| c == "*" || c == *t)
+        .all(|(c, t)| *c == "*" || *c == t.as_ref())
 }
 
 #[cfg(test)]
@@ -124,6 +150,47 @@ mod tests {
     use super::*;
     use crate::transform::Op;
     use serde_json::json;
+    use std::collections::BTreeMap;
+
+    /// The data read line by line is the data as JSON.
+    #[test]
+    fn the_data_reads_as_its_json() {
+        let json: BTreeMap<String, serde_json::Value> = serde_json::from_str(DATA).unwrap();
+        let read = create_only();
+        assert_eq!(
+            read.len(),
+            json.keys().filter(|k| !k.starts_with('_')).count()
+        );
+        for (kind, list) in &json {
+            if kind.starts_with('_') {
+                continue;
+            }
+            let expected: Vec<&str> = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect();
+            assert_eq!(read[kind.as_str()].pointers, expected, "{kind}");
+        }
+    }
+
+    /// The guard cuts the data's pointers at their slashes, which is right only for plain
+    /// pointers: no `~` escapes, and a leading slash.
+    #[test]
+    fn the_data_holds_plain_pointers() {
+        for (kind, c) in create_only() {
+            for (pointer, segments) in c.pointers.iter().zip(&c.segments) {
+                assert!(
+                    pointer.starts_with('/') && !pointer.contains('~'),
+                    "{kind}: {pointer}"
+                );
+                let expected: Vec<String> =
+                    pointer_segments(pointer).map(|s| s.into_owned()).collect();
+                assert_eq!(segments, &expected, "{kind}: {pointer}");
+            }
+        }
+    }
 
     #[test]
     fn the_data_knows_common_create_only_properties() {
