@@ -377,6 +377,72 @@ mod tests {
     use super::*;
     use crate::config::LoadedConfig;
 
+    /// A small assembly keeps its templates' texts from load; hardened from them or from the
+    /// files, it gives the same files and the same review.
+    #[test]
+    fn issue_8_templates_kept_from_load_harden_as_read_from_their_files() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let example = repo.join("examples/pipelines");
+        let config = LoadedConfig::load(Some(&example.join("cdk-harden.json"))).unwrap();
+        let registry = Registry::load(&config).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut outputs = Vec::new();
+        for kept in [true, false] {
+            let mut assembly = Assembly::load(example.join("cdk.out")).unwrap();
+            let in_memory = |a: &Assembly| {
+                a.stacks
+                    .iter()
+                    .all(|s| matches!(s.source, crate::assembly::Source::Memory(_)))
+            };
+            assert!(
+                in_memory(&assembly),
+                "the example is small: its texts are kept"
+            );
+            if !kept {
+                for s in &mut assembly.stacks {
+                    s.source = crate::assembly::Source::File;
+                }
+            }
+            let out = dir.path().join(format!("out-{kept}"));
+            let mut writer = Writer::copy(&assembly.root, &out).unwrap();
+            let report = crate::harden(&assembly, &config.config, &registry, Some(&mut writer));
+            let report = report.unwrap();
+            writer.commit().unwrap();
+            let json = crate::report::render(
+                &report,
+                crate::report::Format::Json,
+                &crate::report::RenderOptions {
+                    color: false,
+                    applied: true,
+                    markdown_limit: None,
+                    uri_prefix: None,
+                },
+            );
+            outputs.push((out, json));
+        }
+        assert_eq!(outputs[0].1, outputs[1].1);
+        let files = |root: &std::path::Path| {
+            let mut all = Vec::new();
+            let mut dirs = vec![root.to_path_buf()];
+            while let Some(d) = dirs.pop() {
+                for e in std::fs::read_dir(&d).unwrap() {
+                    let p = e.unwrap().path();
+                    if p.is_dir() {
+                        dirs.push(p);
+                    } else {
+                        let rel = p.strip_prefix(root).unwrap().to_path_buf();
+                        all.push((rel, std::fs::read(&p).unwrap()));
+                    }
+                }
+            }
+            all.sort();
+            all
+        };
+        let (a, b) = (files(&outputs[0].0), files(&outputs[1].0));
+        assert!(a.len() > 10);
+        assert!(a == b, "the two copies differ");
+    }
+
     /// A template given up to wait is read again to finish; if its bytes changed meanwhile,
     /// finishing fails naming it, instead of diffing (and re-hashing) against other bytes.
     #[test]
@@ -385,7 +451,16 @@ mod tests {
         let root = dir.path().join("cdk.out");
         let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shapes");
         crate::assembly::write::copy_tree(&example.join("cdk.out"), &root).unwrap();
-        let assembly = Assembly::load(&root).unwrap();
+        // Read from their files, as a large assembly's templates are (a small one's are kept
+        // from load, and are what was read then).
+        let from_files = |mut assembly: Assembly| {
+            assembly
+                .stacks
+                .iter_mut()
+                .for_each(|s| s.source = crate::assembly::Source::File);
+            assembly
+        };
+        let assembly = from_files(Assembly::load(&root).unwrap());
         let config = LoadedConfig::load(Some(&example.join("cdk-harden.json"))).unwrap();
         let registry = Registry::load(&config).unwrap();
         let reviews = StoreBuilder::new(assembly.stacks.len(), 0);
@@ -418,7 +493,7 @@ mod tests {
             .to_string()
             .contains("changed while cdk-harden was hardening it"));
         // Unchanged, it finishes.
-        let again = Assembly::load(&root).unwrap();
+        let again = from_files(Assembly::load(&root).unwrap());
         let ctx = Context {
             assembly: &again,
             ..ctx

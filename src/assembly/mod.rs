@@ -134,8 +134,9 @@ pub struct Stack {
     pub size: usize,
 }
 
-/// Where a template's bytes are: its file below the assembly root, or (for an assembly made
-/// by [`Assembly::from_template`]) in memory.
+/// Where a template's bytes are: its file below the assembly root, or in memory (an assembly
+/// made by [`Assembly::from_template`], or one small enough to keep its templates' texts from
+/// load: see [`read::KEEP_TEXTS`]). Either way, a hardened template is written to its file.
 #[derive(Debug, Clone)]
 pub enum Source {
     File,

@@ -101,10 +101,18 @@ enum Nested {
     Read(Scan),
 }
 
-/// The file assets of an assembly: their ids, and the file each publishes.
+/// An assembly whose templates total at most this many bytes keeps their texts from load to
+/// hardening, instead of reading each file again (a 100-stage pipeline's templates take about
+/// 2 MB); a larger one reads each when its turn comes, so its memory stays that of the
+/// templates in flight.
+pub(crate) const KEEP_TEXTS: usize = 4 << 20;
+
+/// What the readers of the templates share: the file assets of the assembly (their ids, and
+/// the file each publishes) and the bytes of template text read so far.
 struct AssetIndex<'a> {
     ids: Ids,
     sources: std::collections::HashMap<&'a str, &'a RelPath>,
+    read: std::sync::atomic::AtomicUsize,
 }
 
 /// A stack artifact whose template (and nested templates) are still to be read.
@@ -372,6 +380,7 @@ impl Reader<'_> {
         let index = AssetIndex {
             ids: Ids::new(files().map(|(id, _)| id.as_str())),
             sources,
+            read: Default::default(),
         };
         let index = &index;
         let read: Vec<Result<Vec<Stack>>> = std::mem::take(&mut self.jobs)
@@ -410,6 +419,12 @@ impl Reader<'_> {
                 }
                 owners.insert(stack.template_path.clone(), self.stacks.len());
                 self.stacks.push(stack);
+            }
+        }
+        // Past the budget, no text is kept (those read first were kept while it lasted).
+        if index.read.load(std::sync::atomic::Ordering::Relaxed) > KEEP_TEXTS {
+            for stack in &mut self.stacks {
+                stack.source = Source::File;
             }
         }
         Ok(())
@@ -545,10 +560,19 @@ fn read_stack(
         nested,
         assets: Vec::new(),
         mentions: index.ids.named_in(&text),
-        source: Source::File,
         size: text.len(),
+        source: {
+            let size = text.len();
+            let read = index
+                .read
+                .fetch_add(size, std::sync::atomic::Ordering::Relaxed)
+                + size;
+            match read <= KEEP_TEXTS {
+                true => Source::Memory(text),
+                false => Source::File,
+            }
+        },
     });
-    drop(text);
     for (logical_id, child, child_display, pointer, written) in children {
         read_stack(
             resolver,
