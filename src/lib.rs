@@ -15,8 +15,9 @@
 //!    SARIF.
 //!
 //! Templates stream through steps 2 to 4 (the private `waves` module runs them): each is read
-//! when its turn comes, its tree hardened in place, serialized and dropped, its final bytes
-//! staged to disk. Its review is stored at once, in memory within a budget it shares with the
+//! when its turn comes (or taken from memory: an assembly whose templates total at most 4 MiB
+//! keeps their texts from load), its tree hardened in place, serialized and dropped, its final
+//! bytes staged to disk. Its review is stored at once, in memory within a budget it shares with the
 //! templates in flight and past it in a temporary file ([`report::store`]), so memory holds the
 //! larger of the templates in flight and the budget. Templates finish in waves, leaves first
 //! (see [`assembly::rehash::waves`]); the templates of a wave are independent and run on every
