@@ -50,8 +50,8 @@ struct CopyTarget {
 
 /// At most this many staged files stay open until commit, which syncs them without opening
 /// them again; the others are closed once written and opened again to be synced. Well under
-/// the usual limit of 1,024 open files a process has.
-const KEEP_OPEN: usize = 512;
+/// the smallest common limit on open files (256, macOS's default), so staging never runs out.
+const KEEP_OPEN: usize = 128;
 
 /// A file written beside its target, not yet handed to the [`Writer`]; dropping it removes it.
 #[derive(Debug)]
