@@ -491,6 +491,30 @@ fn issue_2_missing_template() {
             "names `PipelineStack.template.json`, which does not exist",
         ],
     );
+    // Nor is a named pipe, which is not opened (opening one waits for a writer).
+    let (_dir, root) = copy_fixture("pipelines");
+    let template = root.join("PipelineStack.template.json");
+    std::fs::remove_file(&template).unwrap();
+    let path = std::ffi::CString::new(template.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates the pipe.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+    // Run directly: the usual check that nothing changed reads every file, the pipe too.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cdk-harden"))
+        .args([
+            "apply",
+            ".",
+            "--config",
+            config("pipelines").to_str().unwrap(),
+        ])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("names `PipelineStack.template.json`, which does not exist"),
+        "{stderr}"
+    );
 }
 
 #[test]

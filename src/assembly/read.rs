@@ -502,25 +502,16 @@ fn read_stack(
 ) -> Result<()> {
     let root = resolver.root();
     let file = template_path.under(root);
-    // Read at once (no separate look first): not there, or a directory, is a missing template.
-    let bytes = match std::fs::read(&file) {
-        Ok(bytes) => bytes,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound
-                    | std::io::ErrorKind::IsADirectory
-                    | std::io::ErrorKind::NotADirectory
-            ) =>
-        {
-            return Err(Error::MissingFile {
-                path: named_by.0.to_path_buf(),
-                pointer: named_by.1,
-                value: named_by.2,
-            });
-        }
-        Err(e) => return Err(Error::io(&file)(e)),
-    };
+    // Looked at before it is opened: anything but a regular file (nothing, a directory, a
+    // named pipe, which opening would wait on) is a missing template.
+    if !file.is_file() {
+        return Err(Error::MissingFile {
+            path: named_by.0.to_path_buf(),
+            pointer: named_by.1,
+            value: named_by.2,
+        });
+    }
+    let bytes = Error::read(&file)?;
     let (text, nested_stacks) = read_nested_stacks(&file, bytes, &index.ids)?;
     let position = out.len();
     let base = template_path.parent();

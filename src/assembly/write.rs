@@ -30,10 +30,6 @@ pub struct Writer {
     copy: Option<CopyTarget>,
     /// (temporary, target) pairs, in rename order.
     staged: Vec<(PathBuf, PathBuf)>,
-    /// For each staged file, its handle if it was kept open (see [`KEEP_OPEN`]).
-    open: Vec<Option<fs::File>>,
-    /// Handles kept open so far.
-    kept: AtomicUsize,
     fault: Fault,
     /// Files staged so far, for the fault hook.
     writes: AtomicUsize,
@@ -48,19 +44,12 @@ struct CopyTarget {
     name: String,
 }
 
-/// At most this many staged files stay open until commit, which syncs them without opening
-/// them again; the others are closed once written and opened again to be synced. Well under
-/// the smallest common limit on open files (256, macOS's default), so staging never runs out.
-const KEEP_OPEN: usize = 128;
-
 /// A file written beside its target, not yet handed to the [`Writer`]; dropping it removes it.
 #[derive(Debug)]
 pub struct Staged {
     tmp: PathBuf,
     target: PathBuf,
     armed: bool,
-    /// The file, still open, if the writer keeps it so.
-    file: Option<fs::File>,
 }
 
 impl Drop for Staged {
@@ -78,8 +67,6 @@ impl Writer {
             base: root.to_path_buf(),
             copy: None,
             staged: Vec::new(),
-            open: Vec::new(),
-            kept: AtomicUsize::new(0),
             fault: Fault::from_env(),
             writes: AtomicUsize::new(0),
             done: false,
@@ -141,11 +128,10 @@ impl Writer {
     pub fn stage(&self, path: &RelPath, text: &str) -> Result<Staged> {
         let target = path.under(&self.base);
         let tmp = temp_path(&target);
-        let mut staged = Staged {
+        let staged = Staged {
             tmp: tmp.clone(),
             target: target.clone(),
             armed: true,
-            file: None,
         };
         // Named by the file it replaces: the temporary name means nothing to the reader.
         let failed = |source| Error::Staging {
@@ -169,9 +155,6 @@ impl Writer {
         if let Ok(meta) = fs::metadata(&target) {
             let _ = file.set_permissions(meta.permissions());
         }
-        if self.kept.fetch_add(1, Ordering::Relaxed) < KEEP_OPEN {
-            staged.file = Some(file);
-        }
         Ok(staged)
     }
 
@@ -182,7 +165,6 @@ impl Writer {
             std::mem::take(&mut staged.tmp),
             std::mem::take(&mut staged.target),
         ));
-        self.open.push(staged.file.take());
     }
 
     /// Whether nothing was staged.
@@ -209,7 +191,7 @@ impl Writer {
                 if !wrote {
                     return Ok(false);
                 }
-                sync_all(&self.staged, &mut self.open)?;
+                sync_all(&self.staged)?;
                 let marker = self.base.join(INCOMPLETE_MARKER);
                 fs::write(&marker, b"cdk-harden apply in progress\n")
                     .map_err(Error::io(&marker))?;
@@ -225,7 +207,6 @@ impl Writer {
                 self.staged.clear();
             }
             Some(copy) => {
-                self.open.clear();
                 self.rename_all()?;
                 self.staged.clear();
                 sync_dir(&self.base);
@@ -270,7 +251,6 @@ impl Writer {
 
     /// Removes what was staged (and a copy under construction).
     fn discard(&mut self) {
-        self.open.clear();
         for (tmp, _) in self.staged.drain(..) {
             let _ = fs::remove_file(tmp);
         }
@@ -347,24 +327,19 @@ fn temp_path(target: &Path) -> PathBuf {
 }
 
 /// Syncs the files concurrently: a journaling file system commits concurrent syncs together,
-/// so this costs about one sync instead of one per file. A file still open (`open`, one entry
-/// per staged file) is synced through its handle, then closed.
-fn sync_all(staged: &[(PathBuf, PathBuf)], open: &mut Vec<Option<fs::File>>) -> Result<()> {
+/// so this costs about one sync instead of one per file.
+fn sync_all(staged: &[(PathBuf, PathBuf)]) -> Result<()> {
     let threads = staged.len().clamp(1, 16);
     let chunk = staged.len().div_ceil(threads).max(1);
-    open.resize_with(staged.len(), || None);
-    let synced = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = staged
             .chunks(chunk)
-            .zip(open.chunks(chunk))
-            .map(|(part, files)| {
+            .map(|part| {
                 scope.spawn(move || -> Result<()> {
-                    for ((tmp, _), file) in part.iter().zip(files) {
-                        match file {
-                            Some(file) => file.sync_all(),
-                            None => fs::File::open(tmp).and_then(|f| f.sync_all()),
-                        }
-                        .map_err(Error::io(tmp))?;
+                    for (tmp, _) in part {
+                        fs::File::open(tmp)
+                            .and_then(|f| f.sync_all())
+                            .map_err(Error::io(tmp))?;
                     }
                     Ok(())
                 })
@@ -373,9 +348,7 @@ fn sync_all(staged: &[(PathBuf, PathBuf)], open: &mut Vec<Option<fs::File>>) -> 
         handles
             .into_iter()
             .try_for_each(|h| h.join().expect("sync thread does not panic"))
-    });
-    open.clear();
-    synced
+    })
 }
 
 fn sync_dir(dir: &Path) {

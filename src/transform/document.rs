@@ -122,6 +122,10 @@ impl Plan {
         else {
             return Plan::Query;
         };
+        // One filter selector only: `[?a, ?b]` or `[?a, *]` selects more than the filter does.
+        if has_top_level_comma(filter) {
+            return Plan::Query;
+        }
         // `@.Type == 'X'`, with a literal that holds no quote or escape.
         let type_is = |term: &str| -> Option<String> {
             let literal = term.trim().strip_prefix("@.Type")?.trim_start();
@@ -144,6 +148,25 @@ impl Plan {
         }
         Plan::Query
     }
+}
+
+/// Whether `filter` holds a `,` outside string literals and brackets: a second selector.
+fn has_top_level_comma(filter: &str) -> bool {
+    let (mut depth, mut quote, mut escaped) = (0usize, None, false);
+    for c in filter.chars() {
+        match (quote, c) {
+            (Some(_), _) if escaped => escaped = false,
+            (Some(_), '\\') => escaped = true,
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ')' | ']' | '}') => depth = depth.saturating_sub(1),
+            (None, ',') if depth == 0 => return true,
+            (None, _) => {}
+        }
+    }
+    false
 }
 
 /// The resources of `template` whose `Type` is one of `types`, in template order.
@@ -388,6 +411,24 @@ mod tests {
         );
         assert_eq!(
             Plan::of("$.Resources[?@.Type == 'A' && @.Properties.X]"),
+            Plan::WithinType("A".into())
+        );
+        // More than one selector selects more than the first filter: run as written.
+        for query in [
+            "$.Resources[?@.Type == 'A' && @.Properties, ?@.Type == 'B']",
+            "$.Resources[?@.Type == 'A' && @.Properties, *]",
+            "$.Resources[?@.Type == 'A' && @.X, 'Name']",
+            "$.Resources[?@.Type == 'A', ?@.Type == 'B']",
+        ] {
+            assert_eq!(Plan::of(query), Plan::Query, "{query}");
+        }
+        // A comma inside a literal or a function call is not a second selector.
+        assert_eq!(
+            Plan::of("$.Resources[?@.Type == 'A' && @.Name == 'x, y']"),
+            Plan::WithinType("A".into())
+        );
+        assert_eq!(
+            Plan::of("$.Resources[?@.Type == 'A' && match(@.Name, 'a.*')]"),
             Plan::WithinType("A".into())
         );
         assert_eq!(
