@@ -713,10 +713,7 @@ pub(crate) fn plural(n: usize) -> &'static str {
 /// A JSON pointer relative to a resource: `/Resources/X/Properties/A` → `/Properties/A`; the
 /// resource itself → empty.
 pub fn relative_pointer<'a>(pointer: &'a str, logical_id: &str) -> &'a str {
-    let escaped: Cow<str> = match logical_id.contains(['~', '/']) {
-        true => Cow::Owned(crate::transform::change::pointer_escape(logical_id)),
-        false => Cow::Borrowed(logical_id),
-    };
+    let escaped = crate::transform::change::pointer_escape(logical_id);
     match pointer
         .strip_prefix("/Resources/")
         .and_then(|rest| rest.strip_prefix(escaped.as_ref()))

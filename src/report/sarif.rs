@@ -452,7 +452,10 @@ mod tests {
     fn issue_8_the_text_locator_agrees_with_the_tree_on_the_examples() {
         fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
             let children: Vec<(String, &Value)> = match v {
-                Value::Object(m) => m.iter().map(|(k, v)| (pointer_escape(k), v)).collect(),
+                Value::Object(m) => m
+                    .iter()
+                    .map(|(k, v)| (pointer_escape(k).into_owned(), v))
+                    .collect(),
                 Value::Array(a) => a
                     .iter()
                     .enumerate()

@@ -38,11 +38,9 @@ impl Style {
     }
 
     fn paint(self, code: &str, text: &str) -> String {
-        if self.color && !text.is_empty() {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
+        let mut out = String::with_capacity(text.len() + 9);
+        self.put(&mut out, code, format_args!("{text}"));
+        out
     }
     pub fn bold(self, t: &str) -> String {
         self.paint("1", t)

@@ -328,9 +328,13 @@ impl JsonSchema for JsonText {
     }
 }
 
-/// Escapes a key for use in a JSON pointer (RFC 6901).
-pub fn pointer_escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
+/// Escapes a key for use in a JSON pointer (RFC 6901); borrowed when there is nothing to
+/// escape (logical ids never have anything).
+pub fn pointer_escape(key: &str) -> Cow<'_, str> {
+    match key.contains(['~', '/']) {
+        true => Cow::Owned(key.replace('~', "~0").replace('/', "~1")),
+        false => Cow::Borrowed(key),
+    }
 }
 
 /// Splits a JSON pointer into unescaped tokens.
