@@ -234,24 +234,95 @@ fn diff_range(
     n: std::ops::Range<usize>,
     ops: &mut Vec<DiffOp>,
 ) {
-    if old[o.clone()] == new[n.clone()] {
-        if !o.is_empty() {
-            push(
-                ops,
-                DiffOp::Equal {
-                    old_index: o.start,
-                    new_index: n.start,
-                    len: o.len(),
-                },
-            );
-        }
-        return;
+    match plain_edit(&old[o.clone()], &new[n.clone()]) {
+        Some(edit) => edit
+            .into_iter()
+            .flatten()
+            .for_each(|op| push(ops, op.shifted(o.start, n.start))),
+        None => myers(old, new, o, n, ops),
     }
-    for op in similar::capture_diff_slices(Algorithm::Myers, &old[o.clone()], &new[n.clone()]) {
-        let (tag, a, b) = op.as_tag_tuple();
-        let (old_index, new_index) = (a.start + o.start, b.start + n.start);
+}
+
+/// The operations for `old` → `new` when, past the lines they start and end with, one side
+/// is empty or a single line found nowhere in the other, and no line can slide across the
+/// edge of the change: the one answer a line diff can give, found without running one. A
+/// hardened resource usually differs from its input this way (members added at the end of
+/// an object, the line before them given a comma). `None` for any other pair.
+///
+/// These are exactly the operations [`myers`] returns (a property test checks): with one
+/// side empty, or a single line that matches nothing on the other side, the middle has no
+/// common line, and the sliding checks rule out the moves similar's compaction would make.
+fn plain_edit(old: &[&str], new: &[&str]) -> Option<[Option<DiffOp>; 3]> {
+    let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let suffix = old[prefix..]
+        .iter()
+        .rev()
+        .zip(new[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let (o_end, n_end) = (old.len() - suffix, new.len() - suffix);
+    let (o_mid, n_mid) = (&old[prefix..o_end], &new[prefix..n_end]);
+    let single = |one: &[&str], other: &[&str]| one.len() == 1 && !other.contains(&one[0]);
+    let plain = match (o_mid.len(), n_mid.len()) {
+        (0, 0) => return None,
+        (0, _) | (_, 0) => true,
+        _ => single(o_mid, n_mid) || single(n_mid, o_mid),
+    };
+    // A changed block whose last line equals the line before it, or whose first line equals
+    // the line after it, could slide; such pairs are left to the full diff.
+    let slides = |lines: &[&str], start: usize, end: usize| {
+        start < end
+            && ((start > 0 && lines[end - 1] == lines[start - 1])
+                || (end < lines.len() && lines[start] == lines[end]))
+    };
+    if !plain || slides(old, prefix, o_end) || slides(new, prefix, n_end) {
+        return None;
+    }
+    let equal = |at: usize, len: usize| {
+        (len > 0).then_some(DiffOp::Equal {
+            old_index: at,
+            new_index: at,
+            len,
+        })
+    };
+    let (old_len, new_len) = (o_mid.len(), n_mid.len());
+    let change = match (old_len, new_len) {
+        (0, _) => DiffOp::Insert {
+            old_index: prefix,
+            new_index: prefix,
+            new_len,
+        },
+        (_, 0) => DiffOp::Delete {
+            old_index: prefix,
+            old_len,
+            new_index: prefix,
+        },
+        _ => DiffOp::Replace {
+            old_index: prefix,
+            old_len,
+            new_index: prefix,
+            new_len,
+        },
+    };
+    let last = (suffix > 0).then_some(DiffOp::Equal {
+        old_index: o_end,
+        new_index: n_end,
+        len: suffix,
+    });
+    Some([equal(0, prefix), Some(change), last])
+}
+
+/// Shifts an operation on sub-slices to the indices of the whole texts.
+trait Shifted {
+    fn shifted(self, old: usize, new: usize) -> DiffOp;
+}
+
+impl Shifted for DiffOp {
+    fn shifted(self, old: usize, new: usize) -> DiffOp {
+        let (tag, a, b) = self.as_tag_tuple();
+        let (old_index, new_index) = (a.start + old, b.start + new);
         let (old_len, new_len) = (a.len(), b.len());
-        let shifted = match tag {
+        match tag {
             DiffTag::Equal => DiffOp::Equal {
                 old_index,
                 new_index,
@@ -273,8 +344,33 @@ fn diff_range(
                 new_index,
                 new_len,
             },
-        };
-        push(ops, shifted);
+        }
+    }
+}
+
+/// [`diff_range`] by similar's Myers diff (with its compaction).
+fn myers(
+    old: &[&str],
+    new: &[&str],
+    o: std::ops::Range<usize>,
+    n: std::ops::Range<usize>,
+    ops: &mut Vec<DiffOp>,
+) {
+    if old[o.clone()] == new[n.clone()] {
+        if !o.is_empty() {
+            push(
+                ops,
+                DiffOp::Equal {
+                    old_index: o.start,
+                    new_index: n.start,
+                    len: o.len(),
+                },
+            );
+        }
+        return;
+    }
+    for op in similar::capture_diff_slices(Algorithm::Myers, &old[o.clone()], &new[n.clone()]) {
+        push(ops, op.shifted(o.start, n.start));
     }
 }
 
@@ -361,6 +457,52 @@ impl std::fmt::Display for HunkRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn similar_ops(old: &[&str], new: &[&str]) -> Vec<DiffOp> {
+        let mut ops = Vec::new();
+        myers(old, new, 0..old.len(), 0..new.len(), &mut ops);
+        ops
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+        /// Where the plain-edit shortcut answers, it answers as similar's Myers diff does:
+        /// lines from a small alphabet (so lines repeat and changes could slide), the new
+        /// text the old with one run of lines replaced.
+        #[test]
+        fn issue_8_plain_edits_are_the_line_diff(
+            old in proptest::collection::vec("(a|b|c| \\}|  \\},)", 0..10),
+            at in 0usize..10,
+            cut in 0usize..4,
+            put in proptest::collection::vec("(a|b|c|d| \\}|  \\},)", 0..5),
+        ) {
+            let at = at.min(old.len());
+            let mut new = old.clone();
+            new.splice(at..(at + cut).min(old.len()), put);
+            let (old, new): (Vec<&str>, Vec<&str>) =
+                (old.iter().map(String::as_str).collect(), new.iter().map(String::as_str).collect());
+            if let Some(edit) = plain_edit(&old, &new) {
+                let mut ops = Vec::new();
+                edit.into_iter().flatten().for_each(|op| push(&mut ops, op));
+                prop_assert_eq!(ops, similar_ops(&old, &new));
+            }
+        }
+    }
+
+    /// The shapes the shortcut takes are the common ones: an insertion, and a line given a
+    /// comma with members after it; a change that could slide is left to the full diff.
+    #[test]
+    fn issue_8_plain_edit_shapes() {
+        let old = ["{", " \"A\": 1", "}"];
+        let new = ["{", " \"A\": 1,", " \"B\": 2", "}"];
+        assert!(plain_edit(&old, &new).is_some());
+        let insert = ["{", " \"A\": 1", " \"B\": 2", "}"];
+        assert!(plain_edit(&old, &insert).is_some());
+        let slides = ["{", "}", "{", "}"];
+        assert!(plain_edit(&["{", "}"], &slides).is_none());
+        assert!(plain_edit(&old, &old).is_none());
+    }
 
     #[test]
     fn names_the_template_and_counts_lines() {
