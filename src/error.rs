@@ -200,6 +200,25 @@ impl Error {
         Error::parse_json(path, bytes)
     }
 
+    /// The text of the file at `path`: JSON is UTF-8, so bytes that are not are an error at
+    /// the first of them, by line and column (counted in bytes, as for JSON errors).
+    pub(crate) fn utf8(path: &std::path::Path, bytes: Vec<u8>) -> Result<String> {
+        String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let before = &e.as_bytes()[..at];
+            let line_start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            Error::Json {
+                path: path.to_path_buf(),
+                line: before.iter().filter(|&&b| b == b'\n').count() + 1,
+                column: at - line_start + 1,
+                message: "not UTF-8 (JSON text is UTF-8)".into(),
+            }
+        })
+    }
+
     /// [`Error::json`] for a parse of `bytes`: one that starts with a UTF-8 byte order mark
     /// says so, instead of `expected value` at its first column. CDK writes none; a file that
     /// has one was edited, and the files around it expect none.

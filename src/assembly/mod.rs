@@ -215,7 +215,7 @@ impl Assembly {
         match &stack.source {
             // Checked as a file would be: a tree built in code can hold what no template may.
             Source::Memory(text) => {
-                read::parse_template(&stack.template_path.under(&self.root), text.clone().into())
+                read::parse_template_text(&stack.template_path.under(&self.root), text.clone())
             }
             Source::File => read::read_template(&stack.template_path.under(&self.root)),
         }

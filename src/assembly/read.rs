@@ -155,7 +155,13 @@ pub(crate) fn read_template(file: &Path) -> Result<Template> {
 
 /// [`read_template`] on bytes already read from `file`.
 pub(crate) fn parse_template(file: &Path, bytes: Vec<u8>) -> Result<Template> {
-    let value = super::format::parse(&bytes).map_err(|e| Error::json_in(file, &bytes, &e))?;
+    parse_template_text(file, Error::utf8(file, bytes)?)
+}
+
+/// [`read_template`] on the text of `file`, read before.
+pub(crate) fn parse_template_text(file: &Path, text: String) -> Result<Template> {
+    let value =
+        super::format::parse(&text).map_err(|e| Error::json_in(file, text.as_bytes(), &e))?;
     if !value.is_object() {
         return Err(Error::Shape {
             path: file.to_path_buf(),
@@ -164,8 +170,6 @@ pub(crate) fn parse_template(file: &Path, bytes: Vec<u8>) -> Result<Template> {
         });
     }
     check_resources(&value, file)?;
-    // parse_json accepted it, so it is valid UTF-8.
-    let text = String::from_utf8(bytes).expect("valid JSON is UTF-8");
     Ok(Template { text, value })
 }
 
@@ -632,11 +636,19 @@ const NESTED_STACK: &str = "AWS::CloudFormation::Stack";
 /// reports the error with its line or pointer. So is one with a nested stack that has no
 /// `aws:asset:path`: its `TemplateURL` is read for the asset ids of this assembly (`ids`).
 fn read_nested_stacks(file: &Path, bytes: Vec<u8>, ids: &Ids) -> Result<NestedStacks> {
-    let light = bytes
-        .iter()
+    let text = Error::utf8(file, bytes)?;
+    let object = text
+        .bytes()
         .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{')
-        .then(|| serde_json::from_slice::<light::Template>(&bytes).ok())
+        .is_some_and(|b| b == b'{');
+    // An object whose text spells no nested stack's type holds none: the type can only be
+    // hidden by a `\u` escape. Such a template is parsed once, when it is hardened.
+    let finder = |needle: &str| memchr::memmem::find(text.as_bytes(), needle.as_bytes());
+    if object && finder(NESTED_STACK).is_none() && finder("\\u").is_none() {
+        return Ok((text, Vec::new()));
+    }
+    let light = object
+        .then(|| serde_json::from_str::<light::Template>(&text).ok())
         .flatten()
         .filter(|t| {
             t.resources.0.iter().all(|(_, r)| {
@@ -661,7 +673,7 @@ fn read_nested_stacks(file: &Path, bytes: Vec<u8>, ids: &Ids) -> Result<NestedSt
             .collect(),
         None => {
             // The bytes already read, parsed in full.
-            let template = parse_template(file, bytes)?;
+            let template = parse_template_text(file, text)?;
             let resources = template.value.get("Resources").and_then(Value::as_object);
             let nested = resources
                 .into_iter()
@@ -684,8 +696,6 @@ fn read_nested_stacks(file: &Path, bytes: Vec<u8>, ids: &Ids) -> Result<NestedSt
             return Ok((template.text, nested));
         }
     };
-    // The JSON parsed, so it is valid UTF-8.
-    let text = String::from_utf8(bytes).expect("valid JSON is UTF-8");
     Ok((text, nested))
 }
 
@@ -1104,6 +1114,11 @@ mod tests {
                 vec!["A"],
             ),
             (r#"{"Outputs": {}}"#, vec![]),
+            // The type spelled with an escape: found (the text is parsed, not searched).
+            (
+                r#"{"Resources": {"A": {"Type": "AWS::CloudFormation::Stac\u006b", "Metadata": {"aws:asset:path": "a.json"}}}}"#,
+                vec!["A"],
+            ),
         ];
         for (text, expected) in cases {
             let text = text
@@ -1128,6 +1143,8 @@ mod tests {
             read_nested_stacks(&file, std::fs::read(&file).unwrap(), &Ids::default()).unwrap_err();
         assert!(err.to_string().contains("key `A` appears twice"), "{err}");
         // Refused by the full read, with its pointer: the light read must not let it through.
+        // A template that spells no nested stack is not parsed at load at all; the full read
+        // that hardens it refuses it the same way.
         for (text, pointer) in [
             (
                 r#"{"Resources": {"A": {"Properties": {}}}}"#,
@@ -1136,12 +1153,52 @@ mod tests {
             (r#"{"Resources": {"A": 3}}"#, "/Resources/A"),
             (r#"{"Resources": []}"#, "/Resources"),
         ] {
+            let with_nested = text.replacen(
+                r#"{"Resources": {"#,
+                &format!(r#"{{"Resources": {{"N": {}, "#, nested("N", "n.json")),
+                1,
+            );
             let file = dir.path().join("bad.template.json");
-            std::fs::write(&file, text).unwrap();
-            match read_nested_stacks(&file, std::fs::read(&file).unwrap(), &Ids::default()) {
-                Err(Error::Shape { pointer: p, .. }) => assert_eq!(p, pointer, "{text}"),
-                other => panic!("{text}: {other:?}"),
+            for text in [with_nested.as_str(), text] {
+                std::fs::write(&file, text).unwrap();
+                let bytes = std::fs::read(&file).unwrap();
+                let read = read_nested_stacks(&file, bytes, &Ids::default());
+                let refused = match text.contains(NESTED_STACK) {
+                    true => read.map(|_| ()),
+                    false => {
+                        assert!(read.unwrap().1.is_empty(), "{text}");
+                        read_template(&file).map(|_| ())
+                    }
+                };
+                match refused {
+                    Err(Error::Shape { pointer: p, .. }) => assert_eq!(p, pointer, "{text}"),
+                    other => panic!("{text}: {other:?}"),
+                }
             }
+        }
+    }
+
+    /// A template that is not UTF-8 is refused at the first byte that is not, by line and
+    /// column, whether or not it holds a nested stack.
+    #[test]
+    fn issue_8_a_template_that_is_not_utf8_is_refused_where_it_stops_being() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.template.json");
+        for text in [
+            &b"{\n \"Resources\": {\n  \"A\": {\"Type\": \"AWS::SQS::Queue\xff\"}}}"[..],
+            &b"{\n \"Resources\": {\n  \"A\": {\"Type\": \"AWS::CloudFormation::Stack\xff\"}}}"[..],
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = read_nested_stacks(&file, text.to_vec(), &Ids::default()).unwrap_err();
+            let third = text.split(|&b| b == b'\n').nth(2).unwrap();
+            let column = third.iter().position(|&b| b == 0xff).unwrap() + 1;
+            match &err {
+                Error::Json {
+                    line, column: c, ..
+                } => assert_eq!((*line, *c), (3, column)),
+                other => panic!("{other:?}"),
+            }
+            assert!(err.to_string().contains("not UTF-8"), "{err}");
         }
     }
 

@@ -429,7 +429,7 @@ pub fn secret_values(findings: &[Finding], before: &str, after: &Value) -> Vec<S
         return Vec::new();
     }
     // The text was parsed when it was read, by the same parser; it cannot fail now.
-    let before: Value = crate::assembly::format::parse(before.as_bytes()).unwrap_or_default();
+    let before: Value = crate::assembly::format::parse(before).unwrap_or_default();
     let mut out: Vec<String> = Vec::new();
     for pointer in secrets {
         for t in [after, &before] {

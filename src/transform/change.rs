@@ -225,7 +225,7 @@ impl JsonText {
     /// the parser refuses ([`crate::assembly::format::RESERVED_KEYS`]); its value is then the
     /// text itself, as a string.
     pub fn value(&self) -> Value {
-        crate::assembly::format::parse(self.0.as_bytes())
+        crate::assembly::format::parse(&self.0)
             .unwrap_or_else(|_| Value::String(self.0.to_string()))
     }
 }
