@@ -40,52 +40,41 @@ pub const STATEFUL: &[&str] = &[
     "AWS::ECR::Repository",
 ];
 
-/// One resource type's create-only pointers, as written and cut into their segments.
-struct CreateOnly {
-    pointers: Vec<&'static str>,
-    segments: Vec<Vec<&'static str>>,
-}
-
-/// Per resource type, its create-only pointers, read once from the embedded data without
-/// copying its strings.
-fn create_only() -> &'static HashMap<&'static str, CreateOnly> {
-    static MAP: OnceLock<HashMap<&'static str, CreateOnly>> = OnceLock::new();
+/// Per resource type, the text of its list of create-only pointers (`"/A", "/B/C"`): the
+/// embedded data indexed once, its lists neither copied nor cut up front. A list is read when
+/// a change to a resource of its type is checked; a run checks a few dozen types of the
+/// thousand and more the data holds.
+fn create_only() -> &'static HashMap<&'static str, &'static str> {
+    static MAP: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
     MAP.get_or_init(|| read_data(DATA))
 }
 
-/// Reads the data file as its generator writes it: one resource type a line,
-/// `"TYPE": ["/A", "/B/C"],`, pointers plain (no quotes, escapes or `~`). Line by line, it
-/// takes a fraction of a JSON parse's time, and every run needs it; a test checks it against
-/// a JSON parse of the file.
-fn read_data(data: &'static str) -> HashMap<&'static str, CreateOnly> {
+/// Indexes the data file as its generator writes it: one resource type a line,
+/// `"TYPE": ["/A", "/B/C"],`, pointers plain (no quotes, escapes or `~`). A test checks it
+/// against a JSON parse of the file.
+fn read_data(data: &'static str) -> HashMap<&'static str, &'static str> {
     data.lines()
         .filter_map(|line| {
             let (kind, rest) = line.trim_start().strip_prefix('"')?.split_once('"')?;
             let list = rest.strip_prefix(": [")?;
             let list = list.trim_end_matches(',').strip_suffix(']')?;
-            if kind.starts_with('_') {
-                return None;
-            }
-            let pointers: Vec<&'static str> = list
-                .split(", ")
-                .filter(|p| !p.is_empty())
-                .map(|p| p.trim_matches('"'))
-                .collect();
-            // Plain pointers: their segments are the text between slashes.
-            let segments = pointers
-                .iter()
-                .map(|p| p.split('/').skip(1).collect())
-                .collect();
-            Some((kind, CreateOnly { pointers, segments }))
+            (!kind.starts_with('_')).then_some((kind, list))
         })
         .collect()
 }
 
+/// The pointers of a list as the data writes it.
+fn pointers(list: &'static str) -> impl Iterator<Item = &'static str> {
+    list.split(", ")
+        .filter(|p| !p.is_empty())
+        .map(|p| p.trim_matches('"'))
+}
+
 /// The create-only properties of a resource type (pointers relative to `Properties`).
-pub fn create_only_properties(resource_type: &str) -> &'static [&'static str] {
+pub fn create_only_properties(resource_type: &str) -> Vec<&'static str> {
     create_only()
         .get(resource_type)
-        .map_or(&[], |c| c.pointers.as_slice())
+        .map_or_else(Vec::new, |list| pointers(list).collect())
 }
 
 /// What the guard says about a change.
@@ -117,14 +106,9 @@ pub fn check(original: &Original, change: &Change, may_replace: bool) -> Option<
         return None;
     }
     let resource_type = original.resource_type(&logical_id)?;
-    let create_only = create_only().get(resource_type)?;
+    let list = create_only().get(resource_type)?;
     let rest: Vec<Cow<str>> = tokens.collect();
-    let hit = create_only
-        .pointers
-        .iter()
-        .zip(&create_only.segments)
-        .find(|(_, segments)| overlaps(segments, &rest))
-        .map(|(pointer, _)| pointer)?;
+    let hit = pointers(list).find(|pointer| overlaps(pointer, &rest))?;
     let stateful = STATEFUL.contains(&resource_type);
     if stateful && !may_replace {
         Some(Verdict::Refuse(format!(
@@ -137,12 +121,14 @@ pub fn check(original: &Original, change: &Change, may_replace: bool) -> Option<
     }
 }
 
-/// Whether one pointer is a prefix of the other, `*` matching any segment.
-fn overlaps(create_only: &[&str], changed: &[Cow<str>]) -> bool {
+/// Whether one pointer is a prefix of the other, `*` matching any segment. The data's
+/// pointers are plain: their segments are the text between slashes.
+fn overlaps(create_only: &str, changed: &[Cow<str>]) -> bool {
     create_only
-        .iter()
+        .split('/')
+        .skip(1)
         .zip(changed)
-        .all(|(c, t)| *c == "*" || *c == t.as_ref())
+        .all(|(c, t)| c == "*" || c == t.as_ref())
 }
 
 #[cfg(test)]
@@ -171,7 +157,8 @@ mod tests {
                 .iter()
                 .map(|p| p.as_str().unwrap())
                 .collect();
-            assert_eq!(read[kind.as_str()].pointers, expected, "{kind}");
+            let pointers: Vec<&str> = pointers(read[kind.as_str()]).collect();
+            assert_eq!(pointers, expected, "{kind}");
         }
     }
 
@@ -179,15 +166,16 @@ mod tests {
     /// pointers: no `~` escapes, and a leading slash.
     #[test]
     fn the_data_holds_plain_pointers() {
-        for (kind, c) in create_only() {
-            for (pointer, segments) in c.pointers.iter().zip(&c.segments) {
+        for (kind, list) in create_only() {
+            for pointer in pointers(list) {
                 assert!(
                     pointer.starts_with('/') && !pointer.contains('~'),
                     "{kind}: {pointer}"
                 );
+                let segments: Vec<&str> = pointer.split('/').skip(1).collect();
                 let expected: Vec<String> =
                     pointer_segments(pointer).map(|s| s.into_owned()).collect();
-                assert_eq!(segments, &expected, "{kind}: {pointer}");
+                assert_eq!(segments, expected, "{kind}: {pointer}");
             }
         }
     }
