@@ -169,9 +169,18 @@ pub fn run_reviewed(
     options: &Options,
     review: impl FnOnce(&Report) -> Result<()>,
 ) -> Result<Outcome> {
-    let config = LoadedConfig::load(options.config.as_deref())?;
-    let registry = Registry::load(&config)?;
-    let assembly = Assembly::load(&options.assembly)?;
+    // The config and the transforms are read while the assembly is: neither needs the other.
+    // Their errors come first, as if they were read first.
+    let (rules, assembly) = rayon::join(
+        || {
+            let config = LoadedConfig::load(options.config.as_deref())?;
+            let registry = Registry::load(&config)?;
+            Ok::<_, Error>((config, registry))
+        },
+        || Assembly::load(&options.assembly),
+    );
+    let (config, registry) = rules?;
+    let assembly = assembly?;
     let mut writer = match (options.mode, &options.out) {
         (Mode::DryRun, _) => None,
         (Mode::Apply, None) => Some(Writer::in_place(&assembly.root)),
