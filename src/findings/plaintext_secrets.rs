@@ -84,7 +84,7 @@ impl Check for PlaintextSecrets {
                         .at("/Metadata/aws:cdk:path")
                         .and_then(Value::as_str)
                         .map(str::to_string),
-                    pointer: Some(format!("{base}{}", var.pointer)),
+                    pointer: Some(format!("{base}{}", var.pointer())),
                     message: format!(
                         "{what} `{logical_id}` in stack `{}`: environment variable `{}` holds a plaintext secret ({why}; value masked: {}).",
                         stack.display_name,
@@ -104,11 +104,38 @@ const LAMBDA_HELP: &str = "Store the secret in AWS Secrets Manager (or as an SSM
 const CODEBUILD_HELP: &str = "Store the secret in AWS Secrets Manager or as an SSM SecureString parameter and give the variable `Type` `SECRETS_MANAGER` or `PARAMETER_STORE` with the secret's name as `Value` (in CDK: `{ type: BuildEnvironmentVariableType.SECRETS_MANAGER, value: 'name' }`); for AWS credentials, use the project's service role instead of access keys. Never put the value in the template, and rotate it: it has already been written to the synthesized template.";
 
 /// One environment variable: its name, its literal string value (if it is one) and its place
-/// relative to the resource.
+/// in the resource (written out only for a finding).
 struct Variable<'a> {
-    name: String,
+    name: &'a str,
     value: Option<&'a str>,
-    pointer: String,
+    place: Place,
+}
+
+/// Where a variable's value is: a Lambda function's variables are keyed by name, a CodeBuild
+/// project's are the items of a list.
+enum Place {
+    Lambda,
+    CodeBuild(usize),
+}
+
+impl Variable<'_> {
+    /// The variable's value, as a JSON pointer relative to the resource.
+    fn pointer(&self) -> String {
+        match self.place {
+            Place::Lambda => format!(
+                "/Properties/Environment/Variables/{}",
+                pointer_escape(self.name)
+            ),
+            Place::CodeBuild(i) => {
+                format!("/Properties/Environment/EnvironmentVariables/{i}/Value")
+            }
+        }
+    }
+}
+
+/// Whether `needle` occurs in `haystack` (short texts, looked at once each).
+fn has(haystack: &str, needle: &str) -> bool {
+    memchr::memmem::find(haystack.as_bytes(), needle.as_bytes()).is_some()
 }
 
 fn lambda_variables(resource: &Value) -> Vec<Variable<'_>> {
@@ -118,9 +145,9 @@ fn lambda_variables(resource: &Value) -> Vec<Variable<'_>> {
         .into_iter()
         .flatten()
         .map(|(name, value)| Variable {
-            name: name.clone(),
+            name,
             value: literal(value),
-            pointer: format!("/Properties/Environment/Variables/{}", pointer_escape(name)),
+            place: Place::Lambda,
         })
         .collect()
 }
@@ -141,13 +168,13 @@ fn codebuild_variables(resource: &Value) -> Vec<Variable<'_>> {
                 Some(_) => false,
             };
             Some(Variable {
-                name: name.to_string(),
+                name,
                 value: if plain {
                     entry.field("Value").and_then(literal)
                 } else {
                     None
                 },
-                pointer: format!("/Properties/Environment/EnvironmentVariables/{i}/Value"),
+                place: Place::CodeBuild(i),
             })
         })
         .collect()
@@ -156,7 +183,7 @@ fn codebuild_variables(resource: &Value) -> Vec<Variable<'_>> {
 /// The string, if `value` is a literal, non-empty string that is not a dynamic reference.
 fn literal(value: &Value) -> Option<&str> {
     let s = value.as_str()?;
-    if s.trim().is_empty() || s.contains("{{resolve:") {
+    if s.trim().is_empty() || has(s, "{{resolve:") {
         return None;
     }
     Some(s)
@@ -172,7 +199,7 @@ fn classify(name: &str, value: &str, resource_has_key_id: bool) -> Option<&'stat
     }
     let upper = name.to_ascii_uppercase().replace('-', "_");
     if looks_like_secret_key(value)
-        && (upper.contains("SECRET") || upper.contains("KEY") || resource_has_key_id)
+        && (has(&upper, "SECRET") || has(&upper, "KEY") || resource_has_key_id)
     {
         return Some("what looks like an AWS secret access key");
     }
@@ -185,8 +212,7 @@ fn classify(name: &str, value: &str, resource_has_key_id: bool) -> Option<&'stat
         "APIKEY",
         "PRIVATE_KEY",
     ];
-    if NAMES.iter().any(|n| upper.contains(n)) && !names_a_secret(&upper) && !harmless_value(value)
-    {
+    if NAMES.iter().any(|n| has(&upper, n)) && !names_a_secret(&upper) && !harmless_value(value) {
         return Some("a literal value under a secret's name");
     }
     None
