@@ -66,7 +66,7 @@ impl Check for PlaintextSecrets {
                 .any(|v| v.value.is_some_and(|s| find_access_key_id(s).is_some()));
             for var in &variables {
                 let Some(value) = var.value else { continue };
-                let Some(why) = classify(&var.name, value, has_key_id) else {
+                let Some(why) = classify(var.name, value, has_key_id) else {
                     continue;
                 };
                 let base = format!("/Resources/{}", pointer_escape(logical_id));
