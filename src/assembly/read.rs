@@ -629,7 +629,9 @@ enum NestedTemplate {
 /// The type of a nested stack resource.
 const NESTED_STACK: &str = "AWS::CloudFormation::Stack";
 
-/// Reads a template's bytes (`file`'s) at load time, for its nested stacks. Most templates take the light path:
+/// Reads a template's bytes (`file`'s) at load time, for its nested stacks. They must be
+/// UTF-8. An object whose text never spells a nested stack's type is not parsed here (it is
+/// parsed, and any error in it reported, when it is hardened). The others take the light path:
 /// a typed parse that validates the JSON and the resources' shape but builds no tree for
 /// anything else; a template it does not accept is parsed in full, which either accepts it (the
 /// light types are stricter than the template rules, say a non-string `aws:cdk:path`) or
@@ -672,7 +674,7 @@ fn read_nested_stacks(file: &Path, bytes: Vec<u8>, ids: &Ids) -> Result<NestedSt
             })
             .collect(),
         None => {
-            // The bytes already read, parsed in full.
+            // The text already read, parsed in full.
             let template = parse_template_text(file, text)?;
             let resources = template.value.get("Resources").and_then(Value::as_object);
             let nested = resources
