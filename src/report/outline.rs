@@ -40,7 +40,11 @@ impl<'a> Outline<'a> {
         let lines: Vec<&str> = if text.is_empty() {
             Vec::new()
         } else {
-            super::split_lines(body).collect()
+            // Sized for CDK's format, about 30 bytes a line, so the list is not copied as it
+            // grows.
+            let mut lines = Vec::with_capacity(body.len() / 24 + 1);
+            lines.extend(super::split_lines(body));
+            lines
         };
         let segments = segments(&lines);
         Outline {
