@@ -372,18 +372,29 @@ fn table(header: &[&str], rows: &[Vec<String>], s: Style) -> String {
             }
         }
     }
-    let mut out = String::new();
-    let rule = |out: &mut String, l: &str, m: &str, r: &str| {
-        out.push_str(l);
+    // Each rule drawn once; a table's width is mostly padding and rules, written as runs.
+    let rule = |l: &str, m: &str, r: &str| {
+        let mut line = String::from(l);
         for (i, w) in widths.iter().enumerate() {
             if i > 0 {
-                out.push_str(m);
+                line.push_str(m);
             }
-            (0..w + 2).for_each(|_| out.push('─'));
+            line.extend(std::iter::repeat_n('─', w + 2));
         }
-        out.push_str(r);
-        out.push('\n');
+        line.push_str(r);
+        line.push('\n');
+        line
     };
+    let (top, middle, bottom) = (
+        rule("┌", "┬", "┐"),
+        rule("├", "┼", "┤"),
+        rule("└", "┴", "┘"),
+    );
+    let lines = |row: &Vec<Vec<(&str, usize)>>| row.iter().map(|c| c.len().max(1)).max();
+    let height: usize = body.iter().chain([&head]).filter_map(lines).sum();
+    let mut out = String::with_capacity(
+        (middle.len() + widths.iter().sum::<usize>() + 4 * n) * (height + body.len() + 2),
+    );
     let line = |out: &mut String, cells: &[Vec<(&str, usize)>], bold: bool| {
         let height = cells.iter().map(|c| c.len().max(1)).max().unwrap_or(1);
         for k in 0..height {
@@ -395,20 +406,30 @@ fn table(header: &[&str], rows: &[Vec<String>], s: Style) -> String {
                     true => out.push_str(&s.bold(text)),
                     false => out.push_str(text),
                 }
-                (0..widths[i] - width).for_each(|_| out.push(' '));
+                pad(out, widths[i] - width);
                 out.push_str(" │");
             }
             out.push('\n');
         }
     };
-    rule(&mut out, "┌", "┬", "┐");
+    out.push_str(&top);
     line(&mut out, &head, true);
     for row in &body {
-        rule(&mut out, "├", "┼", "┤");
+        out.push_str(&middle);
         line(&mut out, row, false);
     }
-    rule(&mut out, "└", "┴", "┘");
+    out.push_str(&bottom);
     out
+}
+
+/// Appends `n` spaces.
+fn pad(out: &mut String, mut n: usize) {
+    const SPACES: &str = "                                                                ";
+    while n > 0 {
+        let run = n.min(SPACES.len());
+        out.push_str(&SPACES[..run]);
+        n -= run;
+    }
 }
 
 #[cfg(test)]
@@ -431,6 +452,16 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("│ x │ one        │"), "{t}");
+        // Padding longer than one run of spaces.
+        let wide = "w".repeat(150);
+        let t = table(
+            &["A"],
+            &[vec![wide.clone()], vec!["x".into()]],
+            Style { color: false },
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines.iter().all(|l| l.chars().count() == 154), "{t}");
+        assert!(t.contains(&format!("│ x{} │", " ".repeat(149))), "{t}");
     }
 
     #[test]
