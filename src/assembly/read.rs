@@ -600,13 +600,16 @@ fn check_resources(template: &Value, file: &Path) -> Result<()> {
         Some(Value::Object(map)) => map,
         Some(_) => return Err(shape("/Resources".into(), "an object of resources")),
     };
+    let at = |id: &str| format!("/Resources/{}", escape_pointer(id));
     for (id, resource) in resources {
-        let at = format!("/Resources/{}", escape_pointer(id));
         if !resource.is_object() {
-            return Err(shape(at, "an object (a resource)"));
+            return Err(shape(at(id), "an object (a resource)"));
         }
         if !resource.get("Type").is_some_and(Value::is_string) {
-            return Err(shape(format!("{at}/Type"), "a string (the resource type)"));
+            return Err(shape(
+                format!("{}/Type", at(id)),
+                "a string (the resource type)",
+            ));
         }
     }
     Ok(())

@@ -97,7 +97,11 @@ pub fn write(
                 let stack = report.stack(i);
                 // Room for the diff, copied in whole, and a few lines per change, so the text
                 // is not copied again and again as it grows.
-                let room = stack.diff.text.len() + 400 * (stack.changes.len() + stack.notes.len());
+                // The permissions table takes a few kilobytes a row: its cells are padded to
+                // its widest.
+                let room = stack.diff.text.len()
+                    + 400 * (stack.changes.len() + stack.notes.len())
+                    + 3000 * stack.permissions.len();
                 let mut out = String::with_capacity(room + 4096);
                 render_stack(&mut out, report, &stack, s);
                 out
