@@ -754,7 +754,10 @@ pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
         .char_indices()
         .nth(max.saturating_sub(1))
         .map_or(text.len(), |(i, _)| i);
-    Cow::Owned(format!("{}…", &text[..end]))
+    let mut cut = String::with_capacity(end + '…'.len_utf8());
+    cut.push_str(&text[..end]);
+    cut.push('…');
+    Cow::Owned(cut)
 }
 
 #[cfg(test)]

@@ -95,13 +95,12 @@ impl Change {
         value: Value,
         reason: impl Into<String>,
     ) -> Change {
-        Change::new(
-            logical_id,
-            format!("/Resources/{}{}", pointer_escape(logical_id), rel),
-            op,
-            value,
-            reason,
-        )
+        let id = pointer_escape(logical_id);
+        let mut pointer = String::with_capacity("/Resources/".len() + id.len() + rel.len());
+        pointer.push_str("/Resources/");
+        pointer.push_str(&id);
+        pointer.push_str(rel);
+        Change::new(logical_id, pointer, op, value, reason)
     }
 
     pub fn with_warning(mut self, warning: impl Into<String>) -> Change {
