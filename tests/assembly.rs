@@ -321,6 +321,37 @@ fn issue_2_out_dir_writes_a_copy_and_leaves_the_input() {
     );
 }
 
+/// A failed `apply --out` leaves nothing behind: not the copy, nor the directories made for it.
+#[test]
+fn issue_2_a_failed_copy_leaves_no_directories_it_made() {
+    let (dir, root) = copy_fixture("pipelines");
+    let nested = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .flat_map(|d| std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()))
+        .find(|p| p.to_string_lossy().ends_with(".nested.template.json"))
+        .expect("the example has a nested stack");
+    std::fs::write(&nested, "{\n \"Resources\": {\n  \"A\": \n}").unwrap();
+    let config = config("pipelines");
+    let args = [
+        "apply",
+        "cdk.out",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        "made/deep/out",
+    ];
+    let o = run(dir.path(), &args);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid JSON at line 4"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("made").exists(), "made/ was left behind");
+}
+
 #[test]
 fn issue_2_diff_writes_nothing() {
     let (dir, root) = copy_fixture("pipelines");

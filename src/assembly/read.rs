@@ -23,9 +23,12 @@ use crate::Assembly;
 
 /// Loads the assembly rooted at `root`.
 ///
-/// Fails, naming the file, on: a missing `manifest.json`, invalid JSON (with line and column),
-/// an unsupported schema major version, a manifest entry of the wrong shape, a path leaving
-/// the assembly, a template that does not exist, or the marker of an interrupted `apply`.
+/// Fails, naming the file, on: a missing `manifest.json`, invalid JSON (with line and column)
+/// in a manifest or an asset manifest, an unsupported schema major version, a manifest entry
+/// of the wrong shape, a path leaving the assembly, a template that does not exist, is not
+/// UTF-8 or is not a JSON object, or the marker of an interrupted `apply`. A template that
+/// holds a nested stack is parsed here, and any error in it reported; the others are parsed
+/// when they are read to be hardened ([`Assembly::read_template`]), which reports theirs.
 pub fn load(root: &Path) -> Result<Assembly> {
     if !root.join("manifest.json").is_file() {
         return Err(Error::MissingManifest {
@@ -1192,6 +1195,8 @@ mod tests {
         for text in [
             &b"{\n \"Resources\": {\n  \"A\": {\"Type\": \"AWS::SQS::Queue\xff\"}}}"[..],
             &b"{\n \"Resources\": {\n  \"A\": {\"Type\": \"AWS::CloudFormation::Stack\xff\"}}}"[..],
+            // In a key the light parse skips: it used to pass there and panic after.
+            &b"{\n \"Resources\": {\n  \"A\": {\"Type\": \"AWS::CloudFormation::Stack\", \"Metadata\": {\"aws:asset:path\": \"a.json\", \"x\xff\": 1}}}}"[..],
         ] {
             std::fs::write(&file, text).unwrap();
             let err = read_nested_stacks(&file, text.to_vec(), &Ids::default()).unwrap_err();

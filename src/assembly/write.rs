@@ -42,6 +42,9 @@ struct CopyTarget {
     out: PathBuf,
     parent: PathBuf,
     name: String,
+    /// The outermost directory made for `parent`, if it did not exist: removed (with the
+    /// empty directories under it, up to `parent`) when the copy is discarded.
+    made: Option<PathBuf>,
 }
 
 /// A file written beside its target, not yet handed to the [`Writer`]; dropping it removes it.
@@ -107,6 +110,11 @@ impl Writer {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        let made = parent
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .last()
+            .map(Path::to_path_buf);
         fs::create_dir_all(&parent).map_err(Error::io(&parent))?;
         let staging = parent.join(format!(".{name}.cdk-harden-{}", std::process::id()));
         if staging.exists() {
@@ -117,7 +125,9 @@ impl Writer {
             out: out.to_path_buf(),
             parent,
             name,
+            made,
         });
+        // A failed copy is discarded with the writer, directories made for it included.
         copy_tree(root, &staging)?;
         Ok(writer)
     }
@@ -210,7 +220,9 @@ impl Writer {
                 self.rename_all()?;
                 self.staged.clear();
                 sync_dir(&self.base);
-                let CopyTarget { out, parent, name } = &copy;
+                let CopyTarget {
+                    out, parent, name, ..
+                } = &copy;
                 if out.exists() {
                     let old = parent.join(format!(".{name}.cdk-harden-old-{}", std::process::id()));
                     fs::rename(out, &old).map_err(Error::io(out))?;
@@ -254,8 +266,18 @@ impl Writer {
         for (tmp, _) in self.staged.drain(..) {
             let _ = fs::remove_file(tmp);
         }
-        if let Some(_copy) = self.copy.take() {
+        if let Some(copy) = self.copy.take() {
             let _ = fs::remove_dir_all(&self.base);
+            // The directories made for the copy, innermost first; one that is not empty is
+            // someone else's now and stays.
+            if let Some(made) = &copy.made {
+                for dir in copy.parent.ancestors() {
+                    let _ = fs::remove_dir(dir);
+                    if dir == made {
+                        break;
+                    }
+                }
+            }
         }
     }
 }
