@@ -234,6 +234,20 @@ fn diff_range(
     n: std::ops::Range<usize>,
     ops: &mut Vec<DiffOp>,
 ) {
+    // Most ranges are resources no change touched: compared once, and done.
+    if old[o.clone()] == new[n.clone()] {
+        if !o.is_empty() {
+            push(
+                ops,
+                DiffOp::Equal {
+                    old_index: o.start,
+                    new_index: n.start,
+                    len: o.len(),
+                },
+            );
+        }
+        return;
+    }
     match plain_edit(&old[o.clone()], &new[n.clone()]) {
         Some(edit) => edit
             .into_iter()
@@ -348,7 +362,7 @@ impl Shifted for DiffOp {
     }
 }
 
-/// [`diff_range`] by similar's Myers diff (with its compaction).
+/// [`diff_range`] of two ranges that differ, by similar's Myers diff (with its compaction).
 fn myers(
     old: &[&str],
     new: &[&str],
@@ -356,19 +370,6 @@ fn myers(
     n: std::ops::Range<usize>,
     ops: &mut Vec<DiffOp>,
 ) {
-    if old[o.clone()] == new[n.clone()] {
-        if !o.is_empty() {
-            push(
-                ops,
-                DiffOp::Equal {
-                    old_index: o.start,
-                    new_index: n.start,
-                    len: o.len(),
-                },
-            );
-        }
-        return;
-    }
     for op in similar::capture_diff_slices(Algorithm::Myers, &old[o.clone()], &new[n.clone()]) {
         push(ops, op.shifted(o.start, n.start));
     }
