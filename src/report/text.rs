@@ -394,14 +394,13 @@ fn table(header: &[&str], rows: &[Vec<String>], s: Style) -> String {
         rule("├", "┼", "┤"),
         rule("└", "┴", "┘"),
     );
-    let lines = |row: &Vec<Vec<(&str, usize)>>| row.iter().map(|c| c.len().max(1)).max();
-    let height: usize = body.iter().chain([&head]).filter_map(lines).sum();
-    let mut out = String::with_capacity(
-        (middle.len() + widths.iter().sum::<usize>() + 4 * n) * (height + body.len() + 2),
-    );
+    // A row is as tall as its tallest cell.
+    let height = |cells: &[Vec<(&str, usize)>]| cells.iter().map(|c| c.len().max(1)).max();
+    let lines: usize = body.iter().chain([&head]).filter_map(|r| height(r)).sum();
+    // A rule is about as long as a line of cells.
+    let mut out = String::with_capacity(middle.len() * (lines + body.len() + 2));
     let line = |out: &mut String, cells: &[Vec<(&str, usize)>], bold: bool| {
-        let height = cells.iter().map(|c| c.len().max(1)).max().unwrap_or(1);
-        for k in 0..height {
+        for k in 0..height(cells).unwrap_or(1) {
             out.push('│');
             for (i, cell) in cells.iter().enumerate() {
                 let (text, width) = cell.get(k).copied().unwrap_or(("", 0));
