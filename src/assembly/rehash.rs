@@ -235,13 +235,7 @@ impl Rehash {
 }
 
 fn read_text(file: &std::path::Path) -> Result<String> {
-    let bytes = Error::read(file)?;
-    String::from_utf8(bytes).map_err(|e| Error::Json {
-        path: file.to_path_buf(),
-        line: 0,
-        column: e.utf8_error().valid_up_to(),
-        message: "not UTF-8".into(),
-    })
+    Error::utf8(file, Error::read(file)?)
 }
 
 fn is_hex64(s: &str) -> bool {
