@@ -271,31 +271,16 @@ fn issue_2_out_dir_writes_a_copy_and_leaves_the_input() {
     let (dir, root) = copy_fixture("pipelines");
     let input = snapshot(&root);
     let out = dir.path().join("hardened");
-    let config = config("pipelines");
     let (_dir2, in_place, _) = hardened("pipelines");
     // The second run replaces the first run's output.
     for _ in 0..2 {
-        let args = [
-            "apply",
-            "cdk.out",
-            "--config",
-            config.to_str().unwrap(),
-            "--out",
-            "hardened",
-        ];
-        let o = run(dir.path(), &args);
+        let o = apply_copy(dir.path(), "pipelines", "hardened");
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         assert_eq!(snapshot(&root), input, "input untouched");
         // The copy equals what an in-place apply produces.
         assert_eq!(snapshot(&out), snapshot(&in_place));
     }
-    let apply_into = |out: &str| {
-        let config = config.to_str().unwrap();
-        run(
-            dir.path(),
-            &["apply", "cdk.out", "--config", config, "--out", out],
-        )
-    };
+    let apply_into = |out: &str| apply_copy(dir.path(), "pipelines", out);
     // A directory that is not an assembly is never overwritten.
     std::fs::create_dir(dir.path().join("precious")).unwrap();
     std::fs::write(dir.path().join("precious/notes.txt"), "keep").unwrap();
@@ -333,16 +318,7 @@ fn issue_2_a_failed_copy_leaves_no_directories_it_made() {
         .find(|p| p.to_string_lossy().ends_with(".nested.template.json"))
         .expect("the example has a nested stack");
     std::fs::write(&nested, "{\n \"Resources\": {\n  \"A\": \n}").unwrap();
-    let config = config("pipelines");
-    let args = [
-        "apply",
-        "cdk.out",
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        "made/deep/out",
-    ];
-    let o = run(dir.path(), &args);
+    let o = apply_copy(dir.path(), "pipelines", "made/deep/out");
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("invalid JSON at line 4"),

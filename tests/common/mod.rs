@@ -183,6 +183,20 @@ pub fn apply_again(root: &Path, app: &str) -> cdk_harden::Outcome {
     .unwrap_or_else(|e| panic!("apply {app} again: {e}"))
 }
 
+/// Runs `apply cdk.out --config <the app's config> --out OUT` in `cwd`.
+pub fn apply_copy(cwd: &Path, app: &str, out: &str) -> Output {
+    let config = config(app);
+    let args = [
+        "apply",
+        "cdk.out",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out,
+    ];
+    run(cwd, &args)
+}
+
 /// Applies the example's config with `setting` removed from its `environments[env]` entry, and
 /// asserts the run is refused (exit 2, every needle in stderr, nothing written).
 pub fn assert_refused_without(app: &str, env: &str, setting: &str, needles: &[&str]) {
