@@ -104,18 +104,41 @@ pub fn harden_with_review_budget(
     mut writer: Option<&mut Writer>,
     budget: usize,
 ) -> Result<Report> {
-    let reviews = StoreBuilder::new(assembly.stacks.len(), budget);
-    let done = waves::run(assembly, config, registry, writer.as_deref_mut(), &reviews)?;
+    let (report, rehash) =
+        harden_templates(assembly, config, registry, writer.as_deref_mut(), budget)?;
     if let Some(w) = writer {
-        let shared: &Writer = w;
-        let staged = done
-            .rehash
-            .rewrite_others(assembly, |path, text| shared.stage(path, text))?;
-        staged.into_iter().for_each(|s| w.add(s));
+        stage_others(assembly, &rehash, w)?;
     }
+    Ok(report)
+}
+
+/// Steps 2 to 4 for the templates: the report, and the ids replaced, which the other files
+/// are still to be given ([`stage_others`]).
+fn harden_templates(
+    assembly: &Assembly,
+    config: &Config,
+    registry: &Registry,
+    writer: Option<&mut Writer>,
+    budget: usize,
+) -> Result<(Report, assembly::rehash::Rehash)> {
+    let reviews = StoreBuilder::new(assembly.stacks.len(), budget);
+    let done = waves::run(assembly, config, registry, writer, &reviews)?;
     let renamed = &done.rehash.renamed;
     let report = Report::from_store(reviews.build(), done.findings, renamed, done.secrets);
-    Ok(report.with_transforms(registry))
+    Ok((report.with_transforms(registry), done.rehash))
+}
+
+/// Stages the files other than templates that name a replaced id (manifests, asset manifests,
+/// the tree), in a deterministic order.
+fn stage_others(
+    assembly: &Assembly,
+    rehash: &assembly::rehash::Rehash,
+    writer: &mut Writer,
+) -> Result<()> {
+    let shared: &Writer = writer;
+    let staged = rehash.rewrite_others(assembly, |path, text| shared.stage(path, text))?;
+    staged.into_iter().for_each(|s| writer.add(s));
+    Ok(())
 }
 
 /// The files of the example assemblies (`examples/*/cdk.out`, at any depth) whose names end
@@ -165,9 +188,13 @@ pub fn run(options: &Options) -> Result<Outcome> {
 /// [`run`], handing the report to `review` before anything is written: if `review` fails
 /// (the review could not be written out), nothing is written and its error is returned, so a
 /// rewritten assembly never goes without its review.
+///
+/// `review` runs while the files other than templates are staged and the staged files are
+/// synced: neither needs the other, and both take as long as a large assembly's review. An
+/// error staging or syncing comes first; nothing is written then either.
 pub fn run_reviewed(
     options: &Options,
-    review: impl FnOnce(&Report) -> Result<()>,
+    review: impl FnOnce(&Report) -> Result<()> + Send,
 ) -> Result<Outcome> {
     // The config and the transforms are read while the assembly is: neither needs the other.
     // Their errors come first, as if they were read first.
@@ -186,8 +213,23 @@ pub fn run_reviewed(
         (Mode::Apply, None) => Some(Writer::in_place(&assembly.root)),
         (Mode::Apply, Some(out)) => Some(Writer::copy(&assembly.root, out)?),
     };
-    let report = harden(&assembly, &config.config, &registry, writer.as_mut())?;
-    review(&report)?;
+    let budget = report::store::MEMORY_BUDGET;
+    let (report, rehash) = harden_templates(
+        &assembly,
+        &config.config,
+        &registry,
+        writer.as_mut(),
+        budget,
+    )?;
+    let (staged, reviewed) = rayon::join(
+        || match writer.as_mut() {
+            Some(w) => stage_others(&assembly, &rehash, w).and_then(|()| w.sync()),
+            None => Ok(()),
+        },
+        || review(&report),
+    );
+    staged?;
+    reviewed?;
     let written = match writer {
         Some(w) => w.commit()?,
         None => false,

@@ -33,6 +33,8 @@ pub struct Writer {
     fault: Fault,
     /// Files staged so far, for the fault hook.
     writes: AtomicUsize,
+    /// How many of `staged` (the first) are synced already ([`Writer::sync`]).
+    synced: usize,
     done: bool,
 }
 
@@ -72,6 +74,7 @@ impl Writer {
             staged: Vec::new(),
             fault: Fault::from_env(),
             writes: AtomicUsize::new(0),
+            synced: 0,
             done: false,
         }
     }
@@ -182,6 +185,17 @@ impl Writer {
         self.staged.is_empty()
     }
 
+    /// Syncs the files staged so far, so that [`Writer::commit`] has only the rest to sync: for
+    /// a caller with other work to do meanwhile, such as printing the review. Nothing replaces
+    /// anything yet. In place only; a copy's files are not synced one by one.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.copy.is_none() {
+            sync_all(&self.staged[self.synced..])?;
+            self.synced = self.staged.len();
+        }
+        Ok(())
+    }
+
     /// Syncs every staged file, then renames each over its target. In place, a marker at the
     /// root covers the renames; a copy is then moved to its place as a whole. Returns whether
     /// anything was written.
@@ -201,7 +215,7 @@ impl Writer {
                 if !wrote {
                     return Ok(false);
                 }
-                sync_all(&self.staged)?;
+                self.sync()?;
                 let marker = self.base.join(INCOMPLETE_MARKER);
                 fs::write(&marker, b"cdk-harden apply in progress\n")
                     .map_err(Error::io(&marker))?;
