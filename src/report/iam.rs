@@ -7,7 +7,9 @@
 //! that the input did not have, word for word, is a new permission. This module only reads
 //! templates.
 
-use crate::transform::cfn::Field;
+use std::borrow::Cow;
+
+use crate::transform::cfn::{same, Field};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -60,12 +62,14 @@ impl Statements {
     pub fn of(template: &Value) -> Statements {
         let by_resource = crate::transform::cfn::resources(template)
             .filter_map(|(logical_id, resource)| {
-                let found = statements(logical_id, resource);
+                let found = statements(logical_id, resource).found;
                 if found.is_empty() {
                     return None;
                 }
                 let kind = resource.field("Type").and_then(Value::as_str).unwrap_or("");
-                let found = found.into_iter().map(|s| (s.document, s.statement));
+                let found = found
+                    .into_iter()
+                    .map(|s| (s.document, s.statement.into_owned()));
                 Some((logical_id.clone(), (kind.to_string(), found.collect())))
             })
             .collect();
@@ -84,31 +88,45 @@ pub fn new_permissions(before: &Statements, after: &Value) -> Vec<Permission> {
             Some((old_kind, old)) if old_kind == kind => old,
             _ => &none,
         };
-        for s in statements(logical_id, resource) {
+        let collected = statements(logical_id, resource);
+        for s in collected.found {
             if old
                 .iter()
-                .any(|(d, st)| *d == s.document && *st == s.statement)
+                .any(|(d, st)| *d == s.document && same(st, &s.statement))
             {
                 continue;
             }
-            out.push(s.into_permission(logical_id, kind));
+            let (attached, default_resource) = &collected.contexts[s.context];
+            out.push(s.into_permission(logical_id, kind, attached, default_resource));
         }
     }
     out
 }
 
-/// A statement found in a resource, with what the statement does not say itself.
-struct Found {
+/// A statement found in a resource, borrowed from it where the resource spells it out.
+struct Found<'a> {
     document: String,
-    statement: Value,
-    /// For identity policies: who the policy is attached to.
-    attached: Vec<String>,
-    /// For resource policies without a `Resource`: what the policy is on.
-    default_resource: Vec<String>,
+    statement: Cow<'a, Value>,
+    /// Its document's place in [`Collected::contexts`].
+    context: usize,
 }
 
-impl Found {
-    fn into_permission(self, logical_id: &str, kind: &str) -> Permission {
+/// The statements of one resource, and per policy document what its statements do not say
+/// themselves: for identity policies, who the policy is attached to; for resource policies
+/// without a `Resource`, what the policy is on.
+struct Collected<'a> {
+    found: Vec<Found<'a>>,
+    contexts: Vec<(Vec<String>, Vec<String>)>,
+}
+
+impl Found<'_> {
+    fn into_permission(
+        self,
+        logical_id: &str,
+        kind: &str,
+        attached: &[String],
+        default_resource: &[String],
+    ) -> Permission {
         let s = &self.statement;
         let effect = s
             .field("Effect")
@@ -127,7 +145,7 @@ impl Found {
                 .map(|r| format!("NOT {r}")),
         );
         if resources.is_empty() {
-            resources = self.default_resource.clone();
+            resources = default_resource.to_vec();
         }
         let mut principals = principals_of(s.field("Principal"));
         principals.extend(
@@ -136,7 +154,7 @@ impl Found {
                 .map(|p| format!("NOT {p}")),
         );
         if principals.is_empty() {
-            principals = self.attached.clone();
+            principals = attached.to_vec();
         }
         Permission {
             logical_id: logical_id.to_string(),
@@ -155,30 +173,47 @@ impl Found {
 /// Collects the statements of the policy documents of one resource.
 struct Collector<'a> {
     props: &'a Value,
-    out: Vec<Found>,
+    out: Collected<'a>,
 }
 
-impl Collector<'_> {
+impl<'a> Collector<'a> {
     /// The statements of the policy at `document` (a pointer relative to the resource).
     fn doc(
         &mut self,
         document: &str,
-        policy: Option<&Value>,
+        policy: Option<&'a Value>,
         attached: Vec<String>,
         on: Vec<String>,
     ) {
         let Some(policy) = policy else { return };
         let items = match policy.field("Statement") {
-            Some(Value::Array(items)) => items.clone(),
-            Some(one @ Value::Object(_)) => vec![one.clone()],
-            _ => Vec::new(),
+            Some(Value::Array(items)) => items.as_slice(),
+            Some(one @ Value::Object(_)) => std::slice::from_ref(one),
+            _ => &[],
         };
-        for statement in items {
-            self.out.push(Found {
+        self.found(document, items.iter().map(Cow::Borrowed), attached, on);
+    }
+
+    /// [`Collector::doc`] for a statement made from the resource's properties.
+    fn made(&mut self, document: &str, statement: Value) {
+        let made = std::iter::once(Cow::Owned(statement));
+        self.found(document, made, Vec::new(), Vec::new());
+    }
+
+    fn found(
+        &mut self,
+        document: &str,
+        statements: impl Iterator<Item = Cow<'a, Value>>,
+        attached: Vec<String>,
+        on: Vec<String>,
+    ) {
+        let context = self.out.contexts.len();
+        self.out.contexts.push((attached, on));
+        for statement in statements {
+            self.out.found.push(Found {
                 document: document.to_string(),
                 statement,
-                attached: attached.clone(),
-                default_resource: on.clone(),
+                context,
             });
         }
     }
@@ -204,13 +239,17 @@ impl Collector<'_> {
 }
 
 /// Every policy statement a resource carries.
-fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
+fn statements<'a>(logical_id: &str, resource: &'a Value) -> Collected<'a> {
     let kind = resource.field("Type").and_then(Value::as_str).unwrap_or("");
-    let empty = Value::Object(Map::new());
-    let props = resource.field("Properties").unwrap_or(&empty);
+    // No properties reads as properties without the ones looked up.
+    static NONE: Value = Value::Null;
+    let props = resource.field("Properties").unwrap_or(&NONE);
     let mut c = Collector {
         props,
-        out: Vec::new(),
+        out: Collected {
+            found: Vec::new(),
+            contexts: Vec::new(),
+        },
     };
     match kind {
         "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => {
@@ -311,12 +350,7 @@ fn statements(logical_id: &str, resource: &Value) -> Vec<Found> {
             if !condition.is_empty() {
                 statement.insert("Condition".into(), Value::Object(condition));
             }
-            c.doc(
-                "/Properties",
-                Some(&serde_json::json!({ "Statement": [Value::Object(statement)] })),
-                Vec::new(),
-                Vec::new(),
-            );
+            c.made("/Properties", Value::Object(statement));
         }
         _ => {}
     }

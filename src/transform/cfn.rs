@@ -30,6 +30,27 @@ impl Field for Map<String, Value> {
     }
 }
 
+/// `a == b`, comparing objects member by member when their keys come in the same order, as
+/// two copies of one value's keys do; serde_json's comparison looks every key up in the other
+/// object, hashing it. Objects whose keys come in another order are compared as serde_json
+/// does, so the answer is always `a == b`'s.
+pub fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && if x.keys().eq(y.keys()) {
+                    x.values().zip(y.values()).all(|(a, b)| same(a, b))
+                } else {
+                    x == y
+                }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        _ => a == b,
+    }
+}
+
 /// `map.get(key)`, by comparing keys when the map is small (see [`Field`]).
 pub fn member<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     if map.len() <= SMALL {
@@ -236,6 +257,44 @@ mod tests {
             ]
         });
         assert_eq!(referenced_ids(&v), ["Table", "Bucket", "Queue"]);
+    }
+
+    /// Values from so few parts that two drawn apart are often equal.
+    fn tiny_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![Just(Value::Null), Just(json!(1)), Just(json!("x"))];
+        leaf.prop_recursive(3, 16, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::vec(("[ab]", inner), 0..3)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// `value` with the keys of every object in reverse order: equal, laid out otherwise.
+    fn reversed(value: &Value) -> Value {
+        match value {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .rev()
+                    .map(|(k, v)| (k.clone(), reversed(v)))
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.iter().map(reversed).collect()),
+            v => v.clone(),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+        #[test]
+        fn issue_8_same_answers_as_equality(a in tiny_value(), b in tiny_value()) {
+            proptest::prop_assert_eq!(same(&a, &b), a == b);
+            proptest::prop_assert!(same(&a, &reversed(&a)));
+            let r = reversed(&b);
+            proptest::prop_assert_eq!(same(&a, &r), a == r);
+        }
     }
 
     #[test]
