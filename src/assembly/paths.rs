@@ -176,10 +176,18 @@ impl<'a> Resolver<'a> {
             return Ok(known.clone());
         }
         let on_disk = dir.under(self.root);
-        let found = match on_disk.canonicalize() {
-            Ok(path) => Some(path),
-            Err(e) if dir.as_str().is_empty() => return Err(Error::io(self.root)(e)),
-            Err(_) => None,
+        let found = if dir.as_str().is_empty() {
+            Some(on_disk.canonicalize().map_err(Error::io(self.root))?)
+        } else {
+            // A directory that is not a link is where its parent is: one look at it, rather
+            // than a look at every directory on the way from `/`.
+            match std::fs::symlink_metadata(&on_disk) {
+                Ok(meta) if meta.is_dir() => self
+                    .canonical(&dir.parent())?
+                    .map(|parent| parent.join(dir.file_name())),
+                Ok(_) => on_disk.canonicalize().ok(),
+                Err(_) => None,
+            }
         };
         self.lock().insert(dir.clone(), found.clone());
         Ok(found)
