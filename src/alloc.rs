@@ -1,4 +1,5 @@
-//! The binary's allocator: mimalloc, told to give freed memory back to the system soon.
+//! The binary's allocator: mimalloc, asked for plain blocks where it can and told to give
+//! freed memory back to the system soon.
 //!
 //! Hardening allocates and frees many small JSON values; mimalloc does that far faster than
 //! the system allocator. By default (mimalloc 3) it keeps freed pages for a second before
