@@ -191,7 +191,8 @@ pub fn run(options: &Options) -> Result<Outcome> {
 ///
 /// `review` runs while the files other than templates are staged and the staged files are
 /// synced: neither needs the other, and both take as long as a large assembly's review. An
-/// error staging or syncing comes first; nothing is written then either.
+/// error staging or syncing comes first, and nothing is written then either; a review printed
+/// to a terminal may be out by then, as it may be before a failed rename.
 pub fn run_reviewed(
     options: &Options,
     review: impl FnOnce(&Report) -> Result<()> + Send,

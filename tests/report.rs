@@ -1020,6 +1020,30 @@ fn issue_7_an_unwritable_output_stops_apply_before_anything_is_written() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// The files other than templates are restaged while the review is printed: one that cannot
+/// be (here `tree.json`, which names replaced ids, holds a byte that is not UTF-8) stops
+/// `apply` with exit 2, naming it, and nothing is written or left behind.
+#[test]
+fn issue_8_a_file_that_cannot_be_restaged_stops_apply_and_nothing_is_written() {
+    let (dir, root) = copy_fixture("pipelines");
+    let tree = root.join("tree.json");
+    let mut bytes = std::fs::read(&tree).unwrap();
+    bytes.extend_from_slice(b"\xff\xfe");
+    std::fs::write(&tree, bytes).unwrap();
+    let config = config("pipelines");
+    assert_refused(
+        dir.path(),
+        &[
+            "apply",
+            root.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &["tree.json", "UTF-8"],
+        &root,
+    );
+}
+
 /// A review that cannot be written to stdout (a full disk behind `> review.sarif`) is an
 /// error, exit 2, and `apply` then writes nothing; only a closed pipe is not an error.
 #[test]
