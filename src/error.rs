@@ -159,13 +159,52 @@ pub enum Error {
     UnknownTransform { id: String },
 }
 
+/// A file's bytes, and its permissions when it was read.
+#[derive(Debug)]
+pub(crate) struct FileBytes {
+    pub bytes: Vec<u8>,
+    pub permissions: std::fs::Permissions,
+}
+
 impl Error {
     /// Reads a file, naming it on failure.
     pub(crate) fn read(path: &std::path::Path) -> Result<Vec<u8>> {
-        std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        Error::read_file(path).map(|file| file.bytes)
+    }
+
+    /// Reads a file and its permissions, naming it on failure: one open, one `fstat` and one
+    /// read of the size the file had when it was opened (`fs::read` reads once more to see its
+    /// end; an assembly being read is not being written).
+    pub(crate) fn read_file(path: &std::path::Path) -> Result<FileBytes> {
+        let file = std::fs::File::open(path).map_err(Error::io(path))?;
+        let metadata = file.metadata().map_err(Error::io(path))?;
+        read_open(path, file, metadata)
+    }
+
+    /// [`Error::read_file`] for a file that must be a regular one: `None` if there is nothing
+    /// at `path`, or something else (a directory; a named pipe, opened without waiting for a
+    /// writer), rather than a look at the path before opening it.
+    pub(crate) fn read_regular(path: &std::path::Path) -> Result<Option<FileBytes>> {
+        use std::io::ErrorKind;
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NONBLOCK);
+        }
+        let file = match options.open(path) {
+            Ok(file) => file,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(Error::io(path)(e)),
+        };
+        let metadata = file.metadata().map_err(Error::io(path))?;
+        if !metadata.is_file() {
+            return Ok(None);
+        }
+        read_open(path, file, metadata).map(Some)
     }
 
     /// Wraps an I/O error with the path it concerns.
@@ -342,4 +381,31 @@ mod unique {
         }
         out
     }
+}
+
+/// Reads the open `file`, of `metadata`'s size, in as few reads as the system allows (one, for
+/// a regular file); a file that shrank since is read to its end.
+fn read_open(
+    path: &std::path::Path,
+    mut file: std::fs::File,
+    metadata: std::fs::Metadata,
+) -> Result<FileBytes> {
+    use std::io::Read;
+    let size = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
+    // Zeroed by the allocator: a large buffer comes from fresh, already zero pages.
+    let mut bytes = vec![0; size];
+    let mut filled = 0;
+    while filled < size {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path)(e)),
+        }
+    }
+    bytes.truncate(filled);
+    Ok(FileBytes {
+        bytes,
+        permissions: metadata.permissions(),
+    })
 }

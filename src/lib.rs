@@ -136,7 +136,9 @@ fn stage_others(
     writer: &mut Writer,
 ) -> Result<()> {
     let shared: &Writer = writer;
-    let staged = rehash.rewrite_others(assembly, |path, text| shared.stage(path, text))?;
+    let staged = rehash.rewrite_others(assembly, |path, text, permissions| {
+        shared.stage(path, text, Some(permissions))
+    })?;
     staged.into_iter().for_each(|s| writer.add(s));
     Ok(())
 }

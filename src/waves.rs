@@ -359,7 +359,9 @@ impl<'r> Context<'_, 'r> {
         let review = s.review.finish(&before, &after, &s.findings);
         let rewritten = review.rewritten;
         let staged = match self.writer {
-            Some(w) if rewritten => Some(w.stage(&stack.template_path, &after)?),
+            Some(w) if rewritten => {
+                Some(w.stage(&stack.template_path, &after, stack.permissions.as_ref())?)
+            }
             _ => None,
         };
         let done = Done {

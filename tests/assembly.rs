@@ -938,3 +938,57 @@ fn issue_2_nested_stacks_are_found_without_asset_metadata() {
     let o = run(&without, &["check", ".", "--config", config]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// Every file apply rewrites keeps its permissions, whether or not they are the ones a new
+/// file gets (read and write for all, less the umask): templates, nested templates, asset
+/// manifests and manifests, in place and in a copy.
+#[cfg(unix)]
+#[test]
+fn issue_8_rewritten_files_keep_their_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let files = [
+        ("PipelineStack.template.json", 0o600),
+        (
+            "assembly-PipelineStack-Dev/PipelineStackDevServiceStorage338AB38E.nested.template.json",
+            0o640,
+        ),
+        ("assembly-PipelineStack-Dev/manifest.json", 0o604),
+        ("PipelineStack.assets.json", 0o644),
+        ("assembly-PipelineStack-Dev/PipelineStackDevService2FAD3E8A.template.json", 0o666),
+    ];
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+    let (_dir, root) = copy_fixture("pipelines");
+    for (file, wanted) in files {
+        let path = root.join(file);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted)).unwrap();
+    }
+    let before = snapshot(&root);
+    let copy = apply_copy(root.parent().unwrap(), "pipelines", "hardened");
+    assert_eq!(copy.status.code(), Some(0), "{}", stderr(&copy));
+    let out = run(
+        &root,
+        &[
+            "apply",
+            ".",
+            "--config",
+            config("pipelines").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = snapshot(&root);
+    for (file, wanted) in files {
+        let rewritten = |snap: &[(String, Vec<u8>)]| {
+            snap.iter()
+                .find(|(name, _)| name == file)
+                .map(|(_, b)| b.clone())
+        };
+        assert_ne!(
+            rewritten(&before),
+            rewritten(&after),
+            "{file} was not rewritten"
+        );
+        assert_eq!(mode(&root.join(file)), wanted, "{file} in place");
+        let copied = root.parent().unwrap().join("hardened").join(file);
+        assert_eq!(mode(&copied), wanted, "{file} in the copy");
+    }
+}

@@ -132,6 +132,9 @@ pub struct Stack {
     pub source: Source,
     /// The template's size in bytes, when the assembly was loaded.
     pub size: usize,
+    /// The template file's permissions, when the assembly was loaded: its hardened version
+    /// gets the same. `None` for a template that has no file.
+    pub permissions: Option<std::fs::Permissions>,
 }
 
 /// Where a template's bytes are: its file below the assembly root, or in memory (an assembly
@@ -201,6 +204,7 @@ impl Assembly {
                 published: false,
                 mentions: Vec::new(),
                 size: text.len(),
+                permissions: None,
                 source: Source::Memory(text),
             }],
             asset_manifests: Vec::new(),

@@ -90,12 +90,16 @@ pub fn resolve(
 }
 
 /// [`resolve`] for many paths of one assembly: the canonical forms of the root and of every
-/// directory are found once and remembered, so a path costs one `lstat` unless it is a link.
-/// For one load: a directory replaced by a link while it runs is not seen.
+/// directory are found once and remembered, so a path costs one `lstat` unless it is a link,
+/// and a path named again (a template named by its manifest and by its asset manifest, an
+/// asset directory every Stage names) costs nothing. For one load: a directory replaced by a
+/// link while it runs is not seen.
 #[derive(Debug)]
 pub struct Resolver<'a> {
     root: &'a Path,
     canonical: std::sync::Mutex<std::collections::HashMap<RelPath, Option<PathBuf>>>,
+    /// Paths already checked and found inside the root.
+    inside: std::sync::Mutex<std::collections::HashSet<RelPath>>,
 }
 
 impl<'a> Resolver<'a> {
@@ -103,6 +107,7 @@ impl<'a> Resolver<'a> {
         Resolver {
             root,
             canonical: Default::default(),
+            inside: Default::default(),
         }
     }
 
@@ -149,6 +154,9 @@ impl<'a> Resolver<'a> {
             return Err(escape());
         }
         let rel = RelPath(parts.join("/"));
+        if self.was_inside(&rel) {
+            return Ok(rel);
+        }
         if let Ok(meta) = std::fs::symlink_metadata(rel.under(self.root)) {
             let root = self
                 .canonical(&RelPath::root())?
@@ -166,7 +174,18 @@ impl<'a> Resolver<'a> {
                 _ => return Err(escape()),
             }
         }
+        self.inside
+            .lock()
+            .expect("the resolver lock is not poisoned")
+            .insert(rel.clone());
         Ok(rel)
+    }
+
+    fn was_inside(&self, rel: &RelPath) -> bool {
+        self.inside
+            .lock()
+            .expect("the resolver lock is not poisoned")
+            .contains(rel)
     }
 
     /// The canonical form of directory `dir` of the assembly, remembered; `None` if it has

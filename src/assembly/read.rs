@@ -509,17 +509,16 @@ fn read_stack(
 ) -> Result<()> {
     let root = resolver.root();
     let file = template_path.under(root);
-    // Looked at before it is opened: anything but a regular file (nothing, a directory, a
-    // named pipe, which opening would wait on) is a missing template.
-    if !file.is_file() {
+    // Anything but a regular file (nothing, a directory, a named pipe) is a missing template.
+    let Some(read) = Error::read_regular(&file)? else {
         return Err(Error::MissingFile {
             path: named_by.0.to_path_buf(),
             pointer: named_by.1,
             value: named_by.2,
         });
-    }
-    let bytes = Error::read(&file)?;
-    let (text, nested_stacks) = read_nested_stacks(&file, bytes, &index.ids)?;
+    };
+    let permissions = Some(read.permissions);
+    let (text, nested_stacks) = read_nested_stacks(&file, read.bytes, &index.ids)?;
     let position = out.len();
     let base = template_path.parent();
     let mut children = Vec::new();
@@ -559,6 +558,7 @@ fn read_stack(
         assets: Vec::new(),
         mentions: index.ids.named_in(&text),
         size: text.len(),
+        permissions,
         source: {
             let size = text.len();
             let read = index

@@ -202,12 +202,12 @@ impl Rehash {
     /// Rewrites the other files that name a replaced id: asset manifests, the tree and
     /// metadata files, then the manifests (last: a manifest names the template it deploys, so
     /// it is the final word). Each is read, given its new ids and handed to `put` (which stages
-    /// it) on every core, so no more than one file per thread is held; what `put` returns comes
-    /// back in that order, for the files that changed.
+    /// it) with its permissions, on every core, so no more than one file per thread is held;
+    /// what `put` returns comes back in that order, for the files that changed.
     pub fn rewrite_others<T: Send>(
         &self,
         assembly: &Assembly,
-        put: impl Fn(&RelPath, &str) -> Result<T> + Sync,
+        put: impl Fn(&RelPath, &str, &std::fs::Permissions) -> Result<T> + Sync,
     ) -> Result<Vec<T>> {
         use rayon::prelude::*;
         if self.renames.is_empty() {
@@ -222,9 +222,13 @@ impl Rehash {
         let rewritten: Vec<Result<Option<T>>> = others
             .par_iter()
             .map(|&path| {
-                let original = read_text(&path.under(&assembly.root))?;
+                let file = path.under(&assembly.root);
+                let read = Error::read_file(&file)?;
+                let original = Error::utf8(&file, read.bytes)?;
                 let new = self.renames.apply(&original);
-                (new != original).then(|| put(path, &new)).transpose()
+                (new != original)
+                    .then(|| put(path, &new, &read.permissions))
+                    .transpose()
             })
             .collect();
         rewritten
@@ -232,10 +236,6 @@ impl Rehash {
             .filter_map(Result::transpose)
             .collect()
     }
-}
-
-fn read_text(file: &std::path::Path) -> Result<String> {
-    Error::utf8(file, Error::read(file)?)
 }
 
 fn is_hex64(s: &str) -> bool {

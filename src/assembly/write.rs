@@ -35,6 +35,8 @@ pub struct Writer {
     writes: AtomicUsize,
     /// How many of `staged` (the first) are synced already ([`Writer::sync`]).
     synced: usize,
+    /// A directory on each file system the synced files are on (Linux; see [`sync_all`]).
+    file_systems: Vec<PathBuf>,
     done: bool,
 }
 
@@ -75,6 +77,7 @@ impl Writer {
             fault: Fault::from_env(),
             writes: AtomicUsize::new(0),
             synced: 0,
+            file_systems: Vec::new(),
             done: false,
         }
     }
@@ -136,9 +139,15 @@ impl Writer {
     }
 
     /// Writes `text` to a temporary file beside the file at `path` (relative to the assembly
-    /// root). Safe to call from many threads; hand the result to [`Writer::add`] in the order
-    /// the files are to replace their targets.
-    pub fn stage(&self, path: &RelPath, text: &str) -> Result<Staged> {
+    /// root), with the target's `permissions` when they are known (else they are looked up).
+    /// Safe to call from many threads; hand the result to [`Writer::add`] in the order the
+    /// files are to replace their targets.
+    pub fn stage(
+        &self,
+        path: &RelPath,
+        text: &str,
+        permissions: Option<&fs::Permissions>,
+    ) -> Result<Staged> {
         let target = path.under(&self.base);
         let tmp = temp_path(&target);
         let staged = Staged {
@@ -164,9 +173,18 @@ impl Writer {
             std::process::abort();
         }
         file.write_all(bytes).map_err(failed)?;
-        // On the open file, not by its path: no second path look-up per file.
-        if let Ok(meta) = fs::metadata(&target) {
-            let _ = file.set_permissions(meta.permissions());
+        // On the open file, not by its path; not at all when the file was created with them.
+        match permissions {
+            Some(wanted) if created_with(wanted) => {}
+            // A file system without permissions (or that refuses them) keeps what it gave.
+            Some(wanted) => {
+                let _ = file.set_permissions(wanted.clone());
+            }
+            None => {
+                if let Ok(meta) = fs::metadata(&target) {
+                    let _ = file.set_permissions(meta.permissions());
+                }
+            }
         }
         Ok(staged)
     }
@@ -190,7 +208,11 @@ impl Writer {
     /// anything yet. In place only; a copy's files are not synced one by one.
     pub fn sync(&mut self) -> Result<()> {
         if self.copy.is_none() {
-            sync_all(&self.staged[self.synced..])?;
+            for dir in sync_all(&self.staged[self.synced..])? {
+                if !self.file_systems.contains(&dir) {
+                    self.file_systems.push(dir);
+                }
+            }
             self.synced = self.staged.len();
         }
         Ok(())
@@ -222,12 +244,7 @@ impl Writer {
                 sync_dir(&self.base);
                 self.rename_all()?;
                 fs::remove_file(&marker).map_err(Error::io(&marker))?;
-                let dirs: std::collections::BTreeSet<PathBuf> = self
-                    .staged
-                    .iter()
-                    .filter_map(|(_, t)| t.parent().map(Path::to_path_buf))
-                    .collect();
-                dirs.iter().for_each(|d| sync_dir(d));
+                sync_renames(&self.staged, &self.file_systems);
                 self.staged.clear();
             }
             Some(copy) => {
@@ -350,6 +367,32 @@ impl Fault {
     }
 }
 
+/// Whether a file this process creates gets `permissions` anyway (read and write for all,
+/// less the umask), so that setting them is a system call for nothing.
+fn created_with(permissions: &fs::Permissions) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        umask().is_some_and(|mask| permissions.mode() & 0o7777 == 0o666 & !mask)
+    }
+    #[cfg(not(unix))]
+    {
+        !permissions.readonly()
+    }
+}
+
+/// The process's umask, from `/proc/self/status` (Linux 4.7 and later), read once; `None`
+/// where it cannot be read without changing it.
+#[cfg(unix)]
+fn umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    })
+}
+
 fn temp_path(target: &Path) -> PathBuf {
     let dir = target.parent().unwrap_or(Path::new("."));
     let name = target
@@ -362,9 +405,47 @@ fn temp_path(target: &Path) -> PathBuf {
     dir.join(format!(".{name}.cdk-harden-{pid}.tmp"))
 }
 
-/// Syncs the files concurrently: a journaling file system commits concurrent syncs together,
-/// so this costs about one sync instead of one per file.
-fn sync_all(staged: &[(PathBuf, PathBuf)]) -> Result<()> {
+/// Makes the staged files durable.
+///
+/// On Linux, one `syncfs` per file system the files are on: a handful of system calls where
+/// syncing file by file takes three per file (open, sync, close) and would want many threads
+/// on a journaling file system, which commits concurrent syncs together. The file systems are
+/// told apart by the device of each directory the files are in (an assembly normally lies on
+/// one; a directory in it may be a mount point).
+#[cfg(target_os = "linux")]
+fn sync_all(staged: &[(PathBuf, PathBuf)]) -> Result<Vec<PathBuf>> {
+    use std::os::unix::fs::MetadataExt;
+    let dirs: std::collections::BTreeSet<&Path> =
+        staged.iter().filter_map(|(tmp, _)| tmp.parent()).collect();
+    let mut synced = std::collections::BTreeSet::new();
+    let mut each = Vec::new();
+    for dir in dirs {
+        let device = fs::metadata(dir).map_err(Error::io(dir))?.dev();
+        if synced.insert(device) {
+            sync_file_system(dir)?;
+            each.push(dir.to_path_buf());
+        }
+    }
+    Ok(each)
+}
+
+/// `syncfs` on the file system that holds `dir`.
+#[cfg(target_os = "linux")]
+fn sync_file_system(dir: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let handle = fs::File::open(dir).map_err(Error::io(dir))?;
+    // SAFETY: `syncfs` takes an open descriptor, which `handle` owns until after the call.
+    if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
+        return Err(Error::io(dir)(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Makes the staged files durable, file by file, concurrently: a journaling file system
+/// commits concurrent syncs together, so this costs about one sync instead of one per file.
+/// Returns nothing: directories are synced one by one after the renames.
+#[cfg(not(target_os = "linux"))]
+fn sync_all(staged: &[(PathBuf, PathBuf)]) -> Result<Vec<PathBuf>> {
     let threads = staged.len().clamp(1, 16);
     let chunk = staged.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
@@ -384,7 +465,25 @@ fn sync_all(staged: &[(PathBuf, PathBuf)]) -> Result<()> {
         handles
             .into_iter()
             .try_for_each(|h| h.join().expect("sync thread does not panic"))
-    })
+    })?;
+    Ok(Vec::new())
+}
+
+/// Makes the renames into the directories of the staged files durable: one `syncfs` for each
+/// file system [`sync_all`] found.
+#[cfg(target_os = "linux")]
+fn sync_renames(_staged: &[(PathBuf, PathBuf)], file_systems: &[PathBuf]) {
+    for dir in file_systems {
+        let _ = sync_file_system(dir);
+    }
+}
+
+/// Makes the renames into the directories of the staged files durable, directory by directory.
+#[cfg(not(target_os = "linux"))]
+fn sync_renames(staged: &[(PathBuf, PathBuf)], _file_systems: &[PathBuf]) {
+    let dirs: std::collections::BTreeSet<&Path> =
+        staged.iter().filter_map(|(_, t)| t.parent()).collect();
+    dirs.into_iter().for_each(sync_dir);
 }
 
 fn sync_dir(dir: &Path) {
@@ -439,7 +538,8 @@ mod tests {
         let target = dir.path().join("Stack.template.json");
         // A directory where the temporary file would go: creating it fails, even as root.
         std::fs::create_dir(temp_path(&target)).unwrap();
-        let Err(err) = writer.stage(&RelPath::root().join("Stack.template.json"), "{}") else {
+        let Err(err) = writer.stage(&RelPath::root().join("Stack.template.json"), "{}", None)
+        else {
             panic!("staged over a directory");
         };
         let message = crate::cli::error_chain(&err);
