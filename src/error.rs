@@ -164,6 +164,10 @@ pub enum Error {
 pub(crate) struct FileBytes {
     pub bytes: Vec<u8>,
     pub permissions: std::fs::Permissions,
+    /// Whether the file may be edited where it is (Unix): a regular file, not reached through
+    /// a symbolic link in its name, with one link (editing it edits no other name), that its
+    /// permissions let be written. Writing anything else means writing a new file in its place.
+    pub editable: bool,
 }
 
 impl Error {
@@ -176,9 +180,35 @@ impl Error {
     /// read of the size the file had when it was opened (`fs::read` reads once more to see its
     /// end; an assembly being read is not being written).
     pub(crate) fn read_file(path: &std::path::Path) -> Result<FileBytes> {
-        let file = std::fs::File::open(path).map_err(Error::io(path))?;
+        #[cfg(unix)]
+        let (file, link) = {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut options = std::fs::OpenOptions::new();
+            options.read(true).custom_flags(libc::O_NOFOLLOW);
+            match options.open(path) {
+                Ok(file) => (file, false),
+                // A symbolic link: read where it points.
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    (std::fs::File::open(path).map_err(Error::io(path))?, true)
+                }
+                Err(e) => return Err(Error::io(path)(e)),
+            }
+        };
+        #[cfg(not(unix))]
+        let (file, link) = (std::fs::File::open(path).map_err(Error::io(path))?, true);
         let metadata = file.metadata().map_err(Error::io(path))?;
-        read_open(path, file, metadata)
+        let mut read = read_open(path, file, &metadata)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            read.editable = !link
+                && metadata.is_file()
+                && metadata.nlink() == 1
+                && !read.permissions.readonly();
+        }
+        #[cfg(not(unix))]
+        let _ = link;
+        Ok(read)
     }
 
     /// [`Error::read_file`] for a file that must be a regular one: `None` if there is nothing
@@ -204,7 +234,7 @@ impl Error {
         if !metadata.is_file() {
             return Ok(None);
         }
-        read_open(path, file, metadata).map(Some)
+        read_open(path, file, &metadata).map(Some)
     }
 
     /// Wraps an I/O error with the path it concerns.
@@ -384,11 +414,12 @@ mod unique {
 }
 
 /// Reads the open `file`, of `metadata`'s size, in as few reads as the system allows (one, for
-/// a regular file); a file that shrank since is read to its end.
+/// a regular file); a file that shrank since is read to its end. Not [`FileBytes::editable`]:
+/// the caller knows how it was opened.
 fn read_open(
     path: &std::path::Path,
     mut file: std::fs::File,
-    metadata: std::fs::Metadata,
+    metadata: &std::fs::Metadata,
 ) -> Result<FileBytes> {
     use std::io::Read;
     let size = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
@@ -407,5 +438,6 @@ fn read_open(
     Ok(FileBytes {
         bytes,
         permissions: metadata.permissions(),
+        editable: false,
     })
 }

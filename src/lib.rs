@@ -128,18 +128,22 @@ fn harden_templates(
     Ok((report.with_transforms(registry), done.rehash))
 }
 
-/// Stages the files other than templates that name a replaced id (manifests, asset manifests,
-/// the tree), in a deterministic order.
+/// Stages (or, where ids are only overwritten, patches) the files other than templates that
+/// name a replaced id (manifests, asset manifests, the tree), in a deterministic order.
 fn stage_others(
     assembly: &Assembly,
     rehash: &assembly::rehash::Rehash,
     writer: &mut Writer,
 ) -> Result<()> {
+    use assembly::{rehash::Rewrite, write::Pending};
     let shared: &Writer = writer;
-    let staged = rehash.rewrite_others(assembly, |path, text, permissions| {
-        shared.stage(path, text, Some(permissions))
+    let pending = rehash.rewrite_others(assembly, |path, rewrite| match rewrite {
+        Rewrite::Whole { text, permissions } => shared
+            .stage(path, text, Some(permissions))
+            .map(Pending::Staged),
+        Rewrite::InPlace(edits) => Ok(Pending::Patch(shared.patch(path, edits))),
     })?;
-    staged.into_iter().for_each(|s| writer.add(s));
+    pending.into_iter().for_each(|p| writer.add_pending(p));
     Ok(())
 }
 

@@ -669,8 +669,10 @@ fn issue_2_kill_mid_write_leaves_every_file_old_or_new() {
         assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     }
     // Killed while replacing files: each is old or new, and the next run refuses the
-    // half-replaced assembly instead of hardening it further.
-    for n in [1, 3, 7] {
+    // half-replaced assembly instead of hardening it further. The 7 templates are renamed
+    // into place first; the 9 manifests, asset manifests and the tree that name their ids
+    // are then edited in place.
+    for n in [1, 3, 7, 8, 12, 16] {
         let (_dir, root) = apply_with_fault(&format!("abort-after-rename:{n}"));
         assert_eq!(
             old_or_new(&root, &old, &new, &format!("abort after rename {n}")),
@@ -953,6 +955,8 @@ fn issue_8_rewritten_files_keep_their_permissions() {
             0o640,
         ),
         ("assembly-PipelineStack-Dev/manifest.json", 0o604),
+        // Read-only: replaced rather than edited in place.
+        ("assembly-PipelineStack-UAT/manifest.json", 0o444),
         ("PipelineStack.assets.json", 0o644),
         ("assembly-PipelineStack-Dev/PipelineStackDevService2FAD3E8A.template.json", 0o666),
     ];
@@ -991,4 +995,63 @@ fn issue_8_rewritten_files_keep_their_permissions() {
         let copied = root.parent().unwrap().join("hardened").join(file);
         assert_eq!(mode(&copied), wanted, "{file} in the copy");
     }
+}
+
+/// A manifest or asset manifest whose ids change is edited where it is (same inode), not
+/// rewritten; a file that is linked from elsewhere is replaced instead, so the other name
+/// keeps what it held: a hard link's other name, a symbolic link's target. Either way its
+/// bytes are those of a complete apply.
+#[cfg(unix)]
+#[test]
+fn issue_8_manifests_are_edited_in_place_unless_another_name_would_see_it() {
+    use std::os::unix::fs::MetadataExt;
+    let expected = completed_apply("pipelines");
+    let (dir, root) = copy_fixture("pipelines");
+    let inode = |path: &Path| std::fs::symlink_metadata(path).unwrap().ino();
+    let manifest = root.join("assembly-PipelineStack-Prod/manifest.json");
+    let template = root.join("PipelineStack.template.json");
+    // A hard link outside the assembly to the Dev stage's manifest.
+    let dev = root.join("assembly-PipelineStack-Dev/manifest.json");
+    let other_name = dir.path().join("dev-manifest.json");
+    std::fs::hard_link(&dev, &other_name).unwrap();
+    // The pipeline's asset manifest, as a symbolic link to a file inside the assembly.
+    let assets = root.join("PipelineStack.assets.json");
+    let real = root.join("real.assets.json");
+    std::fs::rename(&assets, &real).unwrap();
+    std::os::unix::fs::symlink("real.assets.json", &assets).unwrap();
+    let before = (
+        inode(&manifest),
+        inode(&template),
+        std::fs::read(&real).unwrap(),
+    );
+    let dev_before = std::fs::read(&dev).unwrap();
+
+    let out = run(
+        &root,
+        &[
+            "apply",
+            ".",
+            "--config",
+            config("pipelines").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let want = |name: &str| &expected.iter().find(|(p, _)| p == name).unwrap().1;
+    // Edited in place: same inode, new bytes. A template is renamed into place.
+    assert_eq!(inode(&manifest), before.0);
+    assert_ne!(inode(&template), before.1);
+    let prod = "assembly-PipelineStack-Prod/manifest.json";
+    assert_eq!(&std::fs::read(&manifest).unwrap(), want(prod));
+    // The hard-linked manifest was replaced: its other name still holds the input.
+    let dev_name = "assembly-PipelineStack-Dev/manifest.json";
+    assert_eq!(&std::fs::read(&dev).unwrap(), want(dev_name));
+    assert_ne!(&dev_before, want(dev_name));
+    assert_eq!(std::fs::read(&other_name).unwrap(), dev_before);
+    // The linked asset manifest: a regular file now, its old target untouched.
+    assert!(std::fs::symlink_metadata(&assets).unwrap().is_file());
+    assert_eq!(
+        &std::fs::read(&assets).unwrap(),
+        want("PipelineStack.assets.json")
+    );
+    assert_eq!(std::fs::read(&real).unwrap(), before.2);
 }

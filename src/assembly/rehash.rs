@@ -201,13 +201,15 @@ impl Rehash {
 
     /// Rewrites the other files that name a replaced id: asset manifests, the tree and
     /// metadata files, then the manifests (last: a manifest names the template it deploys, so
-    /// it is the final word). Each is read, given its new ids and handed to `put` (which stages
-    /// it) with its permissions, on every core, so no more than one file per thread is held;
-    /// what `put` returns comes back in that order, for the files that changed.
+    /// it is the final word). Each is read and handed to `put` (which stages it) with its new
+    /// ids, on every core, so no more than one file per thread is held; what `put` returns
+    /// comes back in that order, for the files that changed. A file that can be edited where
+    /// it is, and whose ids are all replaced by ids as long, is handed over as those edits:
+    /// a stage's manifest is tens of kilobytes of feature flags around one id.
     pub fn rewrite_others<T: Send>(
         &self,
         assembly: &Assembly,
-        put: impl Fn(&RelPath, &str, &std::fs::Permissions) -> Result<T> + Sync,
+        put: impl Fn(&RelPath, Rewrite<'_>) -> Result<T> + Sync,
     ) -> Result<Vec<T>> {
         use rayon::prelude::*;
         if self.renames.is_empty() {
@@ -224,10 +226,26 @@ impl Rehash {
             .map(|&path| {
                 let file = path.under(&assembly.root);
                 let read = Error::read_file(&file)?;
+                let editable = read.editable;
                 let original = Error::utf8(&file, read.bytes)?;
+                if let Some(edits) = self.renames.edits(&original).filter(|_| editable) {
+                    return match edits.is_empty() {
+                        true => Ok(None),
+                        false => put(path, Rewrite::InPlace(edits)).map(Some),
+                    };
+                }
                 let new = self.renames.apply(&original);
                 (new != original)
-                    .then(|| put(path, &new, &read.permissions))
+                    .then(|| {
+                        let permissions = &read.permissions;
+                        put(
+                            path,
+                            Rewrite::Whole {
+                                text: &new,
+                                permissions,
+                            },
+                        )
+                    })
                     .transpose()
             })
             .collect();
@@ -236,6 +254,19 @@ impl Rehash {
             .filter_map(Result::transpose)
             .collect()
     }
+}
+
+/// How a file other than a template gets its new ids ([`Rehash::rewrite_others`]).
+#[derive(Debug)]
+pub enum Rewrite<'a> {
+    /// Its new text, to take its place, with its permissions.
+    Whole {
+        text: &'a str,
+        permissions: &'a std::fs::Permissions,
+    },
+    /// Ids to overwrite where they are: the byte offset of each and the new id, as long as the
+    /// id it replaces.
+    InPlace(Vec<(u64, String)>),
 }
 
 fn is_hex64(s: &str) -> bool {
@@ -326,6 +357,21 @@ impl Renames {
             }
         }
         String::from_utf8(bytes).expect("ASCII digits replaced by ASCII digits")
+    }
+
+    /// The edits that turn `text` into [`Renames::apply`]'s result where it is: the byte
+    /// offset of each replaced id and its new id, as long as the old. `None` if an id could be
+    /// replaced by one of another length (an opaque id, or a hex id given an id of other length).
+    pub fn edits(&self, text: &str) -> Option<Vec<(u64, String)>> {
+        if !self.opaque.is_empty() || self.uneven {
+            return None;
+        }
+        let edits = hex_run_ends(text.as_bytes()).filter_map(|end| {
+            let start = end - 64;
+            let new = self.hex.get(&text[start..end])?;
+            Some((start as u64, new.clone()))
+        });
+        Some(edits.collect())
     }
 
     /// `text` with every old id replaced by its new id.
@@ -448,6 +494,70 @@ mod tests {
             assert_eq!(map.apply_owned(text), copied, "{}", file.display());
         }
         assert!(replaced > 0);
+    }
+
+    /// `text` with `edits` made where they are.
+    fn edited(text: &str, edits: &[(u64, String)]) -> String {
+        let mut bytes = text.as_bytes().to_vec();
+        for (at, id) in edits {
+            let at = *at as usize;
+            bytes[at..at + id.len()].copy_from_slice(id.as_bytes());
+        }
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// The edits made in place give the text `apply` gives, on every manifest, asset manifest
+    /// and template of the examples; there are none where nothing changes.
+    #[test]
+    fn issue_8_edits_in_place_agree_with_apply() {
+        let mut map = Renames::default();
+        for manifest in crate::example_files(".assets.json") {
+            let text = std::fs::read_to_string(&manifest).unwrap();
+            for id in hex_runs(&text) {
+                map.insert(id.to_string(), id.chars().rev().collect());
+            }
+        }
+        let mut edited_files = 0;
+        for suffix in ["manifest.json", ".assets.json", ".template.json"] {
+            for file in crate::example_files(suffix) {
+                let text = std::fs::read_to_string(&file).unwrap();
+                let edits = map
+                    .edits(&text)
+                    .expect("every id is hex, as are the new ones");
+                assert_eq!(
+                    edited(&text, &edits),
+                    map.apply(&text),
+                    "{}",
+                    file.display()
+                );
+                edited_files += usize::from(!edits.is_empty());
+            }
+        }
+        assert!(edited_files > 10, "{edited_files}");
+        let text = format!("s3://bucket/{A}.json \"{A}:1-eu\" {A}0 team-a{A}.json");
+        assert_eq!(map.edits(&text), Some(Vec::new()));
+    }
+
+    /// No edits in place where an id would change length: the text must be written anew.
+    #[test]
+    fn issue_8_no_edits_in_place_where_an_id_changes_length() {
+        let mut opaque = Renames::default();
+        opaque.insert("my-custom-hash".to_string(), B.to_string());
+        assert_eq!(opaque.edits(&format!("k/{A}.json")), None);
+        let mut uneven = Renames::default();
+        uneven.insert(A.to_string(), "short".to_string());
+        assert_eq!(uneven.edits(&format!("k/{A}.json")), None);
+        let mut even = Renames::default();
+        even.insert(A.to_string(), B.to_string());
+        let text = format!("k/{A}.json x{A}");
+        assert_eq!(
+            even.edits(&text),
+            Some(vec![(2, B.to_string()), (73, B.to_string())])
+        );
+        assert_eq!(
+            edited(&text, &even.edits(&text).unwrap()),
+            even.apply(&text)
+        );
     }
 
     #[test]

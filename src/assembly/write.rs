@@ -2,12 +2,16 @@
 //!
 //! Only files whose bytes change are written. Each file is staged as soon as its bytes are
 //! final (a temporary file beside its target), so a run never holds more than the templates
-//! in flight; nothing replaces anything until [`Writer::commit`]. Commit syncs every staged
-//! file, then renames each over its target, leaves first, so a crash or kill leaves every file
-//! either old or new. While files are renamed in place, a marker at the root records that the
-//! assembly is in transition; a later run that finds it refuses to work on a possibly
-//! inconsistent assembly. With `--out`, the copy is built beside the target and renamed into
-//! place as a whole. A writer dropped without a commit removes everything it staged.
+//! in flight; nothing replaces anything until [`Writer::commit`]. A file whose only change is
+//! ids replaced by ids as long (a manifest or asset manifest naming a template's new asset id)
+//! is not staged but patched: the ids are overwritten where they are, at commit. Commit syncs
+//! every staged file, then renames each over its target and makes each patch. A kill leaves
+//! every renamed file either old or new, and a patched file valid JSON with some or all of its
+//! ids new. While files are replaced in place, a marker at the root records that the assembly
+//! is in transition; a later run that finds it refuses to work on a possibly inconsistent
+//! assembly. With `--out`, the copy is built beside the
+//! target and renamed into place as a whole. A writer dropped without a commit removes
+//! everything it staged, and has patched nothing.
 
 use std::fs;
 use std::io::Write;
@@ -30,6 +34,8 @@ pub struct Writer {
     copy: Option<CopyTarget>,
     /// (temporary, target) pairs, in rename order.
     staged: Vec<(PathBuf, PathBuf)>,
+    /// Files whose ids are overwritten where they are, at commit.
+    patches: Vec<Patch>,
     fault: Fault,
     /// Files staged so far, for the fault hook.
     writes: AtomicUsize,
@@ -49,6 +55,21 @@ struct CopyTarget {
     /// The outermost directory made for `parent`, if it did not exist: removed (with the
     /// empty directories under it, up to `parent`) when the copy is discarded.
     made: Option<PathBuf>,
+}
+
+/// Ids to overwrite in a file where they are, at commit: each is a byte offset and an id as
+/// long as the one there. Nothing is written before commit.
+#[derive(Debug)]
+pub struct Patch {
+    target: PathBuf,
+    edits: Vec<(u64, String)>,
+}
+
+/// A file's new version, waiting for commit: written beside it, or edits to make in it.
+#[derive(Debug)]
+pub enum Pending {
+    Staged(Staged),
+    Patch(Patch),
 }
 
 /// A file written beside its target, not yet handed to the [`Writer`]; dropping it removes it.
@@ -74,6 +95,7 @@ impl Writer {
             base: root.to_path_buf(),
             copy: None,
             staged: Vec::new(),
+            patches: Vec::new(),
             fault: Fault::from_env(),
             writes: AtomicUsize::new(0),
             synced: 0,
@@ -189,6 +211,29 @@ impl Writer {
         Ok(staged)
     }
 
+    /// The edits of a file (relative to the assembly root) to make in place at commit: for a
+    /// file that is [`crate::assembly::rehash::Rewrite::InPlace`]. Nothing is written now; hand
+    /// the result to [`Writer::add_patch`].
+    pub fn patch(&self, path: &RelPath, edits: Vec<(u64, String)>) -> Patch {
+        Patch {
+            target: path.under(&self.base),
+            edits,
+        }
+    }
+
+    /// Takes a patch; it is made at commit, after the renames.
+    pub fn add_patch(&mut self, patch: Patch) {
+        self.patches.push(patch);
+    }
+
+    /// Takes a staged file ([`Writer::add`]) or a patch ([`Writer::add_patch`]).
+    pub fn add_pending(&mut self, pending: Pending) {
+        match pending {
+            Pending::Staged(staged) => self.add(staged),
+            Pending::Patch(patch) => self.add_patch(patch),
+        }
+    }
+
     /// Takes a staged file; it replaces its target at commit, after those added before it.
     pub fn add(&mut self, mut staged: Staged) {
         staged.armed = false;
@@ -198,9 +243,9 @@ impl Writer {
         ));
     }
 
-    /// Whether nothing was staged.
+    /// Whether nothing was staged or patched.
     pub fn is_empty(&self) -> bool {
-        self.staged.is_empty()
+        self.staged.is_empty() && self.patches.is_empty()
     }
 
     /// Syncs the files staged so far, so that [`Writer::commit`] has only the rest to sync: for
@@ -231,7 +276,7 @@ impl Writer {
     }
 
     fn finish(&mut self) -> Result<bool> {
-        let wrote = !self.staged.is_empty();
+        let wrote = !self.is_empty();
         match self.copy.take() {
             None => {
                 if !wrote {
@@ -242,13 +287,13 @@ impl Writer {
                 fs::write(&marker, b"cdk-harden apply in progress\n")
                     .map_err(Error::io(&marker))?;
                 sync_dir(&self.base);
-                self.rename_all()?;
+                self.replace_all()?;
                 fs::remove_file(&marker).map_err(Error::io(&marker))?;
                 sync_renames(&self.staged, &self.file_systems);
                 self.staged.clear();
             }
             Some(copy) => {
-                self.rename_all()?;
+                self.replace_all()?;
                 self.staged.clear();
                 sync_dir(&self.base);
                 let CopyTarget {
@@ -269,21 +314,25 @@ impl Writer {
         Ok(wrote)
     }
 
-    /// Renames every staged file over its target. The marker (in place) or the unfinished
-    /// copy covers the renames as a whole, so their order does not matter and they run on
-    /// every core: each is a metadata update the file system makes in memory, and a thousand
-    /// stages stage four thousand files. Under the fault hook they run in order, so the fault
-    /// lands after an exact number.
-    fn rename_all(&mut self) -> Result<()> {
+    /// Renames every staged file over its target, then makes every patch. The marker (in
+    /// place) or the unfinished copy covers them as a whole, so their order does not matter
+    /// and they run on every core: each is an update the file system makes in memory, and a
+    /// thousand stages stage two thousand files and patch two thousand more. Under the fault
+    /// hook they run in order, so the fault lands after an exact number of files.
+    fn replace_all(&mut self) -> Result<()> {
         use rayon::prelude::*;
         let Some(mut left) = self.fault.after_rename else {
-            return self
-                .staged
+            self.staged
                 .par_iter()
-                .try_for_each(|(tmp, target)| fs::rename(tmp, target).map_err(Error::io(target)));
+                .try_for_each(|(tmp, target)| fs::rename(tmp, target).map_err(Error::io(target)))?;
+            return self.patches.par_iter().try_for_each(Patch::make);
         };
-        for (tmp, target) in &self.staged {
-            fs::rename(tmp, target).map_err(Error::io(target))?;
+        let renames = self
+            .staged
+            .iter()
+            .map(|(tmp, target)| fs::rename(tmp, target).map_err(Error::io(target)));
+        for done in renames.chain(self.patches.iter().map(Patch::make)) {
+            done?;
             left -= 1;
             if left == 0 {
                 std::process::abort();
@@ -318,6 +367,40 @@ impl Drop for Writer {
         if !self.done {
             self.discard();
         }
+    }
+}
+
+impl Patch {
+    /// Overwrites the ids, in the file itself (never through a symbolic link put in its place).
+    fn make(&self) -> Result<()> {
+        let failed = Error::io(&self.target);
+        let mut options = fs::OpenOptions::new();
+        options.write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{FileExt, OpenOptionsExt};
+            options.custom_flags(libc::O_NOFOLLOW);
+            let file = options.open(&self.target).map_err(failed)?;
+            for (at, id) in &self.edits {
+                file.write_all_at(id.as_bytes(), *at)
+                    .map_err(Error::io(&self.target))?;
+            }
+            // Elsewhere than Linux, no `syncfs` follows.
+            #[cfg(not(target_os = "linux"))]
+            file.sync_all().map_err(Error::io(&self.target))?;
+        }
+        #[cfg(not(unix))]
+        {
+            use std::io::{Seek, SeekFrom};
+            let mut file = options.open(&self.target).map_err(failed)?;
+            for (at, id) in &self.edits {
+                file.seek(SeekFrom::Start(*at))
+                    .and_then(|_| file.write_all(id.as_bytes()))
+                    .map_err(Error::io(&self.target))?;
+            }
+            file.sync_all().map_err(Error::io(&self.target))?;
+        }
+        Ok(())
     }
 }
 
