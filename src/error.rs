@@ -187,8 +187,8 @@ impl Error {
             options.read(true).custom_flags(libc::O_NOFOLLOW);
             match options.open(path) {
                 Ok(file) => (file, false),
-                // A symbolic link: read where it points.
-                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                // A symbolic link (FreeBSD says so with `EMLINK`): read where it points.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EMLINK)) => {
                     (std::fs::File::open(path).map_err(Error::io(path))?, true)
                 }
                 Err(e) => return Err(Error::io(path)(e)),
@@ -197,18 +197,11 @@ impl Error {
         #[cfg(not(unix))]
         let (file, link) = (std::fs::File::open(path).map_err(Error::io(path))?, true);
         let metadata = file.metadata().map_err(Error::io(path))?;
-        let mut read = read_open(path, file, &metadata)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            read.editable = !link
-                && metadata.is_file()
-                && metadata.nlink() == 1
-                && !read.permissions.readonly();
-        }
-        #[cfg(not(unix))]
-        let _ = link;
-        Ok(read)
+        let read = read_open(path, file, &metadata)?;
+        Ok(FileBytes {
+            editable: !link && editable(&metadata),
+            ..read
+        })
     }
 
     /// [`Error::read_file`] for a file that must be a regular one: `None` if there is nothing
@@ -411,6 +404,19 @@ mod unique {
         }
         out
     }
+}
+
+/// Whether a file of `metadata`, opened by a name that is not a symbolic link, may be edited
+/// where it is ([`FileBytes::editable`]).
+#[cfg(unix)]
+fn editable(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    metadata.is_file() && metadata.nlink() == 1 && !metadata.permissions().readonly()
+}
+
+#[cfg(not(unix))]
+fn editable(_metadata: &std::fs::Metadata) -> bool {
+    false
 }
 
 /// Reads the open `file`, of `metadata`'s size, in as few reads as the system allows (one, for

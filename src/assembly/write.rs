@@ -253,7 +253,10 @@ impl Writer {
     /// anything yet. In place only; a copy's files are not synced one by one.
     pub fn sync(&mut self) -> Result<()> {
         if self.copy.is_none() {
-            for dir in sync_all(&self.staged[self.synced..])? {
+            // The file systems of the files patched later are found now too, to be synced
+            // after the patches.
+            let patched = self.patches.iter().filter_map(|p| p.target.parent());
+            for dir in sync_all(&self.staged[self.synced..], patched)? {
                 if !self.file_systems.contains(&dir) {
                     self.file_systems.push(dir);
                 }
@@ -494,12 +497,18 @@ fn temp_path(target: &Path) -> PathBuf {
 /// syncing file by file takes three per file (open, sync, close) and would want many threads
 /// on a journaling file system, which commits concurrent syncs together. The file systems are
 /// told apart by the device of each directory the files are in (an assembly normally lies on
-/// one; a directory in it may be a mount point).
+/// one; a directory in it may be a mount point), the directories of the files to be `patched`
+/// included. Returns a directory on each file system, for the sync after the renames and
+/// patches ([`sync_renames`]).
 #[cfg(target_os = "linux")]
-fn sync_all(staged: &[(PathBuf, PathBuf)]) -> Result<Vec<PathBuf>> {
+fn sync_all<'a>(
+    staged: &'a [(PathBuf, PathBuf)],
+    patched: impl Iterator<Item = &'a Path>,
+) -> Result<Vec<PathBuf>> {
     use std::os::unix::fs::MetadataExt;
-    let dirs: std::collections::BTreeSet<&Path> =
+    let mut dirs: std::collections::BTreeSet<&Path> =
         staged.iter().filter_map(|(tmp, _)| tmp.parent()).collect();
+    dirs.extend(patched);
     let mut synced = std::collections::BTreeSet::new();
     let mut each = Vec::new();
     for dir in dirs {
@@ -528,7 +537,10 @@ fn sync_file_system(dir: &Path) -> Result<()> {
 /// commits concurrent syncs together, so this costs about one sync instead of one per file.
 /// Returns nothing: directories are synced one by one after the renames.
 #[cfg(not(target_os = "linux"))]
-fn sync_all(staged: &[(PathBuf, PathBuf)]) -> Result<Vec<PathBuf>> {
+fn sync_all<'a>(
+    staged: &'a [(PathBuf, PathBuf)],
+    _patched: impl Iterator<Item = &'a Path>,
+) -> Result<Vec<PathBuf>> {
     let threads = staged.len().clamp(1, 16);
     let chunk = staged.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
@@ -552,8 +564,8 @@ fn sync_all(staged: &[(PathBuf, PathBuf)]) -> Result<Vec<PathBuf>> {
     Ok(Vec::new())
 }
 
-/// Makes the renames into the directories of the staged files durable: one `syncfs` for each
-/// file system [`sync_all`] found.
+/// Makes the renames and patches durable: one `syncfs` for each file system [`sync_all`]
+/// found.
 #[cfg(target_os = "linux")]
 fn sync_renames(_staged: &[(PathBuf, PathBuf)], file_systems: &[PathBuf]) {
     for dir in file_systems {
@@ -561,7 +573,8 @@ fn sync_renames(_staged: &[(PathBuf, PathBuf)], file_systems: &[PathBuf]) {
     }
 }
 
-/// Makes the renames into the directories of the staged files durable, directory by directory.
+/// Makes the renames into the directories of the staged files durable, directory by directory
+/// (each patched file was synced as it was patched).
 #[cfg(not(target_os = "linux"))]
 fn sync_renames(staged: &[(PathBuf, PathBuf)], _file_systems: &[PathBuf]) {
     let dirs: std::collections::BTreeSet<&Path> =
