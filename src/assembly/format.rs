@@ -48,7 +48,11 @@ const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
 /// The keys serde_json gives a meaning of its own (with `arbitrary_precision` and
 /// `raw_value`): a template cannot use them.
-pub const RESERVED_KEYS: [&str; 2] = [NUMBER_TOKEN, "$serde_json::private::RawValue"];
+pub const RESERVED_KEYS: [&str; 2] = [NUMBER_TOKEN, RAW_VALUE_TOKEN];
+
+/// The name under which serde_json's raw values pass through serde: a struct of this name
+/// with one field of this name, the JSON text, which serde_json's serializer writes verbatim.
+pub(crate) const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
 /// An object's key as the parser hands it over: written in the text, or serde_json's own
 /// token for a number held as text (it hands that over as an object of one entry).

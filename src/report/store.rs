@@ -20,6 +20,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
+#[cfg(not(unix))]
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -249,10 +250,13 @@ pub(crate) struct Store {
     spool: Option<Arc<Spool>>,
 }
 
-/// The anonymous temporary file reviews are spooled to.
+/// The anonymous temporary file reviews are spooled to. Each review is written at and read
+/// from its own place: only finding the place is serialized.
 #[derive(Debug)]
 struct Spool {
-    file: Mutex<File>,
+    file: File,
+    /// Where the next review goes (and, off Unix, the file's cursor's lock).
+    end: Mutex<u64>,
 }
 
 /// A review as spooled: the report's fields, and those the JSON report leaves out but for
@@ -327,25 +331,51 @@ impl Spool {
     fn new() -> Result<Spool> {
         let file = tempfile::tempfile().map_err(spool_error)?;
         Ok(Spool {
-            file: Mutex::new(file),
+            file,
+            end: Mutex::new(0),
         })
     }
 
     /// Appends `bytes`; returns their offset.
     fn append(&self, bytes: &[u8]) -> Result<u64> {
-        let mut file = self.file.lock().expect("the spool lock is not poisoned");
-        let offset = file.seek(SeekFrom::End(0)).map_err(spool_error)?;
-        file.write_all(bytes).map_err(spool_error)?;
+        let mut end = self.end.lock().expect("the spool lock is not poisoned");
+        let offset = *end;
+        *end += bytes.len() as u64;
+        #[cfg(unix)]
+        {
+            drop(end);
+            std::os::unix::fs::FileExt::write_all_at(&self.file, bytes, offset)
+                .map_err(spool_error)?;
+        }
+        #[cfg(not(unix))]
+        {
+            let mut file = &self.file;
+            file.seek(SeekFrom::Start(offset)).map_err(spool_error)?;
+            file.write_all(bytes).map_err(spool_error)?;
+            drop(end);
+        }
         Ok(offset)
     }
 
     /// Reads consecutive parts of these lengths from `offset`, each into its own buffer.
     fn read<const N: usize>(&self, offset: u64, lens: [usize; N]) -> std::io::Result<[Vec<u8>; N]> {
-        let mut file = self.file.lock().expect("the spool lock is not poisoned");
-        file.seek(SeekFrom::Start(offset))?;
         let mut parts = lens.map(|len| vec![0; len]);
-        for part in &mut parts {
-            file.read_exact(part)?;
+        #[cfg(unix)]
+        {
+            let mut at = offset;
+            for part in &mut parts {
+                std::os::unix::fs::FileExt::read_exact_at(&self.file, part, at)?;
+                at += part.len() as u64;
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _cursor = self.end.lock().expect("the spool lock is not poisoned");
+            let mut file = &self.file;
+            file.seek(SeekFrom::Start(offset))?;
+            for part in &mut parts {
+                file.read_exact(part)?;
+            }
         }
         Ok(parts)
     }

@@ -235,12 +235,16 @@ impl std::fmt::Debug for JsonText {
     }
 }
 
-/// Serialized as the JSON value it holds, written verbatim (serde_json's raw values).
+/// Serialized as the JSON value it holds, written verbatim: as serde_json's `RawValue`
+/// serializes itself, without parsing the text again to check it (a `JsonText` is only ever
+/// made from a value or from a raw value serde_json read, so its text is JSON).
 impl Serialize for JsonText {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let raw: &serde_json::value::RawValue =
-            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
-        raw.serialize(s)
+        use crate::assembly::format::RAW_VALUE_TOKEN;
+        use serde::ser::SerializeStruct;
+        let mut raw = s.serialize_struct(RAW_VALUE_TOKEN, 1)?;
+        raw.serialize_field(RAW_VALUE_TOKEN, &*self.0)?;
+        raw.end()
     }
 }
 
@@ -422,6 +426,26 @@ pub(crate) fn array_index(token: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A held value serializes as its text, verbatim, pretty or compact, as serde_json's own
+    /// raw values do: the name it passes through serde under is still serde_json's.
+    #[test]
+    fn issue_8_json_text_serializes_verbatim() {
+        let value =
+            crate::assembly::format::parse(r#"{"b": [1, 2.50, "x\"y"], "a": null}"#).unwrap();
+        let text = JsonText::of(&value);
+        let wrapped = serde_json::json!({"k": 1});
+        let mut out = serde_json::to_string(&(&text, &wrapped)).unwrap();
+        assert_eq!(out, r#"[{"b":[1,2.50,"x\"y"],"a":null},{"k":1}]"#);
+        out = serde_json::to_string_pretty(&vec![&text]).unwrap();
+        assert_eq!(out, "[\n  {\"b\":[1,2.50,\"x\\\"y\"],\"a\":null}\n]");
+        let raw: Box<serde_json::value::RawValue> =
+            serde_json::value::RawValue::from_string(text.as_str().to_string()).unwrap();
+        assert_eq!(
+            serde_json::to_string(&raw).unwrap(),
+            serde_json::to_string(&text).unwrap()
+        );
+    }
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
