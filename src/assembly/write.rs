@@ -43,6 +43,8 @@ pub struct Writer {
     synced: usize,
     /// A directory on each file system the synced files are on (Linux; see [`sync_all`]).
     file_systems: Vec<PathBuf>,
+    /// The process's umask when the writer was made ([`umask`]).
+    umask: Option<u32>,
     done: bool,
 }
 
@@ -100,6 +102,7 @@ impl Writer {
             writes: AtomicUsize::new(0),
             synced: 0,
             file_systems: Vec::new(),
+            umask: umask(),
             done: false,
         }
     }
@@ -197,7 +200,7 @@ impl Writer {
         file.write_all(bytes).map_err(failed)?;
         // On the open file, not by its path; not at all when the file was created with them.
         match permissions {
-            Some(wanted) if created_with(wanted) => {}
+            Some(wanted) if created_with(wanted, self.umask) => {}
             // A file system without permissions (or that refuses them) keeps what it gave.
             Some(wanted) => {
                 let _ = file.set_permissions(wanted.clone());
@@ -453,30 +456,28 @@ impl Fault {
     }
 }
 
-/// Whether a file this process creates gets `permissions` anyway (read and write for all,
+/// Whether a file created under `umask` gets `permissions` anyway (read and write for all,
 /// less the umask), so that setting them is a system call for nothing.
-fn created_with(permissions: &fs::Permissions) -> bool {
+fn created_with(permissions: &fs::Permissions, umask: Option<u32>) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        umask().is_some_and(|mask| permissions.mode() & 0o7777 == 0o666 & !mask)
+        umask.is_some_and(|mask| permissions.mode() & 0o7777 == 0o666 & !mask)
     }
     #[cfg(not(unix))]
     {
+        let _ = umask;
         !permissions.readonly()
     }
 }
 
-/// The process's umask, from `/proc/self/status` (Linux 4.7 and later), read once; `None`
-/// where it cannot be read without changing it.
-#[cfg(unix)]
+/// The process's umask, from `/proc/self/status` (Linux 4.7 and later): read when a writer is
+/// made, so a program that changes it between two runs is heard; `None` where it cannot be read
+/// without changing it (elsewhere, permissions are always set).
 fn umask() -> Option<u32> {
-    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
-    *UMASK.get_or_init(|| {
-        let status = fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
-        u32::from_str_radix(line.trim(), 8).ok()
-    })
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 fn temp_path(target: &Path) -> PathBuf {
