@@ -164,10 +164,43 @@ pub enum Error {
 pub(crate) struct FileBytes {
     pub bytes: Vec<u8>,
     pub permissions: std::fs::Permissions,
-    /// Whether the file may be edited where it is (Unix): a regular file, not reached through
-    /// a symbolic link in its name, with one link (editing it edits no other name), that its
-    /// permissions let be written. Writing anything else means writing a new file in its place.
+    /// Whether the file may be edited where it is, if this process may write it
+    /// ([`writable`]) (Unix): a regular file whose name's last component is not a symbolic link,
+    /// with one link (editing it edits no other name). Writing anything else means writing a
+    /// new file in its place.
     pub editable: bool,
+    /// What the file was when it was read ([`Stamp`]), for an edit to check it still is.
+    pub stamp: Option<Stamp>,
+}
+
+/// A file's identity and version as `fstat` gives them (Unix): device, inode, size, links and
+/// modification time. The same stamp later: the same file, in all likelihood unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub(crate) device: u64,
+    inode: u64,
+    size: u64,
+    links: u64,
+    modified: (i64, i64),
+}
+
+impl Stamp {
+    #[cfg(unix)]
+    pub fn of(metadata: &std::fs::Metadata) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        Some(Stamp {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            size: metadata.size(),
+            links: metadata.nlink(),
+            modified: (metadata.mtime(), metadata.mtime_nsec()),
+        })
+    }
+
+    #[cfg(not(unix))]
+    pub fn of(_metadata: &std::fs::Metadata) -> Option<Stamp> {
+        None
+    }
 }
 
 impl Error {
@@ -176,9 +209,10 @@ impl Error {
         Error::read_file(path).map(|file| file.bytes)
     }
 
-    /// Reads a file and its permissions, naming it on failure: one open, one `fstat` and one
-    /// read of the size the file had when it was opened (`fs::read` reads once more to see its
-    /// end; an assembly being read is not being written).
+    /// Reads a file and its permissions, naming it on failure: one open, one `fstat` and, for
+    /// a regular file, one read of the size it had when it was opened (`fs::read` reads once
+    /// more to see its end; an assembly being read is not being written). Anything else (a
+    /// pipe given as the config) is read to its end.
     pub(crate) fn read_file(path: &std::path::Path) -> Result<FileBytes> {
         #[cfg(unix)]
         let (file, link) = {
@@ -187,11 +221,10 @@ impl Error {
             options.read(true).custom_flags(libc::O_NOFOLLOW);
             match options.open(path) {
                 Ok(file) => (file, false),
-                // A symbolic link (FreeBSD says so with `EMLINK`): read where it points.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EMLINK)) => {
-                    (std::fs::File::open(path).map_err(Error::io(path))?, true)
-                }
-                Err(e) => return Err(Error::io(path)(e)),
+                // Refused without following: a symbolic link (`ELOOP`; FreeBSD says `EMLINK`,
+                // NetBSD `EFTYPE`), or something else the plain open reports. Read it, never
+                // edit it.
+                Err(_) => (std::fs::File::open(path).map_err(Error::io(path))?, true),
             }
         };
         #[cfg(not(unix))]
@@ -200,6 +233,7 @@ impl Error {
         let read = read_open(path, file, &metadata)?;
         Ok(FileBytes {
             editable: !link && editable(&metadata),
+            stamp: Stamp::of(&metadata),
             ..read
         })
     }
@@ -209,6 +243,11 @@ impl Error {
     /// writer), rather than a look at the path before opening it.
     pub(crate) fn read_regular(path: &std::path::Path) -> Result<Option<FileBytes>> {
         use std::io::ErrorKind;
+        // Opening a directory there fails as a permission error: look first.
+        #[cfg(not(unix))]
+        if !path.is_file() {
+            return Ok(None);
+        }
         let mut options = std::fs::OpenOptions::new();
         options.read(true);
         #[cfg(unix)]
@@ -407,15 +446,33 @@ mod unique {
 }
 
 /// Whether a file of `metadata`, opened by a name that is not a symbolic link, may be edited
-/// where it is ([`FileBytes::editable`]).
+/// where it is ([`FileBytes::editable`]): a regular file with one link.
 #[cfg(unix)]
 fn editable(metadata: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
-    metadata.is_file() && metadata.nlink() == 1 && !metadata.permissions().readonly()
+    metadata.is_file() && metadata.nlink() == 1
 }
 
 #[cfg(not(unix))]
 fn editable(_metadata: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Whether this process may write the file at `path` (`access` with the effective ids: its
+/// mode, owner and ACL all count). Asked only of a file about to be edited in place.
+#[cfg(unix)]
+pub(crate) fn writable(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(name) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `name` is a NUL-terminated path that lives across the call; `faccessat` only
+    // reads it.
+    unsafe { libc::faccessat(libc::AT_FDCWD, name.as_ptr(), libc::W_OK, libc::AT_EACCESS) == 0 }
+}
+
+#[cfg(not(unix))]
+pub(crate) fn writable(_path: &std::path::Path) -> bool {
     false
 }
 
@@ -428,6 +485,16 @@ fn read_open(
     metadata: &std::fs::Metadata,
 ) -> Result<FileBytes> {
     use std::io::Read;
+    if !metadata.is_file() {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(Error::io(path))?;
+        return Ok(FileBytes {
+            bytes,
+            permissions: metadata.permissions(),
+            editable: false,
+            stamp: None,
+        });
+    }
     let size = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
     // Zeroed by the allocator: a large buffer comes from fresh, already zero pages.
     let mut bytes = vec![0; size];
@@ -445,5 +512,6 @@ fn read_open(
         bytes,
         permissions: metadata.permissions(),
         editable: false,
+        stamp: None,
     })
 }

@@ -137,11 +137,13 @@ fn stage_others(
 ) -> Result<()> {
     use assembly::{rehash::Rewrite, write::Pending};
     let shared: &Writer = writer;
-    let pending = rehash.rewrite_others(assembly, |path, rewrite| match rewrite {
+    // A copy's files are new ones already: edits are checked against the files read.
+    let in_place = writer.is_in_place();
+    let pending = rehash.rewrite_others(assembly, in_place, |path, rewrite| match rewrite {
         Rewrite::Whole { text, permissions } => shared
             .stage(path, text, Some(permissions))
             .map(Pending::Staged),
-        Rewrite::InPlace(edits) => Ok(Pending::Patch(shared.patch(path, edits))),
+        Rewrite::InPlace { edits, stamp } => Ok(Pending::Patch(shared.patch(path, edits, stamp))),
     })?;
     pending.into_iter().for_each(|p| writer.add_pending(p));
     Ok(())

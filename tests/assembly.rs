@@ -1055,3 +1055,205 @@ fn issue_8_manifests_are_edited_in_place_unless_another_name_would_see_it() {
     );
     assert_eq!(std::fs::read(&real).unwrap(), before.2);
 }
+
+/// Whether this test process runs as root (some tests need to act as another user).
+#[cfg(target_os = "linux")]
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}
+
+/// A manifest this user cannot write, in a directory it can (another user's file, mode 0644),
+/// is replaced rather than edited in place: editing it would fail half-way through commit,
+/// after the templates were renamed. Run as `nobody`; skipped unless run as root with
+/// `setpriv`.
+#[cfg(target_os = "linux")]
+#[test]
+fn issue_8_a_manifest_this_user_cannot_write_is_replaced_not_edited() {
+    let setpriv = std::path::Path::new("/usr/bin/setpriv");
+    if !is_root() || !setpriv.exists() {
+        eprintln!("skipped: needs root and setpriv");
+        return;
+    }
+    let (dir, root) = copy_fixture("pipelines");
+    let cfg = dir.path().join("cdk-harden.json");
+    std::fs::copy(config("pipelines"), &cfg).unwrap();
+    let chown = |args: &[&str], p: &Path| {
+        let status = std::process::Command::new("chown")
+            .args(args)
+            .arg(p)
+            .status();
+        assert!(status.unwrap().success());
+    };
+    chown(&["-R", "nobody"], dir.path());
+    chown(&["root"], &root.join("manifest.json"));
+    let out = std::process::Command::new(setpriv)
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_cdk-harden"))
+        .args(["apply", ".", "--config"])
+        .arg(&cfg)
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!root.join(cdk_harden::assembly::INCOMPLETE_MARKER).exists());
+    let expected = completed_apply("pipelines");
+    let want = &expected
+        .iter()
+        .find(|(p, _)| p == "manifest.json")
+        .unwrap()
+        .1;
+    assert_eq!(&std::fs::read(root.join("manifest.json")).unwrap(), want);
+}
+
+/// The config can come from a pipe (`--config /dev/stdin`): a file that is not a regular
+/// one is read to its end, not to the size it reports.
+#[cfg(unix)]
+#[test]
+fn issue_8_a_config_from_a_pipe_is_read_whole() {
+    use std::io::Write;
+    let (_dir, root) = copy_fixture("pipelines");
+    let text = std::fs::read(config("pipelines")).unwrap();
+    let mut child = bin()
+        .current_dir(&root)
+        .args(["diff", ".", "--config", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// A file's mode is its own after apply, whatever mode a new file in its directory would get:
+/// under a default ACL that gives new files group write, a 0644 template stays 0644. Skipped
+/// where `setfacl` is missing or the file system has no ACLs.
+#[cfg(target_os = "linux")]
+#[test]
+fn issue_8_a_default_acl_does_not_change_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, root) = copy_fixture("pipelines");
+    let acl = std::process::Command::new("setfacl")
+        .args(["-d", "-m", "u::rw,g::rw,o::r,m::rw"])
+        .arg(&root)
+        .status();
+    if !matches!(acl, Ok(s) if s.success()) {
+        eprintln!("skipped: no default ACLs here");
+        return;
+    }
+    let file = root.join("PipelineStack.template.json");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(
+        &root,
+        &[
+            "apply",
+            ".",
+            "--config",
+            config("pipelines").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o644);
+}
+
+/// What a crashed run left at this run's temporary names does not leak into this one: a
+/// leftover file's mode is not kept, and a symbolic link there is not written through.
+#[cfg(unix)]
+#[test]
+fn issue_8_leftovers_at_the_temporary_names_are_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, root) = copy_fixture("pipelines");
+    let (config, registry, assembly) = library_inputs("pipelines", &root);
+    let pid = std::process::id();
+    let template = root.join("PipelineStack.template.json");
+    let leftover = root.join(format!(".PipelineStack.template.json.cdk-harden-{pid}.tmp"));
+    std::fs::write(&leftover, "old").unwrap();
+    std::fs::set_permissions(&leftover, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let outside = dir.path().join("outside.txt");
+    std::fs::write(&outside, "untouched").unwrap();
+    let nested = "assembly-PipelineStack-Dev/PipelineStackDevService2FAD3E8A.template.json";
+    let (parent, name) = nested.split_once('/').unwrap();
+    let planted = root
+        .join(parent)
+        .join(format!(".{name}.cdk-harden-{pid}.tmp"));
+    std::os::unix::fs::symlink(&outside, &planted).unwrap();
+    let mut writer = Writer::in_place(&root);
+    cdk_harden::harden(&assembly, &config.config, &registry, Some(&mut writer)).unwrap();
+    writer.commit().unwrap();
+    let mode = std::fs::metadata(&template).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o644);
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "untouched");
+    assert!(
+        std::fs::symlink_metadata(&planted).is_err(),
+        "nothing left at the link's name"
+    );
+    let expected = completed_apply("pipelines");
+    let want = &expected.iter().find(|(p, _)| p == nested).unwrap().1;
+    assert_eq!(&std::fs::read(root.join(nested)).unwrap(), want);
+}
+
+/// A manifest changed between being read and being edited is not edited at the offsets read:
+/// commit stops with an error naming it, and leaves the marker for the next run to refuse.
+#[cfg(unix)]
+#[test]
+fn issue_8_a_manifest_changed_before_commit_is_not_edited() {
+    let (_dir, root) = copy_fixture("pipelines");
+    let (config, registry, assembly) = library_inputs("pipelines", &root);
+    let mut writer = Writer::in_place(&root);
+    cdk_harden::harden(&assembly, &config.config, &registry, Some(&mut writer)).unwrap();
+    let manifest = root.join("assembly-PipelineStack-Prod/manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let moved = format!("{{\n \"moved\": true,{}", &text[1..]);
+    std::fs::write(&manifest, &moved).unwrap();
+    let error = writer
+        .commit()
+        .expect_err("the manifest changed")
+        .to_string();
+    assert!(
+        error.contains("assembly-PipelineStack-Prod/manifest.json"),
+        "{error}"
+    );
+    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), moved);
+    assert!(root.join(cdk_harden::assembly::INCOMPLETE_MARKER).exists());
+}
+
+/// `--out` leaves the input untouched even when a Stage's directory is an absolute symbolic
+/// link to a directory inside the assembly: in the copy the link leads inside the copy, so
+/// the hardened files land there and not in the input.
+#[cfg(unix)]
+#[test]
+fn issue_2_out_never_writes_through_an_absolute_link_into_the_input() {
+    let (dir, root) = copy_fixture("pipelines");
+    let stage = root.join("assembly-PipelineStack-Dev");
+    let real = root.join("real-Dev");
+    std::fs::rename(&stage, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &stage).unwrap();
+    let before = snapshot(&real);
+    let out = apply_copy(dir.path(), "pipelines", "hardened");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        snapshot(&real),
+        before,
+        "the input's Stage directory changed"
+    );
+    // The copy's link leads to the copy's directory, which holds the hardened files.
+    let copied = dir.path().join("hardened");
+    let link = std::fs::read_link(copied.join("assembly-PipelineStack-Dev")).unwrap();
+    assert_eq!(link, std::path::PathBuf::from("real-Dev"));
+    let expected = completed_apply("pipelines");
+    let name = "PipelineStackDevService2FAD3E8A.template.json";
+    let want = &expected
+        .iter()
+        .find(|(p, _)| *p == format!("assembly-PipelineStack-Dev/{name}"))
+        .unwrap()
+        .1;
+    assert_eq!(
+        &std::fs::read(copied.join("real-Dev").join(name)).unwrap(),
+        want
+    );
+}

@@ -203,12 +203,13 @@ impl Rehash {
     /// metadata files, then the manifests (last: a manifest names the template it deploys, so
     /// it is the final word). Each is read and handed to `put` (which stages it) with its new
     /// ids, on every core, so no more than one file per thread is held; what `put` returns
-    /// comes back in that order, for the files that changed. A file that can be edited where
-    /// it is, and whose ids are all replaced by ids as long, is handed over as those edits:
-    /// a stage's manifest is tens of kilobytes of feature flags around one id.
+    /// comes back in that order, for the files that changed. With `edit_in_place`, a file that
+    /// can be edited where it is, and whose ids are all replaced by ids as long, is handed over
+    /// as those edits: a stage's manifest is tens of kilobytes of feature flags around one id.
     pub fn rewrite_others<T: Send>(
         &self,
         assembly: &Assembly,
+        edit_in_place: bool,
         put: impl Fn(&RelPath, Rewrite<'_>) -> Result<T> + Sync,
     ) -> Result<Vec<T>> {
         use rayon::prelude::*;
@@ -226,13 +227,16 @@ impl Rehash {
             .map(|&path| {
                 let file = path.under(&assembly.root);
                 let read = Error::read_file(&file)?;
-                let editable = read.editable;
+                let (editable, stamp) = (read.editable, read.stamp);
                 let original = Error::utf8(&file, read.bytes)?;
+                let editable = editable && edit_in_place;
                 if let Some(edits) = self.renames.edits(&original).filter(|_| editable) {
-                    return match edits.is_empty() {
-                        true => Ok(None),
-                        false => put(path, Rewrite::InPlace(edits)).map(Some),
-                    };
+                    if edits.is_empty() {
+                        return Ok(None);
+                    }
+                    if let Some(stamp) = stamp.filter(|_| crate::error::writable(&file)) {
+                        return put(path, Rewrite::InPlace { edits, stamp }).map(Some);
+                    }
                 }
                 let new = self.renames.apply(&original);
                 (new != original)
@@ -265,8 +269,11 @@ pub enum Rewrite<'a> {
         permissions: &'a std::fs::Permissions,
     },
     /// Ids to overwrite where they are: the byte offset of each and the new id, as long as the
-    /// id it replaces.
-    InPlace(Vec<(u64, String)>),
+    /// id it replaces; and what the file was when read, for the edit to check it still is.
+    InPlace {
+        edits: Vec<(u64, String)>,
+        stamp: crate::error::Stamp,
+    },
 }
 
 fn is_hex64(s: &str) -> bool {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{RelPath, INCOMPLETE_MARKER};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Stamp};
 
 /// Environment variable for the fault-injection test hook used by the kill-mid-write tests:
 /// `abort-in-write:N` aborts half-way through writing the N-th file, `abort-after-rename:N`
@@ -41,10 +41,11 @@ pub struct Writer {
     writes: AtomicUsize,
     /// How many of `staged` (the first) are synced already ([`Writer::sync`]).
     synced: usize,
-    /// A directory on each file system the synced files are on (Linux; see [`sync_all`]).
-    file_systems: Vec<PathBuf>,
-    /// The process's umask when the writer was made ([`umask`]).
-    umask: Option<u32>,
+    /// How many of `patches` (the first) had their file systems found by [`Writer::sync`].
+    patches_synced: usize,
+    /// Each file system the synced and patched files are on, and a place on it (Linux; see
+    /// [`sync_all`]).
+    file_systems: Vec<(u64, PathBuf)>,
     done: bool,
 }
 
@@ -65,6 +66,7 @@ struct CopyTarget {
 pub struct Patch {
     target: PathBuf,
     edits: Vec<(u64, String)>,
+    stamp: Stamp,
 }
 
 /// A file's new version, waiting for commit: written beside it, or edits to make in it.
@@ -101,8 +103,8 @@ impl Writer {
             fault: Fault::from_env(),
             writes: AtomicUsize::new(0),
             synced: 0,
+            patches_synced: 0,
             file_systems: Vec::new(),
-            umask: umask(),
             done: false,
         }
     }
@@ -189,7 +191,7 @@ impl Writer {
                 .unwrap_or_default(),
             source,
         };
-        let mut file = fs::File::create(&tmp).map_err(failed)?;
+        let mut file = create(&tmp).map_err(failed)?;
         let bytes = text.as_bytes();
         let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
         if self.fault.in_write == Some(n) {
@@ -198,18 +200,15 @@ impl Writer {
             std::process::abort();
         }
         file.write_all(bytes).map_err(failed)?;
-        // On the open file, not by its path; not at all when the file was created with them.
-        match permissions {
-            Some(wanted) if created_with(wanted, self.umask) => {}
-            // A file system without permissions (or that refuses them) keeps what it gave.
-            Some(wanted) => {
-                let _ = file.set_permissions(wanted.clone());
-            }
-            None => {
-                if let Ok(meta) = fs::metadata(&target) {
-                    let _ = file.set_permissions(meta.permissions());
-                }
-            }
+        // On the open file, not by its path. Always: a new file's mode is not only the umask's
+        // doing (a directory's default ACL), and a leftover temporary file keeps its own. A
+        // file system without permissions (or that refuses them) keeps what it gave.
+        let wanted = match permissions {
+            Some(wanted) => Some(wanted.clone()),
+            None => fs::metadata(&target).ok().map(|m| m.permissions()),
+        };
+        if let Some(wanted) = wanted {
+            let _ = file.set_permissions(wanted);
         }
         Ok(staged)
     }
@@ -217,10 +216,12 @@ impl Writer {
     /// The edits of a file (relative to the assembly root) to make in place at commit: for a
     /// file that is [`crate::assembly::rehash::Rewrite::InPlace`]. Nothing is written now; hand
     /// the result to [`Writer::add_patch`].
-    pub fn patch(&self, path: &RelPath, edits: Vec<(u64, String)>) -> Patch {
+    /// `stamp` is the file as it was read: the patch is made only to that file, unchanged.
+    pub fn patch(&self, path: &RelPath, edits: Vec<(u64, String)>, stamp: Stamp) -> Patch {
         Patch {
             target: path.under(&self.base),
             edits,
+            stamp,
         }
     }
 
@@ -246,6 +247,12 @@ impl Writer {
         ));
     }
 
+    /// Whether the writer rewrites the assembly in place (not a copy with `--out`): only then
+    /// are files patched where they are ([`Writer::patch`]).
+    pub fn is_in_place(&self) -> bool {
+        self.copy.is_none()
+    }
+
     /// Whether nothing was staged or patched.
     pub fn is_empty(&self) -> bool {
         self.staged.is_empty() && self.patches.is_empty()
@@ -256,15 +263,18 @@ impl Writer {
     /// anything yet. In place only; a copy's files are not synced one by one.
     pub fn sync(&mut self) -> Result<()> {
         if self.copy.is_none() {
-            // The file systems of the files patched later are found now too, to be synced
-            // after the patches.
-            let patched = self.patches.iter().filter_map(|p| p.target.parent());
-            for dir in sync_all(&self.staged[self.synced..], patched)? {
-                if !self.file_systems.contains(&dir) {
-                    self.file_systems.push(dir);
+            // The file systems of the files patched later are found now too (each file's own:
+            // a file can be a mount point), to be synced after the patches.
+            let patched = self.patches[self.patches_synced..]
+                .iter()
+                .map(|p| (p.target.as_path(), p.stamp.device));
+            for (device, place) in sync_all(&self.staged[self.synced..], patched)? {
+                if !self.file_systems.iter().any(|(known, _)| *known == device) {
+                    self.file_systems.push((device, place));
                 }
             }
             self.synced = self.staged.len();
+            self.patches_synced = self.patches.len();
         }
         Ok(())
     }
@@ -294,8 +304,11 @@ impl Writer {
                     .map_err(Error::io(&marker))?;
                 sync_dir(&self.base);
                 self.replace_all()?;
-                fs::remove_file(&marker).map_err(Error::io(&marker))?;
+                // Durable before the marker goes: an overwrite in place is not ordered with
+                // the journal as renames and the marker's removal are.
                 sync_renames(&self.staged, &self.file_systems);
+                fs::remove_file(&marker).map_err(Error::io(&marker))?;
+                sync_dir(&self.base);
                 self.staged.clear();
             }
             Some(copy) => {
@@ -387,6 +400,12 @@ impl Patch {
             use std::os::unix::fs::{FileExt, OpenOptionsExt};
             options.custom_flags(libc::O_NOFOLLOW);
             let file = options.open(&self.target).map_err(failed)?;
+            let now = file.metadata().map_err(Error::io(&self.target))?;
+            if Stamp::of(&now) != Some(self.stamp) {
+                return Err(Error::Changed {
+                    path: self.target.clone(),
+                });
+            }
             for (at, id) in &self.edits {
                 file.write_all_at(id.as_bytes(), *at)
                     .map_err(Error::io(&self.target))?;
@@ -456,28 +475,23 @@ impl Fault {
     }
 }
 
-/// Whether a file created under `umask` gets `permissions` anyway (read and write for all,
-/// less the umask), so that setting them is a system call for nothing.
-fn created_with(permissions: &fs::Permissions, umask: Option<u32>) -> bool {
+/// Creates (or truncates) the temporary file at `tmp`, never through a symbolic link left at
+/// its name: one is removed first.
+fn create(tmp: &Path) -> std::io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        umask.is_some_and(|mask| permissions.mode() & 0o7777 == 0o666 & !mask)
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
     }
-    #[cfg(not(unix))]
-    {
-        let _ = umask;
-        !permissions.readonly()
+    match options.open(tmp) {
+        Err(e) if fs::symlink_metadata(tmp).is_ok_and(|m| m.file_type().is_symlink()) => {
+            fs::remove_file(tmp)?;
+            options.open(tmp).map_err(|_| e)
+        }
+        other => other,
     }
-}
-
-/// The process's umask, from `/proc/self/status` (Linux 4.7 and later): read when a writer is
-/// made, so a program that changes it between two runs is heard; `None` where it cannot be read
-/// without changing it (elsewhere, permissions are always set).
-fn umask() -> Option<u32> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
-    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 fn temp_path(target: &Path) -> PathBuf {
@@ -504,32 +518,36 @@ fn temp_path(target: &Path) -> PathBuf {
 #[cfg(target_os = "linux")]
 fn sync_all<'a>(
     staged: &'a [(PathBuf, PathBuf)],
-    patched: impl Iterator<Item = &'a Path>,
-) -> Result<Vec<PathBuf>> {
+    patched: impl Iterator<Item = (&'a Path, u64)>,
+) -> Result<Vec<(u64, PathBuf)>> {
     use std::os::unix::fs::MetadataExt;
-    let mut dirs: std::collections::BTreeSet<&Path> =
+    let dirs: std::collections::BTreeSet<&Path> =
         staged.iter().filter_map(|(tmp, _)| tmp.parent()).collect();
-    dirs.extend(patched);
+    let mut places = Vec::new();
+    for dir in dirs {
+        places.push((fs::metadata(dir).map_err(Error::io(dir))?.dev(), dir));
+    }
+    places.extend(patched.map(|(file, device)| (device, file)));
     let mut synced = std::collections::BTreeSet::new();
     let mut each = Vec::new();
-    for dir in dirs {
-        let device = fs::metadata(dir).map_err(Error::io(dir))?.dev();
+    for (device, place) in places {
         if synced.insert(device) {
-            sync_file_system(dir)?;
-            each.push(dir.to_path_buf());
+            sync_file_system(place)?;
+            each.push((device, place.to_path_buf()));
         }
     }
     Ok(each)
 }
 
-/// `syncfs` on the file system that holds `dir`.
+/// `syncfs` on the file system that holds `place` (a directory, or a file). It reports an
+/// error writing back the data since Linux 5.8; older kernels do not, where `fsync` did.
 #[cfg(target_os = "linux")]
-fn sync_file_system(dir: &Path) -> Result<()> {
+fn sync_file_system(place: &Path) -> Result<()> {
     use std::os::fd::AsRawFd;
-    let handle = fs::File::open(dir).map_err(Error::io(dir))?;
+    let handle = fs::File::open(place).map_err(Error::io(place))?;
     // SAFETY: `syncfs` takes an open descriptor, which `handle` owns until after the call.
     if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
-        return Err(Error::io(dir)(std::io::Error::last_os_error()));
+        return Err(Error::io(place)(std::io::Error::last_os_error()));
     }
     Ok(())
 }
@@ -540,8 +558,8 @@ fn sync_file_system(dir: &Path) -> Result<()> {
 #[cfg(not(target_os = "linux"))]
 fn sync_all<'a>(
     staged: &'a [(PathBuf, PathBuf)],
-    _patched: impl Iterator<Item = &'a Path>,
-) -> Result<Vec<PathBuf>> {
+    _patched: impl Iterator<Item = (&'a Path, u64)>,
+) -> Result<Vec<(u64, PathBuf)>> {
     let threads = staged.len().clamp(1, 16);
     let chunk = staged.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
@@ -568,16 +586,16 @@ fn sync_all<'a>(
 /// Makes the renames and patches durable: one `syncfs` for each file system [`sync_all`]
 /// found.
 #[cfg(target_os = "linux")]
-fn sync_renames(_staged: &[(PathBuf, PathBuf)], file_systems: &[PathBuf]) {
-    for dir in file_systems {
-        let _ = sync_file_system(dir);
+fn sync_renames(_staged: &[(PathBuf, PathBuf)], file_systems: &[(u64, PathBuf)]) {
+    for (_, place) in file_systems {
+        let _ = sync_file_system(place);
     }
 }
 
 /// Makes the renames into the directories of the staged files durable, directory by directory
 /// (each patched file was synced as it was patched).
 #[cfg(not(target_os = "linux"))]
-fn sync_renames(staged: &[(PathBuf, PathBuf)], _file_systems: &[PathBuf]) {
+fn sync_renames(staged: &[(PathBuf, PathBuf)], _file_systems: &[(u64, PathBuf)]) {
     let dirs: std::collections::BTreeSet<&Path> =
         staged.iter().filter_map(|(_, t)| t.parent()).collect();
     dirs.into_iter().for_each(sync_dir);
@@ -590,8 +608,16 @@ fn sync_dir(dir: &Path) {
 }
 
 /// Copies a directory tree, keeping symbolic links as links and skipping cdk-harden's own
-/// temporary files.
+/// temporary files. A link that leads inside the tree is made relative, so that in the copy it
+/// leads inside the copy: one written as an absolute path (or climbing out and back in) would
+/// otherwise lead back into the original, and writing the copy would write the input.
 pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let root = from.canonicalize().map_err(Error::io(from))?;
+    copy_dir(&root, from, to, Path::new(""))
+}
+
+/// [`copy_tree`] of the directory `from`, at `within` below the tree's canonical `root`.
+fn copy_dir(root: &Path, from: &Path, to: &Path, within: &Path) -> Result<()> {
     fs::create_dir_all(to).map_err(Error::io(to))?;
     let mut entries: Vec<_> = fs::read_dir(from)
         .map_err(Error::io(from))?
@@ -608,13 +634,27 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         let dst = to.join(&name);
         let kind = entry.file_type().map_err(Error::io(&src))?;
         if kind.is_symlink() {
-            let target = fs::read_link(&src).map_err(Error::io(&src))?;
+            let written = fs::read_link(&src).map_err(Error::io(&src))?;
+            // Where it leads, if that is inside the tree: from this directory, in the copy.
+            let inside = src.canonicalize().ok().and_then(|real| {
+                let rel = real.strip_prefix(root).ok()?;
+                let up = within.components().map(|_| Path::new(".."));
+                Some(up.collect::<PathBuf>().join(rel))
+            });
+            let target = match inside {
+                Some(rel) if rel.as_os_str().is_empty() => PathBuf::from("."),
+                Some(rel) => rel,
+                None => written,
+            };
             #[cfg(unix)]
             std::os::unix::fs::symlink(&target, &dst).map_err(Error::io(&dst))?;
             #[cfg(not(unix))]
-            fs::copy(&src, &dst).map(|_| ()).map_err(Error::io(&dst))?;
+            {
+                let _ = target;
+                fs::copy(&src, &dst).map(|_| ()).map_err(Error::io(&dst))?;
+            }
         } else if kind.is_dir() {
-            copy_tree(&src, &dst)?;
+            copy_dir(root, &src, &dst, &within.join(&name))?;
         } else {
             fs::copy(&src, &dst).map_err(Error::io(&dst))?;
         }
