@@ -41,11 +41,8 @@ pub struct Writer {
     writes: AtomicUsize,
     /// How many of `staged` (the first) are synced already ([`Writer::sync`]).
     synced: usize,
-    /// How many of `patches` (the first) had their file systems found by [`Writer::sync`].
-    patches_synced: usize,
-    /// Each file system the synced and patched files are on, and a place on it (Linux; see
-    /// [`sync_all`]).
-    file_systems: Vec<(u64, PathBuf)>,
+    /// Which directories are on a file system kept in memory, where syncing does nothing.
+    volatile: Volatile,
     done: bool,
 }
 
@@ -103,8 +100,7 @@ impl Writer {
             fault: Fault::from_env(),
             writes: AtomicUsize::new(0),
             synced: 0,
-            patches_synced: 0,
-            file_systems: Vec::new(),
+            volatile: Volatile::default(),
             done: false,
         }
     }
@@ -263,18 +259,11 @@ impl Writer {
     /// anything yet. In place only; a copy's files are not synced one by one.
     pub fn sync(&mut self) -> Result<()> {
         if self.copy.is_none() {
-            // The file systems of the files patched later are found now too (each file's own:
-            // a file can be a mount point), to be synced after the patches.
-            let patched = self.patches[self.patches_synced..]
+            let staged = self.staged[self.synced..]
                 .iter()
-                .map(|p| (p.target.as_path(), p.stamp.device));
-            for (device, place) in sync_all(&self.staged[self.synced..], patched)? {
-                if !self.file_systems.iter().any(|(known, _)| *known == device) {
-                    self.file_systems.push((device, place));
-                }
-            }
+                .map(|(tmp, _)| tmp.as_path());
+            sync_files(staged, &mut self.volatile)?;
             self.synced = self.staged.len();
-            self.patches_synced = self.patches.len();
         }
         Ok(())
     }
@@ -306,7 +295,15 @@ impl Writer {
                 self.replace_all()?;
                 // Durable before the marker goes: an overwrite in place is not ordered with
                 // the journal as renames and the marker's removal are.
-                sync_renames(&self.staged, &self.file_systems);
+                let patched = self.patches.iter().map(|p| p.target.as_path());
+                sync_files(patched, &mut self.volatile)?;
+                let dirs: std::collections::BTreeSet<&Path> =
+                    self.staged.iter().filter_map(|(_, t)| t.parent()).collect();
+                for dir in dirs {
+                    if !self.volatile.holds(dir) {
+                        sync_dir(dir);
+                    }
+                }
                 fs::remove_file(&marker).map_err(Error::io(&marker))?;
                 sync_dir(&self.base);
                 self.staged.clear();
@@ -410,9 +407,6 @@ impl Patch {
                 file.write_all_at(id.as_bytes(), *at)
                     .map_err(Error::io(&self.target))?;
             }
-            // Elsewhere than Linux, no `syncfs` follows.
-            #[cfg(not(target_os = "linux"))]
-            file.sync_all().map_err(Error::io(&self.target))?;
         }
         #[cfg(not(unix))]
         {
@@ -423,7 +417,6 @@ impl Patch {
                     .and_then(|_| file.write_all(id.as_bytes()))
                     .map_err(Error::io(&self.target))?;
             }
-            file.sync_all().map_err(Error::io(&self.target))?;
         }
         Ok(())
     }
@@ -506,71 +499,26 @@ fn temp_path(target: &Path) -> PathBuf {
     dir.join(format!(".{name}.cdk-harden-{pid}.tmp"))
 }
 
-/// Makes the staged files durable.
-///
-/// On Linux, one `syncfs` per file system the files are on: a handful of system calls where
-/// syncing file by file takes three per file (open, sync, close) and would want many threads
-/// on a journaling file system, which commits concurrent syncs together. The file systems are
-/// told apart by the device of each directory the files are in (an assembly normally lies on
-/// one; a directory in it may be a mount point), the directories of the files to be `patched`
-/// included. Returns a directory on each file system, for the sync after the renames and
-/// patches ([`sync_renames`]).
-#[cfg(target_os = "linux")]
-fn sync_all<'a>(
-    staged: &'a [(PathBuf, PathBuf)],
-    patched: impl Iterator<Item = (&'a Path, u64)>,
-) -> Result<Vec<(u64, PathBuf)>> {
-    use std::os::unix::fs::MetadataExt;
-    let dirs: std::collections::BTreeSet<&Path> =
-        staged.iter().filter_map(|(tmp, _)| tmp.parent()).collect();
-    let mut places = Vec::new();
-    for dir in dirs {
-        places.push((fs::metadata(dir).map_err(Error::io(dir))?.dev(), dir));
-    }
-    places.extend(patched.map(|(file, device)| (device, file)));
-    let mut synced = std::collections::BTreeSet::new();
-    let mut each = Vec::new();
-    for (device, place) in places {
-        if synced.insert(device) {
-            sync_file_system(place)?;
-            each.push((device, place.to_path_buf()));
-        }
-    }
-    Ok(each)
-}
-
-/// `syncfs` on the file system that holds `place` (a directory, or a file). It reports an
-/// error writing back the data since Linux 5.8; older kernels do not, where `fsync` did.
-#[cfg(target_os = "linux")]
-fn sync_file_system(place: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let handle = fs::File::open(place).map_err(Error::io(place))?;
-    // SAFETY: `syncfs` takes an open descriptor, which `handle` owns until after the call.
-    if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
-        return Err(Error::io(place)(std::io::Error::last_os_error()));
-    }
-    Ok(())
-}
-
-/// Makes the staged files durable, file by file, concurrently: a journaling file system
-/// commits concurrent syncs together, so this costs about one sync instead of one per file.
-/// Returns nothing: directories are synced one by one after the renames.
-#[cfg(not(target_os = "linux"))]
-fn sync_all<'a>(
-    staged: &'a [(PathBuf, PathBuf)],
-    _patched: impl Iterator<Item = (&'a Path, u64)>,
-) -> Result<Vec<(u64, PathBuf)>> {
-    let threads = staged.len().clamp(1, 16);
-    let chunk = staged.len().div_ceil(threads).max(1);
+/// Makes `files` durable, file by file, concurrently: a journaling file system commits
+/// concurrent syncs together, so this costs about one sync instead of one per file. (One
+/// `syncfs` would be fewer calls, but it waits for every write on the file system, a build's
+/// as well, where these wait only for the assembly's.) Files kept only in memory (tmpfs,
+/// ramfs), where a sync does nothing, are skipped.
+fn sync_files<'a>(files: impl Iterator<Item = &'a Path>, volatile: &mut Volatile) -> Result<()> {
+    let files: Vec<&Path> = files
+        .filter(|f| !f.parent().is_some_and(|d| volatile.holds(d)))
+        .collect();
+    let threads = files.len().clamp(1, 16);
+    let chunk = files.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = staged
+        let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || -> Result<()> {
-                    for (tmp, _) in part {
-                        fs::File::open(tmp)
+                    for file in part {
+                        fs::File::open(file)
                             .and_then(|f| f.sync_all())
-                            .map_err(Error::io(tmp))?;
+                            .map_err(Error::io(*file))?;
                     }
                     Ok(())
                 })
@@ -579,29 +527,56 @@ fn sync_all<'a>(
         handles
             .into_iter()
             .try_for_each(|h| h.join().expect("sync thread does not panic"))
-    })?;
-    Ok(Vec::new())
+    })
 }
 
-/// Makes the renames and patches durable: one `syncfs` for each file system [`sync_all`]
-/// found.
-#[cfg(target_os = "linux")]
-fn sync_renames(_staged: &[(PathBuf, PathBuf)], file_systems: &[(u64, PathBuf)]) {
-    for (_, place) in file_systems {
-        let _ = sync_file_system(place);
+/// Which directories lie on a file system kept only in memory (Linux: tmpfs, ramfs), asked of
+/// each directory once.
+#[derive(Debug, Default)]
+struct Volatile(std::collections::HashMap<PathBuf, bool>);
+
+impl Volatile {
+    fn holds(&mut self, dir: &Path) -> bool {
+        if let Some(&known) = self.0.get(dir) {
+            return known;
+        }
+        let volatile = in_memory(dir);
+        self.0.insert(dir.to_path_buf(), volatile);
+        volatile
     }
 }
 
-/// Makes the renames into the directories of the staged files durable, directory by directory
-/// (each patched file was synced as it was patched).
+/// Whether `dir` is on tmpfs or ramfs (`statfs`); `false` if that cannot be told.
+#[cfg(target_os = "linux")]
+fn in_memory(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(name) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `name` is NUL-terminated and outlives the call; `statfs` writes only `stat`,
+    // a plain struct it may fill.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(name.as_ptr(), &mut stat) } != 0 {
+        return false;
+    }
+    // ramfs's magic number, which libc does not name (`linux/magic.h`).
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    let kind = stat.f_type as i64;
+    // A `c_long`: not 64 bits everywhere.
+    #[allow(clippy::useless_conversion)]
+    let tmpfs = i64::from(libc::TMPFS_MAGIC);
+    kind == tmpfs || kind == RAMFS_MAGIC
+}
+
 #[cfg(not(target_os = "linux"))]
-fn sync_renames(staged: &[(PathBuf, PathBuf)], _file_systems: &[(u64, PathBuf)]) {
-    let dirs: std::collections::BTreeSet<&Path> =
-        staged.iter().filter_map(|(_, t)| t.parent()).collect();
-    dirs.into_iter().for_each(sync_dir);
+fn in_memory(_dir: &Path) -> bool {
+    false
 }
 
 fn sync_dir(dir: &Path) {
+    if in_memory(dir) {
+        return;
+    }
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }
