@@ -969,15 +969,7 @@ fn issue_8_rewritten_files_keep_their_permissions() {
     let before = snapshot(&root);
     let copy = apply_copy(root.parent().unwrap(), "pipelines", "hardened");
     assert_eq!(copy.status.code(), Some(0), "{}", stderr(&copy));
-    let out = run(
-        &root,
-        &[
-            "apply",
-            ".",
-            "--config",
-            config("pipelines").to_str().unwrap(),
-        ],
-    );
+    let out = apply_in_place(&root, "pipelines");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let after = snapshot(&root);
     for (file, wanted) in files {
@@ -1026,17 +1018,9 @@ fn issue_8_manifests_are_edited_in_place_unless_another_name_would_see_it() {
     );
     let dev_before = std::fs::read(&dev).unwrap();
 
-    let out = run(
-        &root,
-        &[
-            "apply",
-            ".",
-            "--config",
-            config("pipelines").to_str().unwrap(),
-        ],
-    );
+    let out = apply_in_place(&root, "pipelines");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let want = |name: &str| &expected.iter().find(|(p, _)| p == name).unwrap().1;
+    let want = |name: &str| file_in(&expected, name);
     // Edited in place: same inode, new bytes. A template is renamed into place.
     assert_eq!(inode(&manifest), before.0);
     assert_ne!(inode(&template), before.1);
@@ -1100,11 +1084,7 @@ fn issue_8_a_manifest_this_user_cannot_write_is_replaced_not_edited() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!root.join(cdk_harden::assembly::INCOMPLETE_MARKER).exists());
     let expected = completed_apply("pipelines");
-    let want = &expected
-        .iter()
-        .find(|(p, _)| p == "manifest.json")
-        .unwrap()
-        .1;
+    let want = file_in(&expected, "manifest.json");
     assert_eq!(&std::fs::read(root.join("manifest.json")).unwrap(), want);
 }
 
@@ -1147,15 +1127,7 @@ fn issue_8_a_default_acl_does_not_change_modes() {
     }
     let file = root.join("PipelineStack.template.json");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = run(
-        &root,
-        &[
-            "apply",
-            ".",
-            "--config",
-            config("pipelines").to_str().unwrap(),
-        ],
-    );
+    let out = apply_in_place(&root, "pipelines");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o644);
@@ -1193,7 +1165,7 @@ fn issue_8_leftovers_at_the_temporary_names_are_not_used() {
         "nothing left at the link's name"
     );
     let expected = completed_apply("pipelines");
-    let want = &expected.iter().find(|(p, _)| p == nested).unwrap().1;
+    let want = file_in(&expected, nested);
     assert_eq!(&std::fs::read(root.join(nested)).unwrap(), want);
 }
 
@@ -1247,11 +1219,7 @@ fn issue_2_out_never_writes_through_an_absolute_link_into_the_input() {
     assert_eq!(link, std::path::PathBuf::from("real-Dev"));
     let expected = completed_apply("pipelines");
     let name = "PipelineStackDevService2FAD3E8A.template.json";
-    let want = &expected
-        .iter()
-        .find(|(p, _)| *p == format!("assembly-PipelineStack-Dev/{name}"))
-        .unwrap()
-        .1;
+    let want = file_in(&expected, &format!("assembly-PipelineStack-Dev/{name}"));
     assert_eq!(
         &std::fs::read(copied.join("real-Dev").join(name)).unwrap(),
         want

@@ -197,6 +197,22 @@ pub fn apply_copy(cwd: &Path, app: &str, out: &str) -> Output {
     run(cwd, &args)
 }
 
+/// Runs `apply . --config <the app's config>` in the assembly `root`, in place.
+pub fn apply_in_place(root: &Path, app: &str) -> Output {
+    run(
+        root,
+        &["apply", ".", "--config", config(app).to_str().unwrap()],
+    )
+}
+
+/// The bytes of the file `name` in a [`snapshot`].
+pub fn file_in<'a>(snapshot: &'a [(String, Vec<u8>)], name: &str) -> &'a Vec<u8> {
+    let found = snapshot.iter().find(|(p, _)| p == name);
+    &found
+        .unwrap_or_else(|| panic!("{name} is not in the snapshot"))
+        .1
+}
+
 /// Applies the example's config with `setting` removed from its `environments[env]` entry, and
 /// asserts the run is refused (exit 2, every needle in stderr, nothing written).
 pub fn assert_refused_without(app: &str, env: &str, setting: &str, needles: &[&str]) {
