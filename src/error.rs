@@ -177,7 +177,7 @@ pub(crate) struct FileBytes {
 /// modification time. The same stamp later: the same file, in all likelihood unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
-    pub(crate) device: u64,
+    device: u64,
     inode: u64,
     size: u64,
     links: u64,
@@ -485,29 +485,24 @@ fn read_open(
     metadata: &std::fs::Metadata,
 ) -> Result<FileBytes> {
     use std::io::Read;
-    if !metadata.is_file() {
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(Error::io(path))?;
-        return Ok(FileBytes {
-            bytes,
-            permissions: metadata.permissions(),
-            editable: false,
-            stamp: None,
-        });
-    }
-    let size = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
-    // Zeroed by the allocator: a large buffer comes from fresh, already zero pages.
-    let mut bytes = vec![0; size];
-    let mut filled = 0;
-    while filled < size {
-        match file.read(&mut bytes[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(path)(e)),
+    let mut bytes = Vec::new();
+    if metadata.is_file() {
+        let size = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
+        // Zeroed by the allocator: a large buffer comes from fresh, already zero pages.
+        bytes = vec![0; size];
+        let mut filled = 0;
+        while filled < size {
+            match file.read(&mut bytes[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(path)(e)),
+            }
         }
+        bytes.truncate(filled);
+    } else {
+        file.read_to_end(&mut bytes).map_err(Error::io(path))?;
     }
-    bytes.truncate(filled);
     Ok(FileBytes {
         bytes,
         permissions: metadata.permissions(),

@@ -227,14 +227,13 @@ impl Rehash {
             .map(|&path| {
                 let file = path.under(&assembly.root);
                 let read = Error::read_file(&file)?;
-                let (editable, stamp) = (read.editable, read.stamp);
+                let editable = read.editable && edit_in_place;
                 let original = Error::utf8(&file, read.bytes)?;
-                let editable = editable && edit_in_place;
                 if let Some(edits) = self.renames.edits(&original).filter(|_| editable) {
                     if edits.is_empty() {
                         return Ok(None);
                     }
-                    if let Some(stamp) = stamp.filter(|_| crate::error::writable(&file)) {
+                    if let Some(stamp) = read.stamp.filter(|_| crate::error::writable(&file)) {
                         return put(path, Rewrite::InPlace { edits, stamp }).map(Some);
                     }
                 }
@@ -257,6 +256,14 @@ impl Rehash {
             .into_iter()
             .filter_map(Result::transpose)
             .collect()
+    }
+}
+
+/// Makes `edits` ([`Renames::edits`]) in `bytes`.
+fn make_edits(bytes: &mut [u8], edits: &[(u64, String)]) {
+    for (at, id) in edits {
+        let at = *at as usize;
+        bytes[at..at + id.len()].copy_from_slice(id.as_bytes());
     }
 }
 
@@ -351,18 +358,11 @@ impl Renames {
 
     /// [`Renames::apply`], in place where the new ids are as long as the old.
     pub fn apply_owned(&self, text: String) -> String {
-        if !self.opaque.is_empty() || self.uneven {
+        let Some(edits) = self.edits(&text) else {
             return self.apply(&text);
-        }
+        };
         let mut bytes = text.into_bytes();
-        let ends: Vec<usize> = hex_run_ends(&bytes).collect();
-        for end in ends {
-            let start = end - 64;
-            let old = std::str::from_utf8(&bytes[start..end]).expect("hex digits are ASCII");
-            if let Some(new) = self.hex.get(old) {
-                bytes[start..end].copy_from_slice(new.as_bytes());
-            }
-        }
+        make_edits(&mut bytes, &edits);
         String::from_utf8(bytes).expect("ASCII digits replaced by ASCII digits")
     }
 
@@ -506,10 +506,7 @@ mod tests {
     /// `text` with `edits` made where they are.
     fn edited(text: &str, edits: &[(u64, String)]) -> String {
         let mut bytes = text.as_bytes().to_vec();
-        for (at, id) in edits {
-            let at = *at as usize;
-            bytes[at..at + id.len()].copy_from_slice(id.as_bytes());
-        }
+        make_edits(&mut bytes, edits);
         String::from_utf8(bytes).unwrap()
     }
 

@@ -9,8 +9,8 @@
 //! every renamed file either old or new, and a patched file valid JSON with some or all of its
 //! ids new. While files are replaced in place, a marker at the root records that the assembly
 //! is in transition; a later run that finds it refuses to work on a possibly inconsistent
-//! assembly. With `--out`, the copy is built beside the
-//! target and renamed into place as a whole. A writer dropped without a commit removes
+//! assembly. With `--out`, the copy is built beside the target and renamed into place as a
+//! whole. A writer dropped without a commit removes
 //! everything it staged, and has patched nothing.
 
 use std::fs;
@@ -291,7 +291,7 @@ impl Writer {
                 let marker = self.base.join(INCOMPLETE_MARKER);
                 fs::write(&marker, b"cdk-harden apply in progress\n")
                     .map_err(Error::io(&marker))?;
-                sync_dir(&self.base);
+                self.volatile.sync_dir(&self.base);
                 self.replace_all()?;
                 // Durable before the marker goes: an overwrite in place is not ordered with
                 // the journal as renames and the marker's removal are.
@@ -300,18 +300,16 @@ impl Writer {
                 let dirs: std::collections::BTreeSet<&Path> =
                     self.staged.iter().filter_map(|(_, t)| t.parent()).collect();
                 for dir in dirs {
-                    if !self.volatile.holds(dir) {
-                        sync_dir(dir);
-                    }
+                    self.volatile.sync_dir(dir);
                 }
                 fs::remove_file(&marker).map_err(Error::io(&marker))?;
-                sync_dir(&self.base);
+                self.volatile.sync_dir(&self.base);
                 self.staged.clear();
             }
             Some(copy) => {
                 self.replace_all()?;
                 self.staged.clear();
-                sync_dir(&self.base);
+                self.volatile.sync_dir(&self.base);
                 let CopyTarget {
                     out, parent, name, ..
                 } = &copy;
@@ -536,6 +534,16 @@ fn sync_files<'a>(files: impl Iterator<Item = &'a Path>, volatile: &mut Volatile
 struct Volatile(std::collections::HashMap<PathBuf, bool>);
 
 impl Volatile {
+    /// Syncs the directory `dir`, unless it is kept in memory.
+    fn sync_dir(&mut self, dir: &Path) {
+        if self.holds(dir) {
+            return;
+        }
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+
     fn holds(&mut self, dir: &Path) -> bool {
         if let Some(&known) = self.0.get(dir) {
             return known;
@@ -571,15 +579,6 @@ fn in_memory(dir: &Path) -> bool {
 #[cfg(not(target_os = "linux"))]
 fn in_memory(_dir: &Path) -> bool {
     false
-}
-
-fn sync_dir(dir: &Path) {
-    if in_memory(dir) {
-        return;
-    }
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
 }
 
 /// Copies a directory tree, keeping symbolic links as links and skipping cdk-harden's own
