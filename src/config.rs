@@ -393,7 +393,7 @@ fn glob(pattern: &str) -> std::result::Result<globset::GlobMatcher, String> {
 /// Whether `text` matches the glob `pattern` (`*` matches across `/`). Compiled globs are
 /// cached: the same few patterns are matched against every stack and resource.
 pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    use std::collections::HashMap;
+    use foldhash::HashMap;
     use std::sync::{Mutex, OnceLock};
     static CACHE: OnceLock<Mutex<HashMap<String, Option<globset::GlobMatcher>>>> = OnceLock::new();
     if !pattern.contains(['*', '?', '[', '{']) {

@@ -413,7 +413,7 @@ mod unique {
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             let path = self.0;
-            let mut seen = std::collections::HashSet::new();
+            let mut seen = foldhash::HashSet::default();
             while let Some(key) = map.next_key::<String>()? {
                 if !seen.insert(key.clone()) {
                     let within = match path.is_empty() {

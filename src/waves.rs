@@ -17,8 +17,8 @@
 //!
 //! This module orders and runs; it does not transform, re-hash, write or render by itself.
 
+use foldhash::HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use rayon::prelude::*;
 
@@ -65,7 +65,7 @@ pub(crate) fn run(
     let mut secrets = Vec::new();
     let waves = rehash::waves(assembly);
     // Each environment's settings merged once: the stacks of an assembly share a few.
-    let mut settings = Settings::new();
+    let mut settings = Settings::default();
     for stack in &assembly.stacks {
         let env = &stack.environment;
         settings
@@ -468,7 +468,7 @@ mod tests {
         let reviews = StoreBuilder::new(assembly.stacks.len(), 0);
         let rehash = Rehash::default();
         let env = &assembly.stacks[0].environment;
-        let settings = Settings::from([(env, config.config.for_environment(env))]);
+        let settings = Settings::from_iter([(env, config.config.for_environment(env))]);
         let ctx = Context {
             assembly: &assembly,
             config: &config.config,

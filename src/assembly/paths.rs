@@ -97,9 +97,9 @@ pub fn resolve(
 #[derive(Debug)]
 pub struct Resolver<'a> {
     root: &'a Path,
-    canonical: std::sync::Mutex<std::collections::HashMap<RelPath, Option<PathBuf>>>,
+    canonical: std::sync::Mutex<foldhash::HashMap<RelPath, Option<PathBuf>>>,
     /// Paths already checked and found inside the root.
-    inside: std::sync::Mutex<std::collections::HashSet<RelPath>>,
+    inside: std::sync::Mutex<foldhash::HashSet<RelPath>>,
 }
 
 impl<'a> Resolver<'a> {
@@ -212,9 +212,7 @@ impl<'a> Resolver<'a> {
         Ok(found)
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<RelPath, Option<PathBuf>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, foldhash::HashMap<RelPath, Option<PathBuf>>> {
         self.canonical
             .lock()
             .expect("the resolver lock is not poisoned")

@@ -114,7 +114,7 @@ pub(crate) const KEEP_TEXTS: usize = 4 << 20;
 /// the file each publishes) and the bytes of template text read so far.
 struct AssetIndex<'a> {
     ids: Ids,
-    sources: std::collections::HashMap<&'a str, &'a RelPath>,
+    sources: foldhash::HashMap<&'a str, &'a RelPath>,
     read: std::sync::atomic::AtomicUsize,
 }
 
@@ -378,7 +378,7 @@ impl Reader<'_> {
         use rayon::prelude::*;
         let resolver = self.resolver;
         let files = || self.asset_manifests.iter().flat_map(|m| &m.files);
-        let mut sources = std::collections::HashMap::new();
+        let mut sources = foldhash::HashMap::default();
         for (id, source) in files() {
             if let Some(source) = source {
                 sources.entry(id.as_str()).or_insert(source);
@@ -410,7 +410,7 @@ impl Reader<'_> {
                 Ok(out)
             })
             .collect();
-        let mut owners: std::collections::HashMap<RelPath, usize> = Default::default();
+        let mut owners: foldhash::HashMap<RelPath, usize> = Default::default();
         for group in read {
             let offset = self.stacks.len();
             for mut stack in group? {
@@ -710,7 +710,7 @@ fn read_nested_stacks(file: &Path, bytes: Vec<u8>, ids: &Ids) -> Result<NestedSt
 /// The light view of a template: `Resources` (each with a string `Type`) and the two metadata
 /// keys nested stacks need; everything else is validated and skipped.
 mod light {
-    use std::collections::HashMap;
+    use foldhash::HashMap;
 
     use serde::de::{Deserializer, MapAccess, Visitor};
     use serde::Deserialize;
@@ -860,7 +860,7 @@ mod light {
                 }
                 fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<T>, A::Error> {
                     let mut out: Vec<(String, T)> = Vec::new();
-                    let mut seen: HashMap<String, usize> = HashMap::new();
+                    let mut seen: HashMap<String, usize> = HashMap::default();
                     while let Some((key, value)) = map.next_entry::<String, T>()? {
                         if seen.insert(key.clone(), out.len()).is_some() {
                             // The full parse decides what a repeated key means.

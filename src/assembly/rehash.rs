@@ -13,7 +13,9 @@
 //! strings: CDK's id for a nested template is not the hash of its file, so nothing here ever
 //! recomputes an old id, it only finds and replaces it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 

@@ -54,7 +54,7 @@ fn as_value<S: serde::Serializer>(text: &JsonText, s: S) -> Result<S::Ok, S::Err
 #[derive(Debug, Clone, Default)]
 pub struct Statements {
     /// Logical id → resource type and its statements (document pointer, statement).
-    by_resource: std::collections::HashMap<String, (String, Vec<(String, Value)>)>,
+    by_resource: foldhash::HashMap<String, (String, Vec<(String, Value)>)>,
 }
 
 impl Statements {

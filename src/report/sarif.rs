@@ -236,9 +236,9 @@ pub fn locate(text: &str, pointer: &str) -> Option<usize> {
 pub struct Locator<'a> {
     text: &'a str,
     /// Section key (as written, quoted) → its line and the byte where the line starts.
-    sections: std::collections::HashMap<&'a str, (usize, usize)>,
+    sections: foldhash::HashMap<&'a str, (usize, usize)>,
     /// Section key and member key (as written, quoted) → the member's line and byte.
-    members: std::collections::HashMap<(&'a str, &'a str), (usize, usize)>,
+    members: foldhash::HashMap<(&'a str, &'a str), (usize, usize)>,
 }
 
 impl<'a> Locator<'a> {
@@ -250,8 +250,8 @@ impl<'a> Locator<'a> {
     /// segments whose first lines hold a key.
     pub(crate) fn of(outline: &super::outline::Outline<'a>) -> Locator<'a> {
         let text = outline.text;
-        let mut sections = std::collections::HashMap::new();
-        let mut members = std::collections::HashMap::new();
+        let mut sections = foldhash::HashMap::default();
+        let mut members = foldhash::HashMap::default();
         // CDK's format: `{` alone, then the sections one space in.
         let cdk = text.starts_with("{\n \"") || text.starts_with("{\r\n \"");
         if cdk {

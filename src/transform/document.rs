@@ -343,7 +343,7 @@ impl Compiled {
         }
         // Template order, so the output does not depend on how the query walked.
         if let Some(Value::Object(resources)) = template.field("Resources") {
-            let position: std::collections::HashMap<&str, usize> = resources
+            let position: foldhash::HashMap<&str, usize> = resources
                 .keys()
                 .enumerate()
                 .map(|(i, k)| (k.as_str(), i))

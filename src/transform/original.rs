@@ -8,7 +8,7 @@
 //! double the largest template's footprint.
 
 use crate::transform::change::Pointer;
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use serde_json::Value;
 

@@ -8,8 +8,8 @@
 //! exists in the input is refused unless the config lists the transform under
 //! `allowReplacement`; one that would replace a stateless resource is applied with a warning.
 
+use foldhash::HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::change::{pointer_segments, Change};
