@@ -231,7 +231,7 @@ impl Rehash {
                 let read = Error::read_file(&file)?;
                 let editable = read.editable && edit_in_place;
                 let original = Error::utf8(&file, read.bytes)?;
-                if let Some(edits) = self.renames.edits(&original).filter(|_| editable) {
+                if let Some(edits) = editable.then(|| self.renames.edits(&original)).flatten() {
                     if edits.is_empty() {
                         return Ok(None);
                     }

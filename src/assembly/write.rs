@@ -211,7 +211,7 @@ impl Writer {
 
     /// The edits of a file (relative to the assembly root) to make in place at commit: for a
     /// file that is [`crate::assembly::rehash::Rewrite::InPlace`]. Nothing is written now; hand
-    /// the result to [`Writer::add_patch`].
+    /// the result to [`Writer::add_pending`].
     /// `stamp` is the file as it was read: the patch is made only to that file, unchanged.
     pub fn patch(&self, path: &RelPath, edits: Vec<(u64, String)>, stamp: Stamp) -> Patch {
         Patch {
@@ -221,16 +221,12 @@ impl Writer {
         }
     }
 
-    /// Takes a patch; it is made at commit, after the renames.
-    pub fn add_patch(&mut self, patch: Patch) {
-        self.patches.push(patch);
-    }
-
-    /// Takes a staged file ([`Writer::add`]) or a patch ([`Writer::add_patch`]).
+    /// Takes a staged file ([`Writer::add`]) or a patch, which is made at commit, after the
+    /// renames.
     pub fn add_pending(&mut self, pending: Pending) {
         match pending {
             Pending::Staged(staged) => self.add(staged),
-            Pending::Patch(patch) => self.add_patch(patch),
+            Pending::Patch(patch) => self.patches.push(patch),
         }
     }
 
