@@ -285,11 +285,14 @@ fn emit(common: &Common, report: &Report, applied: bool, files: &Path) -> Result
             // As `fs::write` would create it: readable by others unless the umask says not.
             #[cfg(unix)]
             builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-            let mut file = builder.tempfile_in(dir).map_err(Error::io(path))?;
-            let text = report::render(report, format, &options);
-            file.write_all(text.as_bytes())
-                .and_then(|()| file.as_file().sync_all())
+            let file = builder.tempfile_in(dir).map_err(Error::io(path))?;
+            // Written as it is rendered (the text review a stack at a time), as to stdout.
+            let mut w = std::io::BufWriter::new(file.as_file());
+            report::write_to(report, format, &options, &mut w)
+                .and_then(|()| w.flush())
                 .map_err(Error::io(path))?;
+            drop(w);
+            file.as_file().sync_all().map_err(Error::io(path))?;
             Ok(Emitted::File {
                 file,
                 path: path.clone(),
