@@ -106,34 +106,58 @@ pub fn groups(report: &Report) -> Vec<Group<'_>> {
 /// Stage, which are never grouped.
 fn signature(report: &Report, stack: &StackReport) -> Option<String> {
     let stage = stack.stage.as_deref()?;
-    let findings: Vec<&Finding> = report.findings_for(&stack.template).collect();
-    let mut findings: Vec<serde_json::Value> = findings
-        .iter()
+    /// What a finding shows.
+    type Shown<'a> = (
+        &'a str,
+        Severity,
+        &'a Option<String>,
+        &'a Option<String>,
+        &'a Option<String>,
+        &'a str,
+        &'a str,
+    );
+    /// Serialized from the review's own values, borrowed.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Signature<'a> {
+        display_name: &'a str,
+        nested: bool,
+        changed: bool,
+        changes: &'a [crate::transform::Applied],
+        notes: &'a [Note],
+        added: &'a [String],
+        permissions: &'a [super::Permission],
+        findings: Vec<Shown<'a>>,
+        rules: Vec<Option<&'a str>>,
+    }
+    let mut findings: Vec<(String, Shown)> = report
+        .findings_for(&stack.template)
         .map(|f| {
-            serde_json::json!([
-                f.rule,
+            let shown: Shown = (
+                &f.rule,
                 f.severity,
-                f.logical_id,
-                f.construct_path,
-                f.pointer,
-                f.message,
-                f.help
-            ])
+                &f.logical_id,
+                &f.construct_path,
+                &f.pointer,
+                &f.message,
+                &f.help,
+            );
+            (serde_json::to_string(&shown).expect("a finding serializes"), shown)
         })
         .collect();
-    findings.sort_by_key(|v| v.to_string());
-    let raw = serde_json::json!({
-        "displayName": stack.display_name,
-        "nested": stack.nested,
-        "changed": stack.changed(),
-        "changes": stack.changes,
-        "notes": stack.notes,
-        "added": stack.added,
-        "permissions": stack.permissions,
-        "findings": findings,
-        "rules": stack.changes.iter().map(|c| report.rule_of(&c.transform)).collect::<Vec<_>>(),
+    findings.sort_by(|a, b| a.0.cmp(&b.0));
+    let raw = serde_json::to_string(&Signature {
+        display_name: &stack.display_name,
+        nested: stack.nested,
+        changed: stack.changed(),
+        changes: &stack.changes,
+        notes: &stack.notes,
+        added: &stack.added,
+        permissions: &stack.permissions,
+        findings: findings.into_iter().map(|(_, shown)| shown).collect(),
+        rules: stack.changes.iter().map(|c| report.rule_of(&c.transform)).collect(),
     })
-    .to_string();
+    .expect("a review serializes");
     let mut key = raw.replace(stage, "\u{1}stage\u{1}");
     let (account, region) = stack.environment.split_once('/').unwrap_or(("", ""));
     if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
