@@ -935,6 +935,43 @@ fn issue_8_spooled_reviews_render_exactly_like_reviews_in_memory() {
     }
 }
 
+/// The JSON review is written straight from the reviews, a template at a time, not built as a
+/// [`JsonReport`] first (a 1,000-stage report is 80 MB of JSON); it must be exactly the
+/// `JsonReport` serialized, whether the reviews are in memory or spooled.
+#[test]
+fn issue_8_the_json_review_written_as_it_is_made_is_the_json_report() {
+    for app in APPS {
+        let (config, registry, assembly) = library_inputs(app, &fixture(app));
+        for budget in [usize::MAX, 0] {
+            let report = cdk_harden::harden_with_review_budget(
+                &assembly,
+                &config.config,
+                &registry,
+                None,
+                budget,
+            )
+            .unwrap();
+            let typed = JsonReport::from_report(&report);
+            assert!(!typed.changes.is_empty() || *app != "pipelines");
+            let expected = serde_json::to_string_pretty(&typed).unwrap() + "\n";
+            let written = report::render(&report, Format::Json, &RenderOptions::default());
+            assert!(written == expected, "{app}, budget {budget}: differs");
+            let mut streamed = Vec::new();
+            report::write_to(
+                &report,
+                Format::Json,
+                &RenderOptions::default(),
+                &mut streamed,
+            )
+            .unwrap();
+            assert!(
+                streamed == expected.as_bytes(),
+                "{app}, budget {budget}: differs"
+            );
+        }
+    }
+}
+
 /// A template larger than the review budget is serialized in the first wave and finished in
 /// its own (a budget of 0 makes every template that names another's id such a template): the
 /// assembly written must be byte for byte the one written when every template is serialized

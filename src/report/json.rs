@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Permission, RenamedAsset, Report, TransformInfo};
+use super::{Head, Permission, RenamedAsset, Report, StackReport, TransformInfo};
 use crate::findings::Finding;
 use crate::transform::{JsonText, NoteKind, Op};
 
@@ -142,93 +142,169 @@ pub struct PermissionEntry {
 }
 
 impl JsonReport {
-    /// The JSON view of a report.
+    /// The JSON view of a report, whole in memory. [`write`] writes the same JSON without
+    /// building it.
     pub fn from_report(report: &Report) -> JsonReport {
-        let mut changes = Vec::new();
-        let mut notes = Vec::new();
-        let mut permissions = Vec::new();
-        let mut stacks = Vec::new();
-        for s in report.stacks() {
-            stacks.push(StackEntry {
-                stack: s.name.clone(),
-                display_name: s.display_name.clone(),
-                template: s.template.clone(),
-                environment: s.environment.clone(),
-                stage: s.stage.clone(),
-                nested: s.nested,
-                changed: s.changed(),
-                changes: s.changes.len(),
-            });
-            for c in &s.changes {
-                changes.push(ChangeEntry {
-                    stack: s.name.clone(),
-                    display_name: s.display_name.clone(),
-                    template: s.template.clone(),
-                    logical_id: c.logical_id.clone(),
-                    construct_path: c.construct_path.clone(),
-                    resource_type: c.resource_type.clone(),
-                    resource_added: s.added.contains(&c.logical_id),
-                    transform: c.transform.clone(),
-                    rule: report.rule_of(&c.transform).map(str::to_string),
-                    pointer: c.pointer.clone(),
-                    op: c.op,
-                    old: c.old.as_ref().map(JsonText::value),
-                    new: c.new.value(),
-                    reason: c.reason.clone(),
-                    enforced: c.enforced,
-                    warnings: c.warnings.clone(),
-                });
-            }
-            for n in &s.notes {
-                let construct_path = n
-                    .logical_id
-                    .as_deref()
-                    .and_then(|id| s.construct_paths.get(id).cloned());
-                notes.push(NoteEntry {
-                    stack: s.name.clone(),
-                    display_name: s.display_name.clone(),
-                    template: s.template.clone(),
-                    transform: n.transform.clone(),
-                    logical_id: n.logical_id.clone(),
-                    construct_path,
-                    kind: n.kind,
-                    message: n.message.clone(),
-                });
-            }
-            for p in &s.permissions {
-                permissions.push(PermissionEntry {
-                    stack: s.name.clone(),
-                    display_name: s.display_name.clone(),
-                    template: s.template.clone(),
-                    permission: p.clone(),
-                });
-            }
-        }
+        let stacks: Vec<_> = report.stacks().collect();
+        let changes: Vec<_> = stacks
+            .iter()
+            .flat_map(|s| change_entries(report, s))
+            .collect();
+        let notes: Vec<_> = stacks.iter().flat_map(|s| note_entries(s)).collect();
         JsonReport {
             schema_version: report.schema_version,
-            summary: Summary {
-                templates: report.templates(),
-                changed_templates: report.changed_templates(),
-                changes: changes.len(),
-                notes: notes.len(),
-                findings: report.findings.len(),
-                compliant: !report.needs_work(),
-            },
+            summary: summary(report),
             transforms: report.transforms.clone(),
-            stacks,
+            stacks: stack_entries(report).collect(),
             changes,
             notes,
-            permissions,
+            permissions: stacks.iter().flat_map(|s| permission_entries(s)).collect(),
             findings: report.findings.clone(),
             renamed_assets: report.renamed_assets.clone(),
         }
     }
 }
 
+fn summary(report: &Report) -> Summary {
+    let heads = report.heads();
+    Summary {
+        templates: report.templates(),
+        changed_templates: report.changed_templates(),
+        changes: heads.iter().map(|h| h.change_count()).sum(),
+        notes: heads.iter().map(|h| h.note_count()).sum(),
+        findings: report.findings.len(),
+        compliant: !report.needs_work(),
+    }
+}
+
+fn stack_entries(report: &Report) -> impl Iterator<Item = StackEntry> + '_ {
+    report.heads().iter().map(|h| StackEntry {
+        stack: h.name.clone(),
+        display_name: h.display_name.clone(),
+        template: h.template.clone(),
+        environment: h.environment.clone(),
+        stage: h.stage.clone(),
+        nested: h.nested,
+        changed: h.changed(),
+        changes: h.change_count(),
+    })
+}
+
+fn change_entries<'a>(
+    report: &'a Report,
+    s: &'a StackReport,
+) -> impl Iterator<Item = ChangeEntry> + 'a {
+    s.changes.iter().map(move |c| ChangeEntry {
+        stack: s.name.clone(),
+        display_name: s.display_name.clone(),
+        template: s.template.clone(),
+        logical_id: c.logical_id.clone(),
+        construct_path: c.construct_path.clone(),
+        resource_type: c.resource_type.clone(),
+        resource_added: s.added.contains(&c.logical_id),
+        transform: c.transform.clone(),
+        rule: report.rule_of(&c.transform).map(str::to_string),
+        pointer: c.pointer.clone(),
+        op: c.op,
+        old: c.old.as_ref().map(JsonText::value),
+        new: c.new.value(),
+        reason: c.reason.clone(),
+        enforced: c.enforced,
+        warnings: c.warnings.clone(),
+    })
+}
+
+fn note_entries(s: &StackReport) -> impl Iterator<Item = NoteEntry> + '_ {
+    s.notes.iter().map(move |n| NoteEntry {
+        stack: s.name.clone(),
+        display_name: s.display_name.clone(),
+        template: s.template.clone(),
+        transform: n.transform.clone(),
+        logical_id: n.logical_id.clone(),
+        construct_path: n
+            .logical_id
+            .as_deref()
+            .and_then(|id| s.construct_paths.get(id).cloned()),
+        kind: n.kind,
+        message: n.message.clone(),
+    })
+}
+
+fn permission_entries(s: &StackReport) -> impl Iterator<Item = PermissionEntry> + '_ {
+    s.permissions.iter().map(move |p| PermissionEntry {
+        stack: s.name.clone(),
+        display_name: s.display_name.clone(),
+        template: s.template.clone(),
+        permission: p.clone(),
+    })
+}
+
+/// The JSON report serialized straight from the report: each list is made one entry at a
+/// time, reading one template's review at a time (the reviews of large assemblies are in the
+/// spool), so memory stays flat however many changes there are. Field for field the same as
+/// [`JsonReport`].
+struct Streamed<'a>(&'a Report);
+
+/// A list serialized from an iterator made when it is serialized.
+struct List<F>(F);
+
+impl<F, I> Serialize for List<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
+    }
+}
+
+impl Serialize for Streamed<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let report = self.0;
+        // Only the templates with something to list are read.
+        let with = |wanted: fn(&Head) -> bool| {
+            (0..report.templates())
+                .filter(move |&i| wanted(&report.heads()[i]))
+                .map(|i| report.stack(i))
+        };
+        let mut out = s.serialize_struct("JsonReport", 9)?;
+        out.serialize_field("schemaVersion", &report.schema_version)?;
+        out.serialize_field("summary", &summary(report))?;
+        out.serialize_field("transforms", &report.transforms)?;
+        out.serialize_field("stacks", &List(|| stack_entries(report)))?;
+        let changes = List(|| {
+            with(|h| h.change_count() > 0)
+                .flat_map(|s| change_entries(report, &s).collect::<Vec<_>>())
+        });
+        out.serialize_field("changes", &changes)?;
+        let notes = List(|| {
+            with(|h| h.note_count() > 0).flat_map(|s| note_entries(&s).collect::<Vec<_>>())
+        });
+        out.serialize_field("notes", &notes)?;
+        let permissions = List(|| {
+            (0..report.templates())
+                .filter(|&i| report.is_interesting(&report.heads()[i]))
+                .map(|i| report.stack(i))
+                .flat_map(|s| permission_entries(&s).collect::<Vec<_>>())
+        });
+        out.serialize_field("permissions", &permissions)?;
+        out.serialize_field("findings", &report.findings)?;
+        out.serialize_field("renamedAssets", &report.renamed_assets)?;
+        out.end()
+    }
+}
+
+/// Writes the report as pretty-printed JSON (two-space indent), ending with a newline.
+pub fn write(report: &Report, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, &Streamed(report))?;
+    w.write_all(b"\n")
+}
+
 /// The report as pretty-printed JSON (two-space indent), ending with a newline.
 pub fn render(report: &Report) -> String {
-    let mut text = serde_json::to_string_pretty(&JsonReport::from_report(report))
-        .expect("the report serializes");
-    text.push('\n');
-    text
+    let mut text = Vec::new();
+    write(report, &mut text).expect("a report serializes into memory");
+    String::from_utf8(text).expect("serde_json writes UTF-8")
 }

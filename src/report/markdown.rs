@@ -142,7 +142,10 @@ fn signature(report: &Report, stack: &StackReport) -> Option<String> {
                 &f.message,
                 &f.help,
             );
-            (serde_json::to_string(&shown).expect("a finding serializes"), shown)
+            (
+                serde_json::to_string(&shown).expect("a finding serializes"),
+                shown,
+            )
         })
         .collect();
     findings.sort_by(|a, b| a.0.cmp(&b.0));
@@ -155,7 +158,11 @@ fn signature(report: &Report, stack: &StackReport) -> Option<String> {
         added: &stack.added,
         permissions: &stack.permissions,
         findings: findings.into_iter().map(|(_, shown)| shown).collect(),
-        rules: stack.changes.iter().map(|c| report.rule_of(&c.transform)).collect(),
+        rules: stack
+            .changes
+            .iter()
+            .map(|c| report.rule_of(&c.transform))
+            .collect(),
     })
     .expect("a review serializes");
     let mut key = raw.replace(stage, "\u{1}stage\u{1}");

@@ -629,6 +629,7 @@ pub fn write_to(
 ) -> std::io::Result<()> {
     match format {
         Format::Text => text::write(report, options, w),
+        Format::Json => json::write(report, w),
         _ => w.write_all(render(report, format, options).as_bytes()),
     }
 }
