@@ -215,6 +215,35 @@ impl JsonText {
         })
     }
 
+    /// The text of the list `before` (a value that is not a list is a list of one) with
+    /// `items` appended: the text `JsonText::of` gives the list made, without writing again
+    /// what `before` already holds.
+    pub fn appended(before: &JsonText, was_list: bool, items: &[Value]) -> JsonText {
+        let mut text = Vec::with_capacity(before.0.len() + 2);
+        match (was_list, before.as_str()) {
+            (true, "[]") => text.push(b'['),
+            (true, list) => {
+                text.extend_from_slice(&list.as_bytes()[..list.len() - 1]);
+                text.push(b',');
+            }
+            (false, single) => {
+                text.push(b'[');
+                text.extend_from_slice(single.as_bytes());
+                text.push(b',');
+            }
+        }
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                text.push(b',');
+            }
+            crate::assembly::format::write_compact(item, &mut text);
+        }
+        text.push(b']');
+        JsonText(Arc::from(
+            std::str::from_utf8(&text).expect("JSON texts are UTF-8"),
+        ))
+    }
+
     /// The compact text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -426,6 +455,29 @@ pub(crate) fn array_index(token: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Appending to the text of a list gives the text of the list made, for a list empty or
+    /// not and for a single value (a list of one).
+    #[test]
+    fn issue_8_appended_text_is_the_text_of_the_list_made() {
+        let parse = |s: &str| crate::assembly::format::parse(s).unwrap();
+        for (before, items) in [
+            ("[]", r#"["a"]"#),
+            (r#"[{"Effect":"Allow"}]"#, r#"[{"k":[1,2.50]},"x\"y"]"#),
+            (r#""alone""#, r#"[null, {}]"#),
+            (r#"{"Ref":"X"}"#, r#"[[]]"#),
+        ] {
+            let (before, items) = (parse(before), parse(items));
+            let items = items.as_array().unwrap();
+            let mut made = match &before {
+                Value::Array(a) => a.clone(),
+                other => vec![other.clone()],
+            };
+            made.extend(items.iter().cloned());
+            let appended = JsonText::appended(&JsonText::of(&before), before.is_array(), items);
+            assert_eq!(appended, JsonText::of(&Value::Array(made)), "{before}");
+        }
+    }
 
     /// A held value serializes as its text, verbatim, pretty or compact, as serde_json's own
     /// raw values do: the name it passes through serde under is still serde_json's.

@@ -192,6 +192,7 @@ pub(crate) fn harden_template_in(
         proposal.changes.sort_by(|a, b| a.pointer.cmp(&b.pointer));
         let enforce = config.transforms.enforce.iter().any(|e| e == id);
         let may_replace = config.allow_replacement.iter().any(|e| e == id);
+        out.applied.reserve(proposal.changes.len());
         for mut change in proposal.changes {
             let verdict = replacement::check(&out.original, &change, may_replace);
             if let Some(replacement::Verdict::Refuse(message)) = &verdict {
@@ -380,17 +381,25 @@ fn apply_value(
             if missing.is_empty() {
                 return Ok(Outcome::Unchanged);
             }
-            // Appended in place: the record keeps the value before as text.
+            // Appended in place: the record keeps the value before as text, and the value
+            // after as that text with the items appended.
             let before = JsonText::of(old);
+            let was_list = old.is_array();
+            let after = JsonText::appended(&before, was_list, &missing);
             let target = template.at_mut(&change.pointer).expect("found above");
-            if !target.is_array() {
+            if !was_list {
                 *target = Value::Array(vec![target.take()]);
             }
             let items = target.as_array_mut().expect("made an array above");
+            debug_assert_eq!(after, {
+                let mut made = items.clone();
+                made.extend(missing.iter().cloned());
+                JsonText::of(&Value::Array(made))
+            });
             items.extend(missing);
             return Ok(Outcome::Applied {
                 old: Some(before),
-                new: JsonText::of(target),
+                new: after,
                 enforced: false,
             });
         }
