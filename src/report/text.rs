@@ -90,10 +90,15 @@ pub fn write(
     let shown: Vec<usize> = (0..report.templates())
         .filter(|&i| report.is_interesting(&report.heads()[i]))
         .collect();
+    // Each batch is rendered into the buffers of the one before, so the review's tens of
+    // megabytes pass through a batch's worth of memory instead of fresh pages.
+    let mut buffers = vec![String::new(); BATCH.min(shown.len())];
     for batch in shown.chunks(BATCH) {
-        let texts: Vec<String> = batch
-            .par_iter()
-            .map(|&i| {
+        let buffers = &mut buffers[..batch.len()];
+        buffers
+            .par_iter_mut()
+            .zip(batch.par_iter())
+            .for_each(|(out, &i)| {
                 let stack = report.stack(i);
                 // Room for the diff, copied in whole, and a few lines per change, so the text
                 // is not copied again and again as it grows.
@@ -102,12 +107,11 @@ pub fn write(
                 let room = stack.diff.text.len()
                     + 400 * (stack.changes.len() + stack.notes.len())
                     + 3000 * stack.permissions.len();
-                let mut out = String::with_capacity(room + 4096);
-                render_stack(&mut out, report, &stack, s);
-                out
-            })
-            .collect();
-        for text in texts {
+                out.clear();
+                out.reserve(room + 4096);
+                render_stack(out, report, &stack, s);
+            });
+        for text in buffers.iter() {
             w.write_all(text.as_bytes())?;
         }
     }
