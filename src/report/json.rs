@@ -263,7 +263,8 @@ impl Serialize for Streamed<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let report = self.0;
-        // Only the templates with something to list are read.
+        // Only the templates with something to list are read (from the spool, for a large
+        // assembly), once for each list they are in.
         let with = |wanted: fn(&Head) -> bool| {
             (0..report.templates())
                 .filter(move |&i| wanted(&report.heads()[i]))
@@ -284,10 +285,7 @@ impl Serialize for Streamed<'_> {
         });
         out.serialize_field("notes", &notes)?;
         let permissions = List(|| {
-            (0..report.templates())
-                .filter(|&i| report.is_interesting(&report.heads()[i]))
-                .map(|i| report.stack(i))
-                .flat_map(|s| permission_entries(&s).collect::<Vec<_>>())
+            with(|h| h.permissions > 0).flat_map(|s| permission_entries(&s).collect::<Vec<_>>())
         });
         out.serialize_field("permissions", &permissions)?;
         out.serialize_field("findings", &report.findings)?;

@@ -59,6 +59,8 @@ pub struct Head {
     pub changes: Vec<(String, usize)>,
     /// Notes per transform id, in order of first use.
     pub notes: Vec<(String, usize)>,
+    /// How many new IAM statements the review lists.
+    pub permissions: usize,
 }
 
 impl Head {
@@ -73,6 +75,7 @@ impl Head {
             rewritten: s.rewritten,
             changes: tally(s.changes.iter().map(|c| c.transform.as_str())),
             notes: tally(s.notes.iter().map(|n| n.transform.as_str())),
+            permissions: s.permissions.len(),
         }
     }
 

@@ -108,6 +108,10 @@ pub fn write(
                     + 400 * (stack.changes.len() + stack.notes.len())
                     + 3000 * stack.permissions.len();
                 out.clear();
+                // A buffer a large stack grew is not kept for the small ones after it.
+                if out.capacity() > 2 * (room + 4096) {
+                    out.shrink_to(room + 4096);
+                }
                 out.reserve(room + 4096);
                 render_stack(out, report, &stack, s);
             });

@@ -218,7 +218,13 @@ impl JsonText {
     /// The text of the list `before` (a value that is not a list is a list of one) with
     /// `items` appended: the text `JsonText::of` gives the list made, without writing again
     /// what `before` already holds.
-    pub fn appended(before: &JsonText, was_list: bool, items: &[Value]) -> JsonText {
+    pub(crate) fn appended(before: &JsonText, was_list: bool, items: &[Value]) -> JsonText {
+        if items.is_empty() {
+            return match was_list {
+                true => before.clone(),
+                false => JsonText(Arc::from(format!("[{}]", before.as_str()))),
+            };
+        }
         let mut text = Vec::with_capacity(before.0.len() + 2);
         match (was_list, before.as_str()) {
             (true, "[]") => text.push(b'['),
@@ -466,6 +472,9 @@ mod tests {
             (r#"[{"Effect":"Allow"}]"#, r#"[{"k":[1,2.50]},"x\"y"]"#),
             (r#""alone""#, r#"[null, {}]"#),
             (r#"{"Ref":"X"}"#, r#"[[]]"#),
+            (r#"[1,"a"]"#, r#"[]"#),
+            ("[]", "[]"),
+            (r#""alone""#, r#"[]"#),
         ] {
             let (before, items) = (parse(before), parse(items));
             let items = items.as_array().unwrap();
