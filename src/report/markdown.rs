@@ -128,7 +128,6 @@ fn signature(report: &Report, stack: &StackReport) -> Option<String> {
         added: &'a [String],
         permissions: &'a [super::Permission],
         findings: Vec<Shown<'a>>,
-        rules: Vec<Option<&'a str>>,
     }
     let mut findings: Vec<(String, Shown)> = report
         .findings_for(&stack.template)
@@ -158,11 +157,6 @@ fn signature(report: &Report, stack: &StackReport) -> Option<String> {
         added: &stack.added,
         permissions: &stack.permissions,
         findings: findings.into_iter().map(|(_, shown)| shown).collect(),
-        rules: stack
-            .changes
-            .iter()
-            .map(|c| report.rule_of(&c.transform))
-            .collect(),
     })
     .expect("a review serializes");
     let mut key = raw.replace(stage, "\u{1}stage\u{1}");

@@ -218,7 +218,9 @@ impl JsonText {
     /// The text of the list `before` (a value that is not a list is a list of one) with
     /// `items` appended: the text `JsonText::of` gives the list made, without writing again
     /// what `before` already holds.
-    pub(crate) fn appended(before: &JsonText, was_list: bool, items: &[Value]) -> JsonText {
+    pub(crate) fn appended(before: &JsonText, items: &[Value]) -> JsonText {
+        // Compact JSON text starts with `[` exactly when it is a list.
+        let was_list = before.0.starts_with('[');
         if items.is_empty() {
             return match was_list {
                 true => before.clone(),
@@ -483,7 +485,7 @@ mod tests {
                 other => vec![other.clone()],
             };
             made.extend(items.iter().cloned());
-            let appended = JsonText::appended(&JsonText::of(&before), before.is_array(), items);
+            let appended = JsonText::appended(&JsonText::of(&before), items);
             assert_eq!(appended, JsonText::of(&Value::Array(made)), "{before}");
         }
     }

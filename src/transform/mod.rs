@@ -385,7 +385,7 @@ fn apply_value(
             // after as that text with the items appended.
             let before = JsonText::of(old);
             let was_list = old.is_array();
-            let after = JsonText::appended(&before, was_list, &missing);
+            let after = JsonText::appended(&before, &missing);
             let target = template.at_mut(&change.pointer).expect("found above");
             if !was_list {
                 *target = Value::Array(vec![target.take()]);
