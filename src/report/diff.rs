@@ -99,9 +99,8 @@ fn unified_cutting_at(path: &str, old: &Outline, new: &Outline, deep: usize) -> 
 /// The line operations that turn `old` into `new`, segment by segment.
 fn line_ops(old: &Outline, new: &Outline, deep: usize) -> Vec<DiffOp> {
     let (old_segments, new_segments) = (&old.segments, &new.segments);
-    let (old, new) = (&old.lines, &new.lines);
     if old_segments.len() < 3 || new_segments.len() < 3 {
-        return similar::capture_diff_slices(Algorithm::Patience, old, new);
+        return similar::capture_diff_slices(Algorithm::Patience, &old.lines, &new.lines);
     }
     let mut ops = Vec::new();
     match_segments(old, new, old_segments, new_segments, deep, &mut ops);
@@ -112,8 +111,8 @@ fn line_ops(old: &Outline, new: &Outline, deep: usize) -> Vec<DiffOp> {
 /// the segments are matched by key; a matched pair is diffed on its own (see [`diff_deep`]),
 /// and each run of unmatched segments is diffed line by line as one range.
 fn match_segments(
-    old: &[&str],
-    new: &[&str],
+    old: &Outline,
+    new: &Outline,
     old_segments: &[Segment],
     new_segments: &[Segment],
     deep: usize,
@@ -121,7 +120,8 @@ fn match_segments(
 ) {
     let old_keys: Vec<Key> = old_segments.iter().map(|s| s.key).collect();
     let new_keys: Vec<Key> = new_segments.iter().map(|s| s.key).collect();
-    let end = |segments: &[Segment], lines: &[&str]| segments.last().map_or(lines.len(), |l| l.end);
+    let end =
+        |segments: &[Segment], text: &Outline| segments.last().map_or(text.lines.len(), |l| l.end);
     let (old_end, new_end) = (end(old_segments, old), end(new_segments, new));
     for op in similar::capture_diff_slices(Algorithm::Myers, &old_keys, &new_keys) {
         let (_, o, n) = op.as_tag_tuple();
@@ -151,20 +151,25 @@ fn match_segments(
 /// longer than `deep` lines and open a container in CDK's format, in which case the
 /// container's children are matched and diffed the same way.
 fn diff_deep(
-    old: &[&str],
-    new: &[&str],
+    old: &Outline,
+    new: &Outline,
     o: std::ops::Range<usize>,
     n: std::ops::Range<usize>,
     deep: usize,
     ops: &mut Vec<DiffOp>,
 ) {
-    let large = o.len() > deep && n.len() > deep && old[o.clone()] != new[n.clone()];
+    let large = o.len() > deep && n.len() > deep && !same_lines(old, new, &o, &n);
     let cut = large
-        .then(|| Some((children(old, o.clone())?, children(new, n.clone())?)))
+        .then(|| {
+            Some((
+                children(&old.lines, o.clone())?,
+                children(&new.lines, n.clone())?,
+            ))
+        })
         .flatten();
     match cut {
         // The opening lines are the segments' keys: equal.
-        Some((old_children, new_children)) if old[o.start] == new[n.start] => {
+        Some((old_children, new_children)) if old.lines[o.start] == new.lines[n.start] => {
             diff_range(old, new, o.start..o.start + 1, n.start..n.start + 1, ops);
             match_segments(old, new, &old_children, &new_children, deep, ops);
         }
@@ -228,14 +233,14 @@ const CLOSE: &str = "\0";
 /// Appends the operations for `old[o]` → `new[n]`: one `Equal` if the lines are the same,
 /// else a line diff of just these lines.
 fn diff_range(
-    old: &[&str],
-    new: &[&str],
+    old: &Outline,
+    new: &Outline,
     o: std::ops::Range<usize>,
     n: std::ops::Range<usize>,
     ops: &mut Vec<DiffOp>,
 ) {
     // Most ranges are resources no change touched: compared once, and done.
-    if old[o.clone()] == new[n.clone()] {
+    if same_lines(old, new, &o, &n) {
         if !o.is_empty() {
             push(
                 ops,
@@ -248,7 +253,7 @@ fn diff_range(
         }
         return;
     }
-    match plain_edit(&old[o.clone()], &new[n.clone()]) {
+    match plain_edit(&old.lines[o.clone()], &new.lines[n.clone()]) {
         Some(edit) => edit
             .into_iter()
             .flatten()
@@ -364,15 +369,28 @@ impl Shifted for DiffOp {
 
 /// [`diff_range`] of two ranges that differ, by similar's Myers diff (with its compaction).
 fn myers(
-    old: &[&str],
-    new: &[&str],
+    old: &Outline,
+    new: &Outline,
     o: std::ops::Range<usize>,
     n: std::ops::Range<usize>,
     ops: &mut Vec<DiffOp>,
 ) {
-    for op in similar::capture_diff_slices(Algorithm::Myers, &old[o.clone()], &new[n.clone()]) {
+    let (a, b) = (&old.lines[o.clone()], &new.lines[n.clone()]);
+    for op in similar::capture_diff_slices(Algorithm::Myers, a, b) {
         push(ops, op.shifted(o.start, n.start));
     }
+}
+
+/// Whether lines `o` of `old` are lines `n` of `new`: the same number of lines, and the same
+/// bytes from the first to the end of the last. Lines are cut at every `\n` and nothing else,
+/// so equal bytes hold equal lines; one comparison of the whole span, not one per line.
+fn same_lines(
+    old: &Outline,
+    new: &Outline,
+    o: &std::ops::Range<usize>,
+    n: &std::ops::Range<usize>,
+) -> bool {
+    o.len() == n.len() && old.span(o.clone()) == new.span(n.clone())
 }
 
 /// Pushes an operation, merging it into the previous one when both are `Equal`, so hunks are
@@ -461,9 +479,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn similar_ops(old: &[&str], new: &[&str]) -> Vec<DiffOp> {
-        let mut ops = Vec::new();
-        myers(old, new, 0..old.len(), 0..new.len(), &mut ops);
-        ops
+        similar::capture_diff_slices(Algorithm::Myers, old, new)
     }
 
     proptest! {

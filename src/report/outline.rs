@@ -60,6 +60,18 @@ impl<'a> Outline<'a> {
         !self.final_newline && i + 1 == self.lines.len()
     }
 
+    /// The text of lines `range`, from the start of the first to the end of the last (the
+    /// line breaks between them included); empty for no lines.
+    pub fn span(&self, range: std::ops::Range<usize>) -> &'a str {
+        match range.end.checked_sub(1) {
+            Some(last) if !range.is_empty() => {
+                let end = self.byte_of(last) + self.lines[last].len();
+                &self.text[self.byte_of(range.start)..end]
+            }
+            _ => "",
+        }
+    }
+
     /// The byte of the text where line `i` starts.
     pub fn byte_of(&self, i: usize) -> usize {
         self.lines[i].as_ptr() as usize - self.text.as_ptr() as usize
@@ -139,6 +151,9 @@ mod tests {
             assert!(text[o.byte_of(i)..].starts_with(line));
         }
         assert!(o.unterminated(8) && !o.unterminated(7));
+        for (a, b) in [(0, 0), (0, 1), (2, 5), (7, 9), (0, 9)] {
+            assert_eq!(o.span(a..b), o.lines[a..b].join("\n"), "{a}..{b}");
+        }
         assert!(!Outline::new("a\n").unterminated(0));
     }
 }
