@@ -10,9 +10,7 @@
 //! Serializing needs no other template, so a template larger than the review budget (a large
 //! pipeline's) is serialized in the first wave, whatever wave it finishes in, and waits as
 //! text: its tree is built while little else is in memory, beside the small templates of the
-//! first wave, instead of on top of everything the waves before it left. So are the templates
-//! of a later wave with fewer templates than there are cores (a pipeline's, alone in the last
-//! wave): serialized in their own wave, they would leave cores idle.
+//! first wave, instead of on top of everything the waves before it left.
 //!
 //! Every step reserves its share of the review budget ([`StoreBuilder::reserve`]) for what it
 //! holds, so reviews move to the spool to make room rather than pile up beside it.
@@ -76,16 +74,12 @@ pub(crate) fn run(
     }
     let size = |index: usize| assembly.stacks[index].size;
     let large = |index: usize| size(index).saturating_mul(IN_FLIGHT_PER_BYTE) > reviews.budget();
-    // A wave of fewer templates than there are cores (a pipeline's, last) would serialize
-    // them with cores idle; they are serialized beside the first wave instead.
-    let cores = rayon::current_num_threads();
     let early: Vec<usize> = waves
         .iter()
         .skip(1)
-        .flat_map(|wave| {
-            let few = wave.len() < cores;
-            wave.iter().copied().filter(move |&i| few || large(i))
-        })
+        .flatten()
+        .copied()
+        .filter(|&i| large(i))
         .collect();
     let mut waiting: Vec<Option<Result<Box<Serialized>>>> =
         (0..assembly.stacks.len()).map(|_| None).collect();
