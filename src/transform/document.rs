@@ -169,6 +169,40 @@ fn has_top_level_comma(filter: &str) -> bool {
     false
 }
 
+/// The resources of type `kind`, moved out of `template` (each leaves `null` behind) into a
+/// template of their own, in template order; `None` if there are none.
+fn move_out(template: &mut Value, kind: &str) -> Option<Value> {
+    let Some(Value::Object(resources)) = template.get_mut("Resources") else {
+        return None;
+    };
+    let only: serde_json::Map<String, Value> = resources
+        .iter_mut()
+        .filter(|(_, r)| r.field("Type").and_then(Value::as_str) == Some(kind))
+        .map(|(id, r)| (id.clone(), std::mem::take(r)))
+        .collect();
+    (!only.is_empty()).then(|| {
+        Value::Object(serde_json::Map::from_iter([(
+            "Resources".to_string(),
+            Value::Object(only),
+        )]))
+    })
+}
+
+/// Puts the resources [`move_out`] took back where they were.
+fn move_back(template: &mut Value, only: Option<Value>) {
+    let Some(Value::Object(mut only)) = only else {
+        return;
+    };
+    let (Some(Value::Object(taken)), Some(Value::Object(resources))) =
+        (only.remove("Resources"), template.get_mut("Resources"))
+    else {
+        unreachable!("move_out takes resources from an object of resources");
+    };
+    for (id, resource) in taken {
+        resources[&id] = resource;
+    }
+}
+
 /// The resources of `template` whose `Type` is one of `types`, in template order.
 fn of_types<'a>(template: &'a Value, types: &'a [String]) -> impl Iterator<Item = &'a String> {
     super::cfn::resources(template)
@@ -268,13 +302,68 @@ impl Compiled {
     /// The logical ids `select` matches, in template order, and those `unless` removes (with
     /// their notes). Without a `select`, nothing is selected.
     pub fn select(&self, template: &Value) -> Result<Selection> {
-        let Some((select, plan)) = &self.select else {
+        if self.select.is_none() {
             return Ok(Selection::default());
-        };
-        let mut chosen = self.answer(select, plan, template, "select")?;
+        }
+        let answers = self
+            .queries()
+            .map(|(query, plan, field)| self.answer(query, plan, template, field))
+            .collect();
+        self.selection(answers)
+    }
+
+    /// [`Compiled::select`] on a template the caller owns: the resources a
+    /// [`Plan::WithinType`] query looks at are moved into a template of their own for it, and
+    /// back, rather than copied. The template is as it was when this returns.
+    pub(crate) fn select_in(&self, template: &mut Value) -> Result<Selection> {
+        if self.select.is_none() {
+            return Ok(Selection::default());
+        }
+        let mut answers: Vec<Option<Result<Vec<String>>>> = self.queries().map(|_| None).collect();
+        let mut kinds: Vec<&str> = Vec::new();
+        for (_, plan, _) in self.queries() {
+            if let Plan::WithinType(kind) = plan {
+                if !kinds.contains(&kind.as_str()) {
+                    kinds.push(kind);
+                }
+            }
+        }
+        for kind in kinds {
+            let only = move_out(template, kind);
+            for ((query, plan, field), answer) in self.queries().zip(&mut answers) {
+                if *plan == Plan::WithinType(kind.to_string()) {
+                    *answer = Some(match &only {
+                        Some(only) => self.matches(query, only, field),
+                        None => Ok(Vec::new()),
+                    });
+                }
+            }
+            move_back(template, only);
+        }
+        let answers = self
+            .queries()
+            .zip(answers)
+            .map(|((query, plan, field), answer)| {
+                answer.unwrap_or_else(|| self.answer(query, plan, template, field))
+            })
+            .collect();
+        self.selection(answers)
+    }
+
+    /// `select`'s query and `unless`'s, in order, with their plans and field names.
+    fn queries(&self) -> impl Iterator<Item = (&JpQuery, &Plan, &'static str)> {
+        let select = self.select.iter().map(|(q, p)| (q, p, "select"));
+        select.chain(self.unless.iter().map(|(q, p, _)| (q, p, "unless")))
+    }
+
+    /// The selection from the answers to [`Compiled::queries`]; the first failure in their
+    /// order is the error.
+    fn selection(&self, answers: Vec<Result<Vec<String>>>) -> Result<Selection> {
+        let mut answers = answers.into_iter();
+        let mut chosen = answers.next().unwrap_or_else(|| Ok(Vec::new()))?;
         let mut skipped = Vec::new();
-        for (query, plan, note) in &self.unless {
-            for id in self.answer(query, plan, template, "unless")? {
+        for ((_, _, note), answer) in self.unless.iter().zip(answers) {
+            for id in answer? {
                 if let Some(pos) = chosen.iter().position(|c| *c == id) {
                     chosen.remove(pos);
                     skipped.push((id, note.clone()));
@@ -479,6 +568,49 @@ mod tests {
             }
         }
         assert!(planned >= 7, "{planned} queries have a plan");
+    }
+
+    /// Selecting in a template the engine owns (the resources a query looks at moved out and
+    /// back) selects what selecting in a shared one does, and leaves the template as it was:
+    /// every built-in document, every example template, and a template whose keys of the
+    /// type asked for are scattered among others.
+    #[test]
+    fn issue_8_selecting_in_an_owned_template_moves_nothing_for_good() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut all: Vec<Value> = crate::example_files(".template.json")
+            .into_iter()
+            .map(|t| serde_json::from_slice(&std::fs::read(t).unwrap()).unwrap())
+            .collect();
+        all.push(json!({"Resources": {
+            "K1": {"Type": "AWS::KMS::Key", "Properties": {"KeySpec": "RSA_2048"}},
+            "B": {"Type": "AWS::S3::Bucket"},
+            "K2": {"Type": "AWS::KMS::Key", "Properties": {"Origin": "EXTERNAL"}},
+            "K3": {"Type": "AWS::KMS::Key"}}}));
+        all.push(json!({"Outputs": {}}));
+        let mut moved = 0;
+        for e in std::fs::read_dir(repo.join("transforms")).unwrap() {
+            let path = e.unwrap().path();
+            let doc = Compiled::parse(&path, &std::fs::read(&path).unwrap()).unwrap();
+            let within = doc
+                .queries()
+                .any(|(_, p, _)| matches!(p, Plan::WithinType(_)));
+            for t in &all {
+                let mut owned = t.clone();
+                let (shared, in_owned) =
+                    (doc.select(t).unwrap(), doc.select_in(&mut owned).unwrap());
+                assert_eq!(in_owned.chosen, shared.chosen, "{}", path.display());
+                assert_eq!(in_owned.skipped, shared.skipped, "{}", path.display());
+                assert_eq!(
+                    crate::assembly::format::to_cdk_json(&owned),
+                    crate::assembly::format::to_cdk_json(t)
+                );
+                moved += usize::from(within && !shared.skipped.is_empty());
+            }
+        }
+        assert!(
+            moved >= 1,
+            "some template has a resource an `unless` looks at"
+        );
     }
     use serde_json::json;
 

@@ -166,7 +166,7 @@ pub(crate) fn harden_template_in(
         let document::Selection {
             chosen: mut selected,
             skipped,
-        } = transform.compiled.select(&out.template)?;
+        } = transform.compiled.select_in(&mut out.template)?;
         for (logical_id, note) in skipped {
             out.notes
                 .push(ctx.note(Some(&logical_id), NoteKind::Skipped, note));
