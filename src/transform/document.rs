@@ -331,7 +331,7 @@ impl Compiled {
         for kind in kinds {
             let only = move_out(template, kind);
             for ((query, plan, field), answer) in self.queries().zip(&mut answers) {
-                if *plan == Plan::WithinType(kind.to_string()) {
+                if matches!(plan, Plan::WithinType(k) if k == kind) {
                     *answer = Some(match &only {
                         Some(only) => self.matches(query, only, field),
                         None => Ok(Vec::new()),
