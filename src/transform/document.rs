@@ -537,25 +537,38 @@ mod tests {
         }
     }
 
+    /// Every example template, parsed.
+    fn example_templates() -> Vec<Value> {
+        crate::example_files(".template.json")
+            .into_iter()
+            .map(|t| serde_json::from_slice(&std::fs::read(t).unwrap()).unwrap())
+            .collect()
+    }
+
+    /// Every built-in document, compiled, with its path.
+    fn built_in_documents() -> Vec<(PathBuf, Compiled)> {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_dir(repo.join("transforms"))
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                let doc = Compiled::parse(&path, &std::fs::read(&path).unwrap()).unwrap();
+                (path, doc)
+            })
+            .collect()
+    }
+
     /// Every query of the built-in documents answers the same by its plan as by JSONPath, on
     /// every example template and on odd ones.
     #[test]
     fn issue_8_plans_answer_as_jsonpath_does() {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut all: Vec<Value> = crate::example_files(".template.json")
-            .into_iter()
-            .map(|t| serde_json::from_slice(&std::fs::read(t).unwrap()).unwrap())
-            .collect();
+        let mut all = example_templates();
         all.push(serde_json::json!({"Resources": {"A": 5, "B": {"Type": 7}, "C": {"Type": "AWS::KMS::Key",
             "Properties": {"KeySpec": "RSA_2048"}}, "D": {"Type": "AWS::S3::Bucket"}}}));
         all.push(serde_json::json!({"Outputs": {}}));
         let mut planned = 0;
-        for e in std::fs::read_dir(repo.join("transforms")).unwrap() {
-            let path = e.unwrap().path();
-            let doc = Compiled::parse(&path, &std::fs::read(&path).unwrap()).unwrap();
-            let queries = doc.select.iter().map(|(q, p)| (q, p));
-            let queries = queries.chain(doc.unless.iter().map(|(q, p, _)| (q, p)));
-            for (query, plan) in queries {
+        for (path, doc) in built_in_documents() {
+            for (query, plan, _) in doc.queries() {
                 planned += usize::from(*plan != Plan::Query);
                 for t in &all {
                     assert_eq!(
@@ -576,11 +589,7 @@ mod tests {
     /// type asked for are scattered among others.
     #[test]
     fn issue_8_selecting_in_an_owned_template_moves_nothing_for_good() {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut all: Vec<Value> = crate::example_files(".template.json")
-            .into_iter()
-            .map(|t| serde_json::from_slice(&std::fs::read(t).unwrap()).unwrap())
-            .collect();
+        let mut all = example_templates();
         all.push(json!({"Resources": {
             "K1": {"Type": "AWS::KMS::Key", "Properties": {"KeySpec": "RSA_2048"}},
             "B": {"Type": "AWS::S3::Bucket"},
@@ -588,9 +597,7 @@ mod tests {
             "K3": {"Type": "AWS::KMS::Key"}}}));
         all.push(json!({"Outputs": {}}));
         let mut moved = 0;
-        for e in std::fs::read_dir(repo.join("transforms")).unwrap() {
-            let path = e.unwrap().path();
-            let doc = Compiled::parse(&path, &std::fs::read(&path).unwrap()).unwrap();
+        for (path, doc) in built_in_documents() {
             let within = doc
                 .queries()
                 .any(|(_, p, _)| matches!(p, Plan::WithinType(_)));
