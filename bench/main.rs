@@ -121,7 +121,6 @@ fn main() {
             ));
         }
     }
-    let mut results = Vec::new();
     for size in &sizes {
         let n = size.n;
         // The hardened output must be complete: a second apply finds nothing to do.
@@ -154,16 +153,15 @@ fn main() {
             ms(a.3),
             ratio.median
         );
-        results.push((n, size.base.clone(), size.apply.clone()));
     }
     if quick {
         println!(
             "bench --quick: generated, hardened and checked {} assembly(ies): ok",
-            results.len()
+            sizes.len()
         );
         return;
     }
-    let find = |n: usize| results.iter().find(|r| r.0 == n);
+    let find = |n: usize| sizes.iter().find(|s| s.n == n);
     let report = |name: &str, what: &str, r: Ratios, target: f64| {
         let verdict = if r.median <= target { "met" } else { "MISSED" };
         println!(
@@ -172,11 +170,12 @@ fn main() {
         );
     };
     let wall = |m: &Measured| m.0.as_secs_f64();
-    if let Some((_, base, apply)) = find(100) {
-        let r = Ratios::of(apply, base, wall);
+    if let Some(s100) = find(100) {
+        let r = Ratios::of(&s100.apply, &s100.base, wall);
         report("floor", "apply(100) / baseline(100)", r, 2.0);
     }
-    if let (Some((_, _, a100)), Some((_, _, a1000))) = (find(100), find(1000)) {
+    if let (Some(s100), Some(s1000)) = (find(100), find(1000)) {
+        let (a100, a1000) = (&s100.apply, &s1000.apply);
         let r = Ratios::of(a1000, a100, wall);
         report("linear", "apply(1000) / apply(100)", r, 11.0);
         let r = Ratios::of(a1000, a100, |m| m.1 as f64);
