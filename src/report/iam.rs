@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use crate::transform::cfn::{same, Field};
+use crate::transform::cfn::Field;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -51,15 +51,25 @@ fn as_value<S: serde::Serializer>(text: &JsonText, s: S) -> Result<S::Ok, S::Err
 
 /// The policy statements of a template as read: kept before its tree is hardened in place,
 /// to tell which statements of the hardened template are new.
+///
+/// Kept as compact JSON text, one after another in one buffer, not as values: a template's
+/// trust, identity and key policies are copied for every template, and a copied value is an
+/// allocation per string, list and object in it. "Word for word" is then the same text.
 #[derive(Debug, Clone, Default)]
 pub struct Statements {
-    /// Logical id → resource type and its statements (document pointer, statement).
-    by_resource: foldhash::HashMap<String, (String, Vec<(String, Value)>)>,
+    /// Every statement's compact text, one after another.
+    text: Vec<u8>,
+    /// Logical id → resource type and its statements.
+    by_resource: foldhash::HashMap<String, (String, Vec<Kept>)>,
 }
+
+/// A statement as read: its document's pointer, and where its text is in [`Statements`].
+type Kept = (Cow<'static, str>, std::ops::Range<usize>);
 
 impl Statements {
     /// The statements of every policy-bearing resource of `template`.
     pub fn of(template: &Value) -> Statements {
+        let mut text = Vec::new();
         let by_resource = crate::transform::cfn::resources(template)
             .filter_map(|(logical_id, resource)| {
                 let found = statements(logical_id, resource).found;
@@ -67,13 +77,15 @@ impl Statements {
                     return None;
                 }
                 let kind = resource.field("Type").and_then(Value::as_str).unwrap_or("");
-                let found = found
-                    .into_iter()
-                    .map(|s| (s.document, s.statement.into_owned()));
+                let found = found.into_iter().map(|s| {
+                    let start = text.len();
+                    crate::assembly::format::write_compact(&s.statement, &mut text);
+                    (s.document, start..text.len())
+                });
                 Some((logical_id.clone(), (kind.to_string(), found.collect())))
             })
             .collect();
-        Statements { by_resource }
+        Statements { text, by_resource }
     }
 }
 
@@ -82,6 +94,8 @@ impl Statements {
 pub fn new_permissions(before: &Statements, after: &Value) -> Vec<Permission> {
     let mut out = Vec::new();
     let none = Vec::new();
+    // The text of the statement being compared, in one buffer for them all.
+    let mut written = Vec::new();
     for (logical_id, resource) in crate::transform::cfn::resources(after) {
         let kind = resource.field("Type").and_then(Value::as_str).unwrap_or("");
         let old = match before.by_resource.get(logical_id) {
@@ -90,14 +104,19 @@ pub fn new_permissions(before: &Statements, after: &Value) -> Vec<Permission> {
         };
         let collected = statements(logical_id, resource);
         for s in collected.found {
-            if old
-                .iter()
-                .any(|(d, st)| *d == s.document && same(st, &s.statement))
-            {
-                continue;
+            if !old.is_empty() {
+                written.clear();
+                crate::assembly::format::write_compact(&s.statement, &mut written);
+                if old
+                    .iter()
+                    .any(|(d, span)| *d == s.document && before.text[span.clone()] == written[..])
+                {
+                    continue;
+                }
             }
-            let (attached, default_resource) = &collected.contexts[s.context];
-            out.push(s.into_permission(logical_id, kind, attached, default_resource));
+            let (attached, on) = collected.contexts[s.context];
+            let (attached, default_resource) = (attached.names(), on.names());
+            out.push(s.into_permission(logical_id, kind, &attached, &default_resource));
         }
     }
     out
@@ -105,7 +124,8 @@ pub fn new_permissions(before: &Statements, after: &Value) -> Vec<Permission> {
 
 /// A statement found in a resource, borrowed from it where the resource spells it out.
 struct Found<'a> {
-    document: String,
+    /// The document's pointer, relative to the resource.
+    document: Cow<'static, str>,
     statement: Cow<'a, Value>,
     /// Its document's place in [`Collected::contexts`].
     context: usize,
@@ -116,7 +136,42 @@ struct Found<'a> {
 /// without a `Resource`, what the policy is on.
 struct Collected<'a> {
     found: Vec<Found<'a>>,
-    contexts: Vec<(Vec<String>, Vec<String>)>,
+    /// Per document: who it is attached to, and what it is on. Named only for a new statement:
+    /// most statements are in the input too, and the two passes over a template look at all.
+    contexts: Vec<(Names<'a>, Names<'a>)>,
+}
+
+/// Whom or what a policy document names without its statements saying so.
+#[derive(Clone, Copy)]
+enum Names<'a> {
+    None,
+    /// The resource itself: `LABEL ${ID}`.
+    Itself(&'static str, &'a str),
+    /// The roles, users and groups an identity policy is attached to (its properties).
+    Attached(&'a Value),
+    /// A property's value, or each item of its list, rendered.
+    Listed(Option<&'a Value>),
+}
+
+impl Names<'_> {
+    fn names(self) -> Vec<String> {
+        match self {
+            Names::None => Vec::new(),
+            Names::Itself(label, logical_id) => vec![format!("{label} ${{{logical_id}}}")],
+            Names::Attached(props) => {
+                let mut attached = Vec::new();
+                for (key, label) in [("Roles", "role"), ("Users", "user"), ("Groups", "group")] {
+                    attached.extend(
+                        list(props.get(key))
+                            .into_iter()
+                            .map(|r| format!("{label} {r}")),
+                    );
+                }
+                attached
+            }
+            Names::Listed(value) => list(value),
+        }
+    }
 }
 
 impl Found<'_> {
@@ -159,7 +214,7 @@ impl Found<'_> {
         Permission {
             logical_id: logical_id.to_string(),
             resource_type: kind.to_string(),
-            document: self.document,
+            document: self.document.into_owned(),
             effect,
             actions,
             resources,
@@ -180,10 +235,10 @@ impl<'a> Collector<'a> {
     /// The statements of the policy at `document` (a pointer relative to the resource).
     fn doc(
         &mut self,
-        document: &str,
+        document: impl Into<Cow<'static, str>>,
         policy: Option<&'a Value>,
-        attached: Vec<String>,
-        on: Vec<String>,
+        attached: Names<'a>,
+        on: Names<'a>,
     ) {
         let Some(policy) = policy else { return };
         let items = match policy.field("Statement") {
@@ -191,27 +246,32 @@ impl<'a> Collector<'a> {
             Some(one @ Value::Object(_)) => std::slice::from_ref(one),
             _ => &[],
         };
-        self.found(document, items.iter().map(Cow::Borrowed), attached, on);
+        self.found(
+            document.into(),
+            items.iter().map(Cow::Borrowed),
+            attached,
+            on,
+        );
     }
 
     /// [`Collector::doc`] for a statement made from the resource's properties.
-    fn made(&mut self, document: &str, statement: Value) {
+    fn made(&mut self, document: &'static str, statement: Value) {
         let made = std::iter::once(Cow::Owned(statement));
-        self.found(document, made, Vec::new(), Vec::new());
+        self.found(document.into(), made, Names::None, Names::None);
     }
 
     fn found(
         &mut self,
-        document: &str,
+        document: Cow<'static, str>,
         statements: impl Iterator<Item = Cow<'a, Value>>,
-        attached: Vec<String>,
-        on: Vec<String>,
+        attached: Names<'a>,
+        on: Names<'a>,
     ) {
         let context = self.out.contexts.len();
         self.out.contexts.push((attached, on));
         for statement in statements {
             self.out.found.push(Found {
-                document: document.to_string(),
+                document: document.clone(),
                 statement,
                 context,
             });
@@ -219,7 +279,7 @@ impl<'a> Collector<'a> {
     }
 
     /// The inline `Policies` of a role, user or group.
-    fn inline(&mut self, who: Vec<String>) {
+    fn inline(&mut self, who: Names<'a>) {
         let props = self.props;
         for (i, p) in props
             .field("Policies")
@@ -229,17 +289,17 @@ impl<'a> Collector<'a> {
             .enumerate()
         {
             self.doc(
-                &format!("/Properties/Policies/{i}/PolicyDocument"),
+                format!("/Properties/Policies/{i}/PolicyDocument"),
                 p.field("PolicyDocument"),
-                who.clone(),
-                Vec::new(),
+                who,
+                Names::None,
             );
         }
     }
 }
 
 /// Every policy statement a resource carries.
-fn statements<'a>(logical_id: &str, resource: &'a Value) -> Collected<'a> {
+fn statements<'a>(logical_id: &'a str, resource: &'a Value) -> Collected<'a> {
     let kind = resource.field("Type").and_then(Value::as_str).unwrap_or("");
     // No properties reads as properties without the ones looked up.
     static NONE: Value = Value::Null;
@@ -252,63 +312,53 @@ fn statements<'a>(logical_id: &str, resource: &'a Value) -> Collected<'a> {
         },
     };
     match kind {
-        "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => {
-            let mut attached = Vec::new();
-            for (key, label) in [("Roles", "role"), ("Users", "user"), ("Groups", "group")] {
-                attached.extend(
-                    list(props.get(key))
-                        .into_iter()
-                        .map(|r| format!("{label} {r}")),
-                );
-            }
-            c.doc(
-                "/Properties/PolicyDocument",
-                props.field("PolicyDocument"),
-                attached,
-                Vec::new(),
-            );
-        }
+        "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => c.doc(
+            "/Properties/PolicyDocument",
+            props.field("PolicyDocument"),
+            Names::Attached(props),
+            Names::None,
+        ),
         "AWS::IAM::Role" => {
-            let me = vec![format!("role ${{{logical_id}}}")];
+            let me = Names::Itself("role", logical_id);
             c.doc(
                 "/Properties/AssumeRolePolicyDocument",
                 props.field("AssumeRolePolicyDocument"),
-                Vec::new(),
-                me.clone(),
+                Names::None,
+                me,
             );
             c.inline(me);
         }
-        "AWS::IAM::User" => c.inline(vec![format!("user ${{{logical_id}}}")]),
-        "AWS::IAM::Group" => c.inline(vec![format!("group ${{{logical_id}}}")]),
+        "AWS::IAM::User" => c.inline(Names::Itself("user", logical_id)),
+        "AWS::IAM::Group" => c.inline(Names::Itself("group", logical_id)),
         "AWS::KMS::Key" => c.doc(
             "/Properties/KeyPolicy",
             props.field("KeyPolicy"),
-            Vec::new(),
-            vec![format!("key ${{{logical_id}}}")],
+            Names::None,
+            Names::Itself("key", logical_id),
         ),
         "AWS::S3::BucketPolicy" => c.doc(
             "/Properties/PolicyDocument",
             props.field("PolicyDocument"),
-            Vec::new(),
-            list(props.field("Bucket")),
+            Names::None,
+            Names::Listed(props.field("Bucket")),
         ),
         "AWS::SQS::QueuePolicy" => c.doc(
             "/Properties/PolicyDocument",
             props.field("PolicyDocument"),
-            Vec::new(),
-            list(props.field("Queues")),
+            Names::None,
+            Names::Listed(props.field("Queues")),
         ),
         "AWS::SNS::TopicPolicy" => c.doc(
             "/Properties/PolicyDocument",
             props.field("PolicyDocument"),
-            Vec::new(),
-            list(props.field("Topics")),
+            Names::None,
+            Names::Listed(props.field("Topics")),
         ),
         "AWS::SecretsManager::ResourcePolicy" => c.doc(
             "/Properties/ResourcePolicy",
             props.field("ResourcePolicy"),
-            Vec::new(),
-            list(props.field("SecretId")),
+            Names::None,
+            Names::Listed(props.field("SecretId")),
         ),
         "AWS::Lambda::Permission" => {
             // One statement, spelled out as properties.
@@ -474,6 +524,27 @@ mod tests {
         assert_eq!(new[0].actions, vec!["kms:Decrypt", "kms:Encrypt"]);
         assert_eq!(new[0].resources, vec!["${K.Arn}"]);
         assert_eq!(new[0].principals, vec!["role ${R}"]);
+        assert!(new_permissions(&Statements::of(&after), &after).is_empty());
+    }
+
+    /// A statement is the input's only word for word: one that gained an action is new, and
+    /// is named with the document it is in and the role it belongs to.
+    #[test]
+    fn issue_8_a_statement_changed_in_place_is_new_and_an_untouched_one_is_not() {
+        let trust = json!({"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}});
+        let role = |actions: Value| {
+            json!({"Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {
+                "AssumeRolePolicyDocument": {"Statement": [trust.clone()]},
+                "Policies": [{"PolicyName": "p", "PolicyDocument": {"Statement": [
+                    {"Effect": "Allow", "Action": actions, "Resource": "*"}]}}]}}}})
+        };
+        let before = role(json!(["sqs:SendMessage"]));
+        let after = role(json!(["sqs:SendMessage", "kms:Decrypt"]));
+        let new = new_permissions(&Statements::of(&before), &after);
+        assert_eq!(new.len(), 1, "{new:#?}");
+        assert_eq!(new[0].document, "/Properties/Policies/0/PolicyDocument");
+        assert_eq!(new[0].actions, vec!["sqs:SendMessage", "kms:Decrypt"]);
+        assert_eq!(new[0].principals, vec!["role ${Role}"]);
         assert!(new_permissions(&Statements::of(&after), &after).is_empty());
     }
 

@@ -229,24 +229,33 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
         if with_condition {
             header.push("Condition");
         }
-        let rows: Vec<Vec<String>> = stack
-            .permissions
-            .iter()
-            .map(|p| {
-                let mut row = vec![
-                    p.logical_id.clone(),
-                    p.effect.clone(),
-                    p.actions.join("\n"),
-                    p.resources.join("\n"),
-                    p.principals.join("\n"),
-                ];
-                if with_condition {
-                    row.push(p.condition.clone().unwrap_or_default().replace("; ", "\n"));
+        // The cells written one after another into one text, then cut out of it: a table of
+        // many rows is not a string per cell.
+        let mut text = String::new();
+        let mut spans = Vec::with_capacity(stack.permissions.len() * header.len());
+        // Each cell's lines, one after another.
+        let mut cell = |parts: &mut dyn Iterator<Item = &str>| {
+            let start = text.len();
+            for (i, part) in parts.enumerate() {
+                if i > 0 {
+                    text.push('\n');
                 }
-                row
-            })
-            .collect();
-        out.push_str(&table(&header, &rows, s));
+                text.push_str(part);
+            }
+            spans.push(start..text.len());
+        };
+        for p in &stack.permissions {
+            cell(&mut std::iter::once(p.logical_id.as_str()));
+            cell(&mut std::iter::once(p.effect.as_str()));
+            cell(&mut p.actions.iter().map(String::as_str));
+            cell(&mut p.resources.iter().map(String::as_str));
+            cell(&mut p.principals.iter().map(String::as_str));
+            if with_condition {
+                cell(&mut p.condition.as_deref().unwrap_or_default().split("; "));
+            }
+        }
+        let cells: Vec<&str> = spans.into_iter().map(|r| &text[r]).collect();
+        table(out, &header, &cells, s);
     }
 
     if !stack.notes.is_empty() {
@@ -362,26 +371,23 @@ pub(crate) fn note_label(kind: NoteKind) -> (&'static str, &'static str) {
 }
 
 /// A boxed table; cells may hold several lines.
-fn table(header: &[&str], rows: &[Vec<String>], s: Style) -> String {
+/// Writes a table of `header` and the rows of `cells` (row by row, as many a row as `header`
+/// has names), each cell's lines in a column as wide as its widest line.
+fn table(out: &mut String, header: &[&str], cells: &[&str], s: Style) {
     let n = header.len();
-    // Each cell cut into lines once, with each line's width in characters.
-    fn cut<'a>(cells: &[&'a str]) -> Vec<Vec<(&'a str, usize)>> {
-        cells
-            .iter()
-            .map(|c| c.lines().map(|l| (l, l.chars().count())).collect())
-            .collect()
+    // Each cell cut into lines once, with each line's width in characters: the lines of
+    // every cell in one list, each cell its run of them.
+    let mut lines: Vec<(&str, usize)> = Vec::new();
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::with_capacity(n + cells.len());
+    for cell in header.iter().chain(cells) {
+        let start = lines.len();
+        lines.extend(cell.lines().map(|l| (l, l.chars().count())));
+        runs.push(start..lines.len());
     }
-    let head = cut(header);
-    let body: Vec<Vec<Vec<(&str, usize)>>> = rows
-        .iter()
-        .map(|r| cut(&r.iter().take(n).map(String::as_str).collect::<Vec<_>>()))
-        .collect();
     let mut widths = vec![0; n];
-    for row in std::iter::once(&head).chain(&body) {
-        for (i, cell) in row.iter().enumerate() {
-            for &(_, w) in cell {
-                widths[i] = widths[i].max(w);
-            }
+    for (i, run) in runs.iter().enumerate() {
+        for &(_, w) in &lines[run.clone()] {
+            widths[i % n] = widths[i % n].max(w);
         }
     }
     // Each rule drawn once; a table's width is mostly padding and rules, written as runs.
@@ -402,16 +408,17 @@ fn table(header: &[&str], rows: &[Vec<String>], s: Style) -> String {
         rule("├", "┼", "┤"),
         rule("└", "┴", "┘"),
     );
+    let rows: Vec<&[std::ops::Range<usize>]> = runs.chunks(n).collect();
     // A row is as tall as its tallest cell.
-    let height = |cells: &[Vec<(&str, usize)>]| cells.iter().map(|c| c.len().max(1)).max();
-    let lines: usize = body.iter().chain([&head]).filter_map(|r| height(r)).sum();
+    let height = |row: &[std::ops::Range<usize>]| row.iter().map(|c| c.len().max(1)).max();
+    let count: usize = rows.iter().filter_map(|r| height(r)).sum();
     // A rule is about as long as a line of cells.
-    let mut out = String::with_capacity(middle.len() * (lines + body.len() + 2));
-    let line = |out: &mut String, cells: &[Vec<(&str, usize)>], bold: bool| {
-        for k in 0..height(cells).unwrap_or(1) {
+    out.reserve(middle.len() * (count + rows.len() + 1));
+    let line = |out: &mut String, row: &[std::ops::Range<usize>], bold: bool| {
+        for k in 0..height(row).unwrap_or(1) {
             out.push('│');
-            for (i, cell) in cells.iter().enumerate() {
-                let (text, width) = cell.get(k).copied().unwrap_or(("", 0));
+            for (i, cell) in row.iter().enumerate() {
+                let (text, width) = lines[cell.clone()].get(k).copied().unwrap_or(("", 0));
                 out.push(' ');
                 match bold {
                     true => out.push_str(&s.bold(text)),
@@ -424,13 +431,12 @@ fn table(header: &[&str], rows: &[Vec<String>], s: Style) -> String {
         }
     };
     out.push_str(&top);
-    line(&mut out, &head, true);
-    for row in &body {
+    line(out, rows[0], true);
+    for row in &rows[1..] {
         out.push_str(&middle);
-        line(&mut out, row, false);
+        line(out, row, false);
     }
     out.push_str(&bottom);
-    out
 }
 
 /// Appends `n` spaces.
@@ -449,11 +455,12 @@ mod tests {
 
     #[test]
     fn tables_fit_multi_line_cells() {
-        let t = table(
-            &["A", "Bee"],
-            &[vec!["x".into(), "one\ntwo longer".into()]],
-            Style { color: false },
-        );
+        let table = |header: &[&str], cells: &[&str]| {
+            let mut out = String::new();
+            table(&mut out, header, cells, Style { color: false });
+            out
+        };
+        let t = table(&["A", "Bee"], &["x", "one\ntwo longer"]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 6, "{t}");
         assert!(
@@ -465,11 +472,7 @@ mod tests {
         assert!(t.contains("│ x │ one        │"), "{t}");
         // Padding longer than one run of spaces.
         let wide = "w".repeat(150);
-        let t = table(
-            &["A"],
-            &[vec![wide.clone()], vec!["x".into()]],
-            Style { color: false },
-        );
+        let t = table(&["A"], &[&wide, "x"]);
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines.iter().all(|l| l.chars().count() == 154), "{t}");
         assert!(t.contains(&format!("│ x{} │", " ".repeat(149))), "{t}");
