@@ -673,9 +673,9 @@ fn read_nested_stacks(file: &Path, bytes: Vec<u8>, ids: &Ids) -> Result<NestedSt
             .filter_map(|(id, r)| {
                 let meta = r.metadata?;
                 Some((
-                    id,
-                    NestedTemplate::AssetPath(meta.asset_path?),
-                    meta.cdk_path,
+                    id.into_owned(),
+                    NestedTemplate::AssetPath(meta.asset_path?.into_owned()),
+                    meta.cdk_path.map(|p| p.into_owned()),
                 ))
             })
             .collect(),
@@ -710,7 +710,9 @@ fn read_nested_stacks(file: &Path, bytes: Vec<u8>, ids: &Ids) -> Result<NestedSt
 /// The light view of a template: `Resources` (each with a string `Type`) and the two metadata
 /// keys nested stacks need; everything else is validated and skipped.
 mod light {
-    use foldhash::HashMap;
+    use std::borrow::Cow;
+
+    use foldhash::HashSet;
 
     use serde::de::{Deserializer, MapAccess, Visitor};
     use serde::Deserialize;
@@ -718,25 +720,25 @@ mod light {
 
     /// Other sections are skipped unbuilt; a repeated `Resources` fails the light parse.
     #[derive(Deserialize)]
-    pub struct Template {
-        #[serde(rename = "Resources", default)]
-        pub resources: Resources,
+    pub struct Template<'a> {
+        #[serde(rename = "Resources", default, borrow)]
+        pub resources: Resources<'a>,
     }
 
     #[derive(Deserialize)]
-    pub struct Resource {
-        #[serde(rename = "Type")]
-        pub kind: String,
-        #[serde(rename = "Metadata", default)]
-        pub metadata: Option<Metadata>,
+    pub struct Resource<'a> {
+        #[serde(rename = "Type", borrow)]
+        pub kind: Cow<'a, str>,
+        #[serde(rename = "Metadata", default, borrow)]
+        pub metadata: Option<Metadata<'a>>,
     }
 
     #[derive(Deserialize)]
-    pub struct Metadata {
-        #[serde(rename = "aws:asset:path", default)]
-        pub asset_path: Option<String>,
-        #[serde(rename = "aws:cdk:path", default)]
-        pub cdk_path: Option<String>,
+    pub struct Metadata<'a> {
+        #[serde(rename = "aws:asset:path", default, borrow)]
+        pub asset_path: Option<Cow<'a, str>>,
+        #[serde(rename = "aws:cdk:path", default, borrow)]
+        pub cdk_path: Option<Cow<'a, str>>,
     }
 
     /// A cloud assembly manifest with only what the walk reads: the version, and of each
@@ -804,7 +806,7 @@ mod light {
             let artifacts = artifacts
                 .0
                 .into_iter()
-                .map(|(id, a)| (id, Value::Object(a.0)));
+                .map(|(id, a)| (id.into_owned(), Value::Object(a.0)));
             Ok(Value::Object(artifacts.collect()))
         }
     }
@@ -842,27 +844,57 @@ mod light {
 
     /// An object's entries in order; a repeated key keeps its first place and its last value,
     /// as the full parse does.
-    pub struct Entries<T>(pub Vec<(String, T)>);
+    ///
+    /// Keys are borrowed from the text where they can be (a key with no escape in it).
+    pub struct Entries<'a, T>(pub Vec<(Cow<'a, str>, T)>);
 
-    impl<T> Default for Entries<T> {
+    impl<T> Default for Entries<'_, T> {
         fn default() -> Self {
             Entries(Vec::new())
         }
     }
 
-    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
+    /// A string borrowed from the text parsed where it can be.
+    struct Key<'a>(Cow<'a, str>);
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V<T>(std::marker::PhantomData<T>);
-            impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-                type Value = Entries<T>;
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Cow<'de, str>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                    Ok(Cow::Borrowed(v))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                    Ok(Cow::Owned(v.to_string()))
+                }
+                fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                    Ok(Cow::Owned(v))
+                }
+            }
+            d.deserialize_str(V).map(Key)
+        }
+    }
+
+    impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for Entries<'a, T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V<'a, T>(std::marker::PhantomData<(&'a (), T)>);
+            impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for V<'a, T> {
+                type Value = Entries<'a, T>;
                 fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                     f.write_str("an object")
                 }
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<T>, A::Error> {
-                    let mut out: Vec<(String, T)> = Vec::new();
-                    let mut seen: HashMap<String, usize> = HashMap::default();
-                    while let Some((key, value)) = map.next_entry::<String, T>()? {
-                        if seen.insert(key.clone(), out.len()).is_some() {
+                fn visit_map<A: MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Entries<'a, T>, A::Error> {
+                    let mut out: Vec<(Cow<'a, str>, T)> = Vec::new();
+                    let mut seen: HashSet<Cow<'a, str>> = HashSet::default();
+                    while let Some((Key(key), value)) = map.next_entry::<Key, T>()? {
+                        if !seen.insert(key.clone()) {
                             // The full parse decides what a repeated key means.
                             return Err(serde::de::Error::custom("a repeated key"));
                         }
@@ -877,7 +909,7 @@ mod light {
 
     /// Resources in template order; a repeated logical id fails the light parse, and the full
     /// parse refuses it.
-    pub type Resources = Entries<Resource>;
+    pub type Resources<'a> = Entries<'a, Resource<'a>>;
 }
 
 /// `Dev/Service/Nested` from a nested stack resource whose `aws:cdk:path` is

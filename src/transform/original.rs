@@ -8,51 +8,78 @@
 //! double the largest template's footprint.
 
 use crate::transform::change::Pointer;
-use foldhash::HashMap;
+use std::ops::Range;
 
 use serde_json::Value;
 
 /// The resources of a template as read.
+///
+/// Their strings are copied into one text, not a string each: a template's resources are
+/// kept for every template, and a pipeline's are thousands.
 #[derive(Debug, Clone, Default)]
 pub struct Original {
-    resources: HashMap<String, Resource>,
+    /// Every kept string, one after another.
+    text: String,
+    /// Each resource, in the order of their logical ids.
+    resources: Vec<Resource>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// Where a resource's strings are in [`Original::text`].
+#[derive(Debug, Clone)]
 struct Resource {
-    kind: Option<String>,
-    construct_path: Option<String>,
+    logical_id: Range<usize>,
+    kind: Option<Range<usize>>,
+    construct_path: Option<Range<usize>>,
 }
 
 impl Original {
     /// Takes what is kept of `template`'s resources.
     pub fn of(template: &Value) -> Original {
-        let resources = super::cfn::resources(template)
+        let mut text = String::new();
+        let mut keep = |s: &str| {
+            let start = text.len();
+            text.push_str(s);
+            start..text.len()
+        };
+        let mut resources: Vec<Resource> = super::cfn::resources(template)
             .map(|(id, r)| {
-                let text = |pointer: &str| r.at(pointer).and_then(Value::as_str);
-                let resource = Resource {
-                    kind: text("/Type").map(str::to_string),
-                    construct_path: text("/Metadata/aws:cdk:path").map(str::to_string),
-                };
-                (id.clone(), resource)
+                let field = |pointer: &str| r.at(pointer).and_then(Value::as_str);
+                Resource {
+                    logical_id: keep(id),
+                    kind: field("/Type").map(&mut keep),
+                    construct_path: field("/Metadata/aws:cdk:path").map(&mut keep),
+                }
             })
             .collect();
-        Original { resources }
+        // Logical ids are the keys of one object: no two are equal.
+        resources
+            .sort_unstable_by(|a, b| text[a.logical_id.clone()].cmp(&text[b.logical_id.clone()]));
+        Original { text, resources }
+    }
+
+    fn get(&self, logical_id: &str) -> Option<&Resource> {
+        let at = self
+            .resources
+            .binary_search_by(|r| self.text[r.logical_id.clone()].cmp(logical_id))
+            .ok()?;
+        Some(&self.resources[at])
     }
 
     /// Whether the template as read has a resource `logical_id`.
     pub fn has(&self, logical_id: &str) -> bool {
-        self.resources.contains_key(logical_id)
+        self.get(logical_id).is_some()
     }
 
     /// The type of resource `logical_id` as read.
     pub fn resource_type(&self, logical_id: &str) -> Option<&str> {
-        self.resources.get(logical_id)?.kind.as_deref()
+        let span = self.get(logical_id)?.kind.clone()?;
+        Some(&self.text[span])
     }
 
     /// The construct path (`aws:cdk:path` metadata) of resource `logical_id` as read.
     pub fn construct_path(&self, logical_id: &str) -> Option<&str> {
-        self.resources.get(logical_id)?.construct_path.as_deref()
+        let span = self.get(logical_id)?.construct_path.clone()?;
+        Some(&self.text[span])
     }
 }
 
