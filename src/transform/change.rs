@@ -384,7 +384,7 @@ pub fn pointer_tokens(pointer: &str) -> Vec<String> {
 
 /// The unescaped tokens of a JSON pointer, borrowed unless a token has an escape (`~0`, `~1`):
 /// what `pointer.split('/').skip(1)` gives, unescaped.
-pub fn pointer_segments(pointer: &str) -> impl Iterator<Item = Cow<'_, str>> {
+pub fn pointer_segments(pointer: &str) -> impl Iterator<Item = Cow<'_, str>> + Clone {
     let rest = pointer.find('/').map(|i| &pointer[i + 1..]);
     Segments { rest }
 }
@@ -392,6 +392,7 @@ pub fn pointer_segments(pointer: &str) -> impl Iterator<Item = Cow<'_, str>> {
 /// The tokens of a pointer, each found in one pass over its bytes: tokens are a few bytes
 /// long, shorter than it takes a substring search to start, and the engine cuts up tens of
 /// thousands of pointers per assembly.
+#[derive(Clone)]
 struct Segments<'a> {
     /// The text after the last `/` seen; `None` once the last token is given.
     rest: Option<&'a str>,

@@ -107,8 +107,9 @@ pub fn check(original: &Original, change: &Change, may_replace: bool) -> Option<
     }
     let resource_type = original.resource_type(&logical_id)?;
     let list = create_only().get(resource_type)?;
-    let rest: Vec<Cow<str>> = tokens.collect();
-    let hit = pointers(list).find(|pointer| overlaps(pointer, &rest))?;
+    // The tokens below `Properties`, cut again for each create-only pointer rather than kept:
+    // most types have one or two.
+    let hit = pointers(list).find(|pointer| overlaps(pointer, tokens.clone()))?;
     let stateful = STATEFUL.contains(&resource_type);
     if stateful && !may_replace {
         Some(Verdict::Refuse(format!(
@@ -123,7 +124,7 @@ pub fn check(original: &Original, change: &Change, may_replace: bool) -> Option<
 
 /// Whether one pointer is a prefix of the other, `*` matching any segment. The data's
 /// pointers are plain: their segments are the text between slashes.
-fn overlaps(create_only: &str, changed: &[Cow<str>]) -> bool {
+fn overlaps<'a>(create_only: &str, changed: impl Iterator<Item = Cow<'a, str>>) -> bool {
     create_only
         .split('/')
         .skip(1)
