@@ -842,8 +842,8 @@ mod light {
         ];
     }
 
-    /// An object's entries in order; a repeated key keeps its first place and its last value,
-    /// as the full parse does.
+    /// An object's entries in order; a repeated key fails the light parse (the full parse
+    /// decides what it means).
     ///
     /// Keys are borrowed from the text where they can be (a key with no escape in it).
     pub struct Entries<'a, T>(pub Vec<(Cow<'a, str>, T)>);
@@ -854,30 +854,9 @@ mod light {
         }
     }
 
-    /// A string borrowed from the text parsed where it can be.
-    struct Key<'a>(Cow<'a, str>);
-
-    impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Cow<'de, str>;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a string")
-                }
-                fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                    Ok(Cow::Borrowed(v))
-                }
-                fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                    Ok(Cow::Owned(v.to_string()))
-                }
-                fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                    Ok(Cow::Owned(v))
-                }
-            }
-            d.deserialize_str(V).map(Key)
-        }
-    }
+    /// A key, borrowed from the text parsed where it can be.
+    #[derive(Deserialize)]
+    struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
     impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for Entries<'a, T> {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -103,6 +103,9 @@ pub fn new_permissions(before: &Statements, after: &Value) -> Vec<Permission> {
             _ => &none,
         };
         let collected = statements(logical_id, resource);
+        // Each document's names, made when its first new statement needs them.
+        let mut named: Vec<Option<(Vec<String>, Vec<String>)>> =
+            vec![None; collected.contexts.len()];
         for s in collected.found {
             if !old.is_empty() {
                 written.clear();
@@ -114,9 +117,11 @@ pub fn new_permissions(before: &Statements, after: &Value) -> Vec<Permission> {
                     continue;
                 }
             }
-            let (attached, on) = collected.contexts[s.context];
-            let (attached, default_resource) = (attached.names(), on.names());
-            out.push(s.into_permission(logical_id, kind, &attached, &default_resource));
+            let (attached, default_resource) = named[s.context].get_or_insert_with(|| {
+                let (attached, on) = collected.contexts[s.context];
+                (attached.names(), on.names())
+            });
+            out.push(s.into_permission(logical_id, kind, attached, default_resource));
         }
     }
     out

@@ -370,9 +370,8 @@ pub(crate) fn note_label(kind: NoteKind) -> (&'static str, &'static str) {
     }
 }
 
-/// A boxed table; cells may hold several lines.
-/// Writes a table of `header` and the rows of `cells` (row by row, as many a row as `header`
-/// has names), each cell's lines in a column as wide as its widest line.
+/// Writes a boxed table of `header` and the rows of `cells` (row by row, as many a row as
+/// `header` has names); a cell may hold several lines, and a column is as wide as its widest.
 fn table(out: &mut String, header: &[&str], cells: &[&str], s: Style) {
     let n = header.len();
     // Each cell cut into lines once, with each line's width in characters: the lines of
