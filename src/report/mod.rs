@@ -747,8 +747,19 @@ pub(crate) fn indent(line: &str) -> usize {
 
 /// `text` cut to at most `max` characters, with `…` when cut.
 pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    // Longer than `max` bytes: with the first `max` ASCII, it has more than `max` characters,
+    // and the first `max - 1` are as many bytes.
+    if max > 0 && text.as_bytes()[..max].is_ascii() {
+        let mut cut = String::with_capacity(max - 1 + '…'.len_utf8());
+        cut.push_str(&text[..max - 1]);
+        cut.push('…');
+        return Cow::Owned(cut);
+    }
     // Only the first `max` characters are looked at: a value can be a whole policy document.
-    if text.len() <= max || text.char_indices().nth(max).is_none() {
+    if text.char_indices().nth(max).is_none() {
         return Cow::Borrowed(text);
     }
     let end = text
@@ -806,6 +817,27 @@ mod tests {
         );
         assert_eq!(shorten("ééééé", 3), "éé…");
         assert_eq!(shorten("abc", 3), "abc");
+        assert_eq!(shorten("abcd", 3), "ab…");
+        assert_eq!(shorten("abcé", 3), "ab…");
+        assert_eq!(shorten("abé", 3), "abé");
+        assert_eq!(shorten("a", 0), "…");
+    }
+
+    proptest::proptest! {
+        /// The ASCII shortcut cuts where counting characters does.
+        #[test]
+        fn issue_8_previews_cut_as_counting_characters_does(
+            text in "[a-c\\\"é€]{0,12}",
+            max in 0usize..10,
+        ) {
+            let chars: Vec<char> = text.chars().collect();
+            let expected = if chars.len() <= max {
+                text.clone()
+            } else {
+                chars[..max.saturating_sub(1)].iter().chain(['…'].iter()).collect()
+            };
+            proptest::prop_assert_eq!(shorten(&text, max), expected);
+        }
     }
 
     #[test]

@@ -19,27 +19,25 @@ pub struct Style {
 }
 
 impl Style {
-    /// Writes `text`, colored with `code` if colors are on, straight into `out`.
-    fn put(self, out: &mut String, code: &str, text: std::fmt::Arguments) {
-        if self.color {
-            let start = out.len();
-            let _ = write!(out, "\x1b[{code}m");
-            let styled = out.len();
-            let _ = out.write_fmt(text);
-            if out.len() == styled {
-                // Nothing to color: no escape codes around nothing.
-                out.truncate(start);
-            } else {
-                out.push_str("\x1b[0m");
-            }
-        } else {
-            let _ = out.write_fmt(text);
+    /// Writes `parts`, one after another, straight into `out`: colored as one with `code` if
+    /// colors are on and there is anything to color (no escape codes around nothing). Pieces
+    /// rather than formatting: a review writes a few of these for each of thousands of changes.
+    fn put_str(self, out: &mut String, code: &str, parts: &[&str]) {
+        let color = self.color && parts.iter().any(|p| !p.is_empty());
+        if color {
+            out.push_str("\x1b[");
+            out.push_str(code);
+            out.push('m');
+        }
+        parts.iter().for_each(|p| out.push_str(p));
+        if color {
+            out.push_str("\x1b[0m");
         }
     }
 
     fn paint(self, code: &str, text: &str) -> String {
         let mut out = String::with_capacity(text.len() + 9);
-        self.put(&mut out, code, format_args!("{text}"));
+        self.put_str(&mut out, code, &[text]);
         out
     }
     pub fn bold(self, t: &str) -> String {
@@ -153,8 +151,8 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
         out.push('\n');
         for r in &resources {
             match r.added {
-                true => s.put(out, "32", format_args!("[+]")),
-                false => s.put(out, "33", format_args!("[~]")),
+                true => s.put_str(out, "32", &["[+]"]),
+                false => s.put_str(out, "33", &["[~]"]),
             }
             out.push(' ');
             out.push_str(r.resource_type.unwrap_or("?"));
@@ -163,7 +161,7 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
                 out.push_str(path);
             }
             out.push(' ');
-            s.put(out, "2", format_args!("({})", r.logical_id));
+            s.put_str(out, "2", &["(", r.logical_id, ")"]);
             out.push('\n');
             for (i, c) in r.changes.iter().enumerate() {
                 let last = i + 1 == r.changes.len();
@@ -176,35 +174,38 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
                 let what = if rel.is_empty() { "(resource)" } else { rel };
                 out.push_str(branch);
                 match &c.old {
-                    None => s.put(out, "32", format_args!("[+]")),
-                    Some(_) => s.put(out, "33", format_args!("[~]")),
+                    None => s.put_str(out, "32", &["[+]"]),
+                    Some(_) => s.put_str(out, "33", &["[~]"]),
                 }
                 out.push(' ');
                 out.push_str(what);
                 if !rel.is_empty() {
                     match &c.old {
                         Some(old) => {
-                            let _ = write!(
-                                out,
-                                " {} → {}",
-                                shorten(old.as_str(), PREVIEW / 2),
-                                shorten(c.new.as_str(), PREVIEW / 2)
-                            );
+                            out.push(' ');
+                            out.push_str(&shorten(old.as_str(), PREVIEW / 2));
+                            out.push_str(" → ");
+                            out.push_str(&shorten(c.new.as_str(), PREVIEW / 2));
                         }
                         None => {
-                            let _ = write!(out, " = {}", shorten(c.new.as_str(), PREVIEW));
+                            out.push_str(" = ");
+                            out.push_str(&shorten(c.new.as_str(), PREVIEW));
                         }
                     }
                 }
                 out.push('\n');
-                let _ = write!(out, "{stem}    ");
-                s.put(out, "36", format_args!("{}", c.transform));
+                out.push_str(stem);
+                out.push_str("    ");
+                s.put_str(out, "36", &[&c.transform]);
                 out.push(' ');
-                s.put(out, "2", format_args!("({})", c.op.name()));
-                let _ = writeln!(out, ": {}", c.reason);
+                s.put_str(out, "2", &["(", c.op.name(), ")"]);
+                out.push_str(": ");
+                out.push_str(&c.reason);
+                out.push('\n');
                 if let Some(rule) = report.rule_of(&c.transform) {
-                    let _ = write!(out, "{stem}    ");
-                    s.put(out, "2", format_args!("rule: {rule}"));
+                    out.push_str(stem);
+                    out.push_str("    ");
+                    s.put_str(out, "2", &["rule: ", rule]);
                     out.push('\n');
                 }
                 if c.enforced {
@@ -271,9 +272,9 @@ fn render_stack(out: &mut String, report: &Report, stack: &StackReport, s: Style
                 _ => "2",
             };
             out.push(' ');
-            s.put(out, code, format_args!("{mark} {label}"));
+            s.put_str(out, code, &[mark, " ", label]);
             out.push(' ');
-            s.put(out, "36", format_args!("{}", n.transform));
+            s.put_str(out, "36", &[&n.transform]);
             if let Some(l) = &n.logical_id {
                 out.push(' ');
                 out.push_str(l);
