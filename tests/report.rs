@@ -319,6 +319,72 @@ fn pipelines_report() -> Report {
     .report
 }
 
+/// `s` with `from` replaced by `to` in every text it holds.
+fn renamed(
+    s: &cdk_harden::report::StackReport,
+    from: &str,
+    to: &str,
+) -> cdk_harden::report::StackReport {
+    let text = |t: &mut String| *t = t.replace(from, to);
+    let json = |t: &mut cdk_harden::transform::JsonText| {
+        *t = cdk_harden::transform::JsonText::of(
+            &serde_json::from_str(&t.as_str().replace(from, to)).unwrap(),
+        )
+    };
+    let mut copy = s.clone();
+    for t in [
+        &mut copy.name,
+        &mut copy.display_name,
+        &mut copy.template,
+        &mut copy.environment,
+        &mut copy.diff.text,
+    ] {
+        text(t);
+    }
+    copy.stage.iter_mut().for_each(text);
+    copy.added.iter_mut().for_each(text);
+    for c in &mut copy.changes {
+        for t in [
+            &mut c.transform,
+            &mut c.logical_id,
+            &mut c.pointer,
+            &mut c.reason,
+        ] {
+            text(t);
+        }
+        c.construct_path.iter_mut().for_each(text);
+        c.resource_type.iter_mut().for_each(text);
+        c.warnings.iter_mut().for_each(text);
+        c.old.iter_mut().for_each(json);
+        json(&mut c.new);
+    }
+    for n in &mut copy.notes {
+        text(&mut n.transform);
+        text(&mut n.message);
+        n.logical_id.iter_mut().for_each(text);
+    }
+    for p in &mut copy.permissions {
+        for t in [
+            &mut p.logical_id,
+            &mut p.resource_type,
+            &mut p.document,
+            &mut p.effect,
+        ] {
+            text(t);
+        }
+        for list in [&mut p.actions, &mut p.resources, &mut p.principals] {
+            list.iter_mut().for_each(text);
+        }
+        p.condition.iter_mut().for_each(text);
+        json(&mut p.statement);
+    }
+    copy.construct_paths = std::mem::take(&mut copy.construct_paths)
+        .into_iter()
+        .map(|(k, v)| (k.replace(from, to), v.replace(from, to)))
+        .collect();
+    copy
+}
+
 /// A report for an assembly with `stages` copies of the pipelines app's Dev stage.
 fn many_stages(stages: usize, distinct: bool) -> Report {
     let report = pipelines_report();
@@ -333,16 +399,7 @@ fn many_stages(stages: usize, distinct: bool) -> Report {
     for n in 0..stages {
         let name = format!("Stage{n:03}");
         for s in &dev {
-            let json = serde_json::to_string(s)
-                .unwrap()
-                .replace("PipelineStack/Dev", &format!("PipelineStack/{name}"));
-            let mut copy: cdk_harden::report::StackReport = serde_json::from_str(&json).unwrap();
-            copy.rewritten = s.rewritten;
-            copy.diff = s.diff.clone();
-            copy.diff.text = s
-                .diff
-                .text
-                .replace("PipelineStack/Dev", &format!("PipelineStack/{name}"));
+            let mut copy = renamed(s, "PipelineStack/Dev", &format!("PipelineStack/{name}"));
             copy.template = s.template.replace("Dev", &name);
             if distinct {
                 for c in &mut copy.changes {

@@ -16,6 +16,7 @@
 //! made in two steps, [`StackReport::start`] from its hardened tree and [`Started::finish`]
 //! from its texts, so the tree can be dropped first. Nothing here reads or writes the assembly.
 
+mod codec;
 pub mod diff;
 pub mod iam;
 pub mod json;
@@ -80,8 +81,7 @@ pub struct TransformInfo {
 }
 
 /// One template's part of the report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct StackReport {
     /// The artifact id (nested stacks: parent's name, `/`, logical id).
     pub name: String,
@@ -90,34 +90,24 @@ pub struct StackReport {
     pub template: String,
     /// `ACCOUNT/REGION`, with `unknown-account`/`unknown-region` for agnostic stacks.
     pub environment: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
     pub nested: bool,
-    /// As rows in the serialized form (see [`store`]): it is only the spool's.
-    #[serde(with = "store::rows")]
     pub changes: Vec<Applied>,
     pub notes: Vec<Note>,
     /// Logical ids of the resources the changes added, in template order.
-    #[serde(default)]
     pub added: Vec<String>,
     /// IAM statements (identity and resource policies, trust policies, key policies, Lambda
     /// permissions) that are in the hardened template and were not in the input.
-    /// As rows in the serialized form, statements as text (see [`store`]).
-    #[serde(default, with = "store::permission_rows")]
     pub permissions: Vec<Permission>,
     /// Construct paths of the resources that notes name (logical id → path).
-    #[serde(default)]
     pub construct_paths: BTreeMap<String, String>,
     /// Whether applying changes the template's bytes (changes, or only replaced asset ids).
-    #[serde(skip)]
     pub rewritten: bool,
     /// The unified diff from the template as read to the template as written, with secret
     /// values masked once the report is assembled; not part of the JSON report.
-    #[serde(skip)]
     pub diff: diff::Unified,
     /// Lines of the resources and values the notes and findings name, for SARIF: pointer →
     /// line in the template as read, and as written.
-    #[serde(skip)]
     pub lines: BTreeMap<String, [Option<usize>; 2]>,
 }
 

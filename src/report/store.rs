@@ -25,8 +25,6 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
-
 use super::diff::Unified;
 use super::StackReport;
 use crate::error::{Error, Result};
@@ -110,137 +108,16 @@ fn tally<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<(String, usize)> {
     out
 }
 
-/// A review's changes as the spool writes them: one array per change, its fields in order, so
-/// reading thousands of them back matches no field names. The value before is `[value]`, or
-/// `null` when there was none (an explicit `null` before is `[null]`).
-pub(super) mod rows {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::transform::change::Written;
-    use crate::transform::{Applied, Op};
-
-    type Row = (
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        Op,
-        Option<(Written,)>,
-        Written,
-        String,
-        bool,
-        Vec<String>,
-    );
-
-    pub fn serialize<S: Serializer>(changes: &[Applied], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(changes.iter().map(|c| {
-            (
-                &c.transform,
-                &c.logical_id,
-                &c.construct_path,
-                &c.resource_type,
-                &c.pointer,
-                c.op,
-                c.old.as_ref().map(|v| (v,)),
-                &c.new,
-                &c.reason,
-                c.enforced,
-                &c.warnings,
-            )
-        }))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Applied>, D::Error> {
-        let rows = Vec::<Row>::deserialize(d)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let (transform, logical_id, construct_path, resource_type, pointer, op) =
-                    (row.0, row.1, row.2, row.3, row.4, row.5);
-                Applied {
-                    transform,
-                    logical_id,
-                    construct_path,
-                    resource_type,
-                    pointer,
-                    op,
-                    old: row.6.map(|(v,)| v.0),
-                    new: row.7 .0,
-                    reason: row.8,
-                    enforced: row.9,
-                    warnings: row.10,
-                }
-            })
-            .collect())
-    }
-}
-
-/// A review's new permissions as the spool writes them: one array per permission, its
-/// statement as the compact text it holds.
-pub(super) mod permission_rows {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::report::Permission;
-    use crate::transform::change::Written;
-
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        Vec<String>,
-        Vec<String>,
-        Vec<String>,
-        Option<String>,
-        Written,
-    );
-
-    pub fn serialize<S: Serializer>(permissions: &[Permission], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(permissions.iter().map(|p| {
-            (
-                &p.logical_id,
-                &p.resource_type,
-                &p.document,
-                &p.effect,
-                &p.actions,
-                &p.resources,
-                &p.principals,
-                &p.condition,
-                &p.statement,
-            )
-        }))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Permission>, D::Error> {
-        let rows = Vec::<Row>::deserialize(d)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| Permission {
-                logical_id: row.0,
-                resource_type: row.1,
-                document: row.2,
-                effect: row.3,
-                actions: row.4,
-                resources: row.5,
-                principals: row.6,
-                condition: row.7,
-                statement: row.8 .0,
-            })
-            .collect())
-    }
-}
-
 /// A template's review: in memory, or at a place in the spool.
 #[derive(Debug, Clone)]
 enum Body {
     /// The review, and its [`approximate_size`] when it was stored.
     Memory(Box<StackReport>, usize),
-    /// The review as JSON, then its diff text as is (the bulk of a review, and JSON would
-    /// escape every quote and newline of it).
+    /// The review's fields in the spool's form (see [`super::codec`]), then its diff text as
+    /// is (the bulk of a review): their lengths, from `offset`.
     Spooled {
         offset: u64,
-        json: usize,
+        fields: usize,
         diff: usize,
     },
 }
@@ -260,17 +137,6 @@ struct Spool {
     file: File,
     /// Where the next review goes (and, off Unix, the file's cursor's lock).
     end: Mutex<u64>,
-}
-
-/// A review as spooled: the report's fields, and those the JSON report leaves out but for
-/// the diff's text, which follows the JSON.
-#[derive(Serialize, Deserialize)]
-struct Spooled {
-    report: StackReport,
-    rewritten: bool,
-    diff_added: usize,
-    diff_removed: usize,
-    lines: std::collections::BTreeMap<String, [Option<usize>; 2]>,
 }
 
 impl Store {
@@ -298,23 +164,24 @@ impl Store {
     pub fn get(&self, i: usize) -> Cow<'_, StackReport> {
         match &self.bodies[i] {
             Body::Memory(s, _) => Cow::Borrowed(s),
-            Body::Spooled { offset, json, diff } => {
+            Body::Spooled {
+                offset,
+                fields,
+                diff,
+            } => {
                 let spool = self.spool.as_ref().expect("a spooled review has a spool");
                 let [bytes, diff] = spool
-                    .read(*offset, [*json, *diff])
+                    .read(*offset, [*fields, *diff])
                     .unwrap_or_else(|e| panic!("reading back the review's temporary file: {e}"));
                 let text =
                     String::from_utf8(diff).expect("a spooled diff reads back as it was written");
-                let s: Spooled = serde_json::from_slice(&bytes)
-                    .expect("a spooled review reads back as it was written");
-                let mut report = s.report;
-                report.rewritten = s.rewritten;
+                let read = super::codec::decode(&bytes);
+                let mut report = read.report;
                 report.diff = Unified {
                     text,
-                    added: s.diff_added,
-                    removed: s.diff_removed,
+                    added: read.diff_added,
+                    removed: read.diff_removed,
                 };
-                report.lines = s.lines;
                 Cow::Owned(report)
             }
         }
@@ -502,16 +369,11 @@ impl StoreBuilder {
     /// Serializes a review to the spool.
     fn spool(&self, mut report: StackReport) -> Result<Body> {
         let diff = std::mem::take(&mut report.diff);
-        let spooled = Spooled {
-            rewritten: report.rewritten,
-            diff_added: diff.added,
-            diff_removed: diff.removed,
-            lines: std::mem::take(&mut report.lines),
-            report,
-        };
-        let mut bytes = serde_json::to_vec(&spooled).expect("a review serializes");
-        drop(spooled);
-        let json = bytes.len();
+        let mut bytes = Vec::new();
+        super::codec::encode(&report, diff.added, diff.removed, &mut bytes);
+        drop(report);
+        let fields = bytes.len();
+        bytes.reserve_exact(diff.text.len());
         bytes.extend_from_slice(diff.text.as_bytes());
         drop(diff);
         let spool = {
@@ -523,8 +385,8 @@ impl StoreBuilder {
         };
         Ok(Body::Spooled {
             offset: spool.append(&bytes)?,
-            json,
-            diff: bytes.len() - json,
+            fields,
+            diff: bytes.len() - fields,
         })
     }
 
@@ -606,50 +468,27 @@ pub(crate) fn approximate_size(s: &StackReport) -> usize {
 mod tests {
     use super::*;
 
-    /// The spool's rows keep every field of a change, and tell no value before from an
-    /// explicit `null` before.
-    #[test]
-    fn issue_8_changes_round_trip_as_rows() {
-        use crate::transform::{Applied, JsonText, Op};
-        let change = |old: Option<serde_json::Value>| Applied {
-            transform: "kms".into(),
-            logical_id: "Bucket".into(),
-            construct_path: Some("App/Bucket/Resource".into()),
-            resource_type: None,
-            pointer: "/Resources/Bucket/Properties/X".into(),
-            op: Op::Enforce,
-            old: old.as_ref().map(JsonText::of),
-            new: JsonText::of(&serde_json::json!({"a": [1, "b"]})),
-            reason: "r".into(),
-            enforced: true,
-            warnings: vec!["w".into()],
-        };
-        let mut r = review("S");
-        r.changes = vec![
-            change(None),
-            change(Some(serde_json::Value::Null)),
-            change(Some(serde_json::json!("v"))),
-        ];
-        let json = serde_json::to_string(&r).unwrap();
-        assert!(json.contains(r#""changes":[["kms","Bucket","App/Bucket/Resource",null,"#));
-        let back: StackReport = serde_json::from_str(&json).unwrap();
-        assert_eq!(back.changes, r.changes);
-        assert_eq!(back.changes[0].old, None);
-        assert_eq!(
-            back.changes[1].old.as_ref().map(JsonText::as_str),
-            Some("null")
-        );
-    }
-
     fn review(name: &str) -> StackReport {
-        let mut r: StackReport = serde_json::from_value(serde_json::json!({
-            "name": name, "displayName": name, "template": format!("{name}.template.json"),
-            "environment": "111111111111/eu-west-1", "nested": false,
-            "changes": [], "notes": []
-        }))
-        .unwrap();
-        r.diff.text = format!("--- a/{name}\n+++ b/{name}\n@@ -1 +1 @@\n-x\n+y\n");
-        r
+        StackReport {
+            name: name.into(),
+            display_name: name.into(),
+            template: format!("{name}.template.json"),
+            environment: "111111111111/eu-west-1".into(),
+            stage: None,
+            nested: false,
+            changes: Vec::new(),
+            notes: Vec::new(),
+            added: Vec::new(),
+            permissions: Vec::new(),
+            construct_paths: Default::default(),
+            rewritten: false,
+            diff: Unified {
+                text: format!("--- a/{name}\n+++ b/{name}\n@@ -1 +1 @@\n-x\n+y\n"),
+                added: 1,
+                removed: 1,
+            },
+            lines: Default::default(),
+        }
     }
 
     fn in_memory(store: &Store) -> usize {

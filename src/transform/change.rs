@@ -215,6 +215,12 @@ impl JsonText {
         })
     }
 
+    /// A text [`JsonText::of`] wrote, taken back as it is (from the review's spool): not
+    /// checked again.
+    pub(crate) fn from_written(text: &str) -> JsonText {
+        JsonText(Arc::from(text))
+    }
+
     /// The text of the list `before` (a value that is not a list is a list of one) with
     /// `items` appended: the text `JsonText::of` gives the list made, without writing again
     /// what `before` already holds.
@@ -289,18 +295,6 @@ impl Serialize for JsonText {
 impl<'de> Deserialize<'de> for JsonText {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<JsonText, D::Error> {
         Ok(JsonText::of(&Value::deserialize(d)?))
-    }
-}
-
-/// A [`JsonText`] read from JSON that serde_json wrote compactly (the review's spool), kept as
-/// read: no tree is built. Only for serde_json's own deserializer.
-#[derive(Debug)]
-pub(crate) struct Written(pub JsonText);
-
-impl<'de> Deserialize<'de> for Written {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Written, D::Error> {
-        let raw = <&serde_json::value::RawValue>::deserialize(d)?;
-        Ok(Written(JsonText(raw.get().into())))
     }
 }
 
