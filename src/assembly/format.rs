@@ -267,7 +267,7 @@ fn write_leaf(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
-/// Writes `value` as `serde_json::to_writer` does (compact), with [`write_str`]'s strings.
+/// Writes `value` as `serde_json::to_writer` does (compact), with `write_str`'s strings.
 /// The same bytes (a test checks on generated values).
 pub fn write_compact(value: &Value, out: &mut Vec<u8>) {
     match value {

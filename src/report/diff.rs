@@ -5,7 +5,7 @@
 //! assembly root, `a/` before and `b/` after, as git does.
 //!
 //! The diff follows the template's structure: both texts are cut into segments at the keys of
-//! the top two levels (a section such as `Resources`, or one resource; see [`super::outline`],
+//! the top two levels (a section such as `Resources`, or one resource; see `report::outline`,
 //! which the review's locators share), segments are matched by
 //! key, and only the segments whose bytes differ are diffed line by line. A hardened template
 //! differs from its input in a few lines of many resources, so this stays linear where a diff

@@ -142,7 +142,7 @@ pub struct PermissionEntry {
 }
 
 impl JsonReport {
-    /// The JSON view of a report, whole in memory. [`write`] writes the same JSON without
+    /// The JSON view of a report, whole in memory. [`write()`] writes the same JSON without
     /// building it.
     pub fn from_report(report: &Report) -> JsonReport {
         let stacks: Vec<_> = report.stacks().collect();

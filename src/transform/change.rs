@@ -194,7 +194,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<JsonText>, D
 /// the review is rendered. As trees they would outweigh the template itself (a pipeline's
 /// thousand CodeBuild projects, each with its environment variables before and after); as text
 /// they take a few bytes per byte of JSON, preview by cutting the text, and spool and read back
-/// as they are. Equal texts can share one allocation ([`Texts`]): a pipeline's thousand
+/// as they are. Equal texts can share one allocation (`Texts`): a pipeline's thousand
 /// projects mostly get the same environment variables.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct JsonText(Arc<str>);
