@@ -139,8 +139,8 @@ pub struct Stack {
 
 /// Where a template's bytes are: its file below the assembly root, or in memory (an assembly
 /// made by [`Assembly::from_template`], or one small enough to keep its templates' texts from
-/// load: see `KEEP_TEXTS` in `assembly::read`). Either way, a hardened template is written to its file;
-/// a build script that hardens an assembly again after writing it loads it again.
+/// load: see `KEEP_TEXTS` in `assembly::read`). Either way, a hardened template is written to
+/// its file; a build script that hardens an assembly again after writing it loads it again.
 #[derive(Debug, Clone)]
 pub enum Source {
     File,

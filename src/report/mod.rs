@@ -12,9 +12,9 @@
 //! Shared pieces: [`diff`] (unified template diffs), [`iam`] (the permissions a change adds),
 //! [`store`] (where reviews wait for the renderers: in memory, or spooled to a temporary file),
 //! [`sarif::Locator`] (lines of pointers, found in a template's text), both over an
-//! outline (`report::outline`) of the text (where its sections and their members start). A template's review is
-//! made in two steps, [`StackReport::start`] from its hardened tree and [`Started::finish`]
-//! from its texts, so the tree can be dropped first. Nothing here reads or writes the assembly.
+//! outline (`report::outline`) of the text (where its sections and their members start). A
+//! template's review is made in two steps, [`StackReport::start`] from its hardened tree and
+//! [`Started::finish`] from its texts, so the tree can be dropped first. Nothing here reads or writes the assembly.
 
 mod codec;
 pub mod diff;
