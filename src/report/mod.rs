@@ -14,7 +14,8 @@
 //! [`sarif::Locator`] (lines of pointers, found in a template's text), both over an
 //! outline (`report::outline`) of the text (where its sections and their members start). A
 //! template's review is made in two steps, [`StackReport::start`] from its hardened tree and
-//! [`Started::finish`] from its texts, so the tree can be dropped first. Nothing here reads or writes the assembly.
+//! [`Started::finish`] from its texts, so the tree can be dropped first. Nothing here reads or
+//! writes the assembly.
 
 mod codec;
 pub mod diff;
