@@ -107,7 +107,10 @@ pub fn new_permissions(before: &Statements, after: &Value) -> Vec<Permission> {
         let mut named: Vec<Option<(Vec<String>, Vec<String>)>> =
             vec![None; collected.contexts.len()];
         for s in collected.found {
+            // Whether `written` holds this statement's text.
+            let mut have_text = false;
             if !old.is_empty() {
+                have_text = true;
                 written.clear();
                 crate::assembly::format::write_compact(&s.statement, &mut written);
                 if old
@@ -121,7 +124,11 @@ pub fn new_permissions(before: &Statements, after: &Value) -> Vec<Permission> {
                 let (attached, on) = collected.contexts[s.context];
                 (attached.names(), on.names())
             });
-            out.push(s.into_permission(logical_id, kind, attached, default_resource));
+            let text = have_text.then(|| {
+                let text = std::str::from_utf8(&written).expect("compact JSON text is UTF-8");
+                JsonText::from_written(text)
+            });
+            out.push(s.into_permission(logical_id, kind, attached, default_resource, text));
         }
     }
     out
@@ -180,12 +187,15 @@ impl Names<'_> {
 }
 
 impl Found<'_> {
+    /// The permission this statement grants; `text` is the statement's compact text, if it
+    /// was already written.
     fn into_permission(
         self,
         logical_id: &str,
         kind: &str,
         attached: &[String],
         default_resource: &[String],
+        text: Option<JsonText>,
     ) -> Permission {
         let s = &self.statement;
         let effect = s
@@ -225,7 +235,7 @@ impl Found<'_> {
             resources,
             principals,
             condition: s.field("Condition").map(render_condition),
-            statement: JsonText::of(&self.statement),
+            statement: text.unwrap_or_else(|| JsonText::of(&self.statement)),
         }
     }
 }
