@@ -17,21 +17,9 @@ use super::iam::Permission;
 use super::StackReport;
 use crate::transform::{Applied, JsonText, Note, NoteKind, Op};
 
-/// What the spool keeps of a review besides its diff text: the diff's counts travel here.
-pub(super) struct Fields {
-    pub report: StackReport,
-    pub diff_added: usize,
-    pub diff_removed: usize,
-}
-
-/// Appends the fields of `report` (all but `report.diff.text`, whose counts are given) to
-/// `out`.
-pub(super) fn encode(
-    report: &StackReport,
-    diff_added: usize,
-    diff_removed: usize,
-    out: &mut Vec<u8>,
-) {
+/// Appends the fields of `report`, all but its diff's text (which the spool writes after
+/// them, as is), to `out`.
+pub(super) fn encode(report: &StackReport, out: &mut Vec<u8>) {
     let w = &mut Writer(out);
     let StackReport {
         name,
@@ -46,7 +34,7 @@ pub(super) fn encode(
         permissions,
         construct_paths,
         rewritten,
-        diff: _,
+        diff,
         lines,
     } = report;
     w.str(name);
@@ -56,8 +44,8 @@ pub(super) fn encode(
     w.opt_str(stage.as_deref());
     w.bool(*nested);
     w.bool(*rewritten);
-    w.num(diff_added);
-    w.num(diff_removed);
+    w.num(diff.added);
+    w.num(diff.removed);
     w.num(changes.len());
     for c in changes {
         let Applied {
@@ -142,11 +130,11 @@ pub(super) fn encode(
     }
 }
 
-/// The fields [`encode`] wrote, read back; the report's diff text is left empty.
+/// The review [`encode`] wrote as `bytes`, with `diff_text` the text of its diff.
 ///
 /// # Panics
 /// If `bytes` are not what [`encode`] wrote: the spool is the process's own file.
-pub(super) fn decode(bytes: &[u8]) -> Fields {
+pub(super) fn decode(bytes: &[u8], diff_text: String) -> StackReport {
     let r = &mut Reader { bytes, at: 0 };
     let name = r.string();
     let display_name = r.string();
@@ -155,8 +143,11 @@ pub(super) fn decode(bytes: &[u8]) -> Fields {
     let stage = r.opt_string();
     let nested = r.bool();
     let rewritten = r.bool();
-    let diff_added = r.num();
-    let diff_removed = r.num();
+    let diff = super::diff::Unified {
+        text: diff_text,
+        added: r.num(),
+        removed: r.num(),
+    };
     let changes = r.list(|r| Applied {
         transform: r.string(),
         logical_id: r.string(),
@@ -199,25 +190,21 @@ pub(super) fn decode(bytes: &[u8]) -> Fields {
         })
         .collect();
     assert_eq!(r.at, bytes.len(), "a spooled review is read to its end");
-    Fields {
-        report: StackReport {
-            name,
-            display_name,
-            template,
-            environment,
-            stage,
-            nested,
-            changes,
-            notes,
-            added,
-            permissions,
-            construct_paths,
-            rewritten,
-            diff: Default::default(),
-            lines,
-        },
-        diff_added,
-        diff_removed,
+    StackReport {
+        name,
+        display_name,
+        template,
+        environment,
+        stage,
+        nested,
+        changes,
+        notes,
+        added,
+        permissions,
+        construct_paths,
+        rewritten,
+        diff,
+        lines,
     }
 }
 
@@ -389,14 +376,6 @@ mod tests {
             enforced: true,
             warnings: vec!["w1".into(), "w2".into()],
         };
-        let ops = [
-            Op::SetIfAbsent,
-            Op::Enforce,
-            Op::Merge,
-            Op::AppendUnique,
-            Op::AddResource,
-            Op::Upgrade,
-        ];
         let kinds = [
             NoteKind::Skipped,
             NoteKind::OptOut,
@@ -412,7 +391,7 @@ mod tests {
             environment: "111111111111/eu-west-1".into(),
             stage: Some("App/Stage".into()),
             nested: true,
-            changes: ops
+            changes: Op::ALL
                 .iter()
                 .zip(olds.iter().cycle())
                 .map(|(op, old)| applied(old.clone(), *op))
@@ -441,7 +420,11 @@ mod tests {
             }],
             construct_paths: [("A".to_string(), "App/A".to_string())].into(),
             rewritten: true,
-            diff: Default::default(),
+            diff: super::super::diff::Unified {
+                text: "--- a/x\n+++ b/x\n".into(),
+                added: 7,
+                removed: 300,
+            },
             lines: [
                 ("/Resources/A".to_string(), [Some(3), None]),
                 ("/Resources/B".to_string(), [None, Some(1 << 40)]),
@@ -449,14 +432,14 @@ mod tests {
             .into(),
         };
         let mut bytes = Vec::new();
-        encode(&report, 7, 300, &mut bytes);
-        let back = decode(&bytes);
-        assert_eq!(format!("{:?}", back.report), format!("{report:?}"));
-        assert_eq!((back.diff_added, back.diff_removed), (7, 300));
+        encode(&report, &mut bytes);
+        let back = decode(&bytes, report.diff.text.clone());
+        assert_eq!(format!("{back:?}"), format!("{report:?}"));
+        assert_eq!((back.diff.added, back.diff.removed), (7, 300));
         // No value before and an explicit `null` before stay apart.
-        assert_eq!(back.report.changes[0].old, None);
+        assert_eq!(back.changes[0].old, None);
         assert_eq!(
-            back.report.changes[1].old.as_ref().map(JsonText::as_str),
+            back.changes[1].old.as_ref().map(JsonText::as_str),
             Some("null")
         );
     }

@@ -107,10 +107,7 @@ pub fn new_permissions(before: &Statements, after: &Value) -> Vec<Permission> {
         let mut named: Vec<Option<(Vec<String>, Vec<String>)>> =
             vec![None; collected.contexts.len()];
         for s in collected.found {
-            // Whether `written` holds this statement's text.
-            let mut have_text = false;
             if !old.is_empty() {
-                have_text = true;
                 written.clear();
                 crate::assembly::format::write_compact(&s.statement, &mut written);
                 if old
@@ -124,7 +121,8 @@ pub fn new_permissions(before: &Statements, after: &Value) -> Vec<Permission> {
                 let (attached, on) = collected.contexts[s.context];
                 (attached.names(), on.names())
             });
-            let text = have_text.then(|| {
+            // `written` holds this statement's text when it was compared above.
+            let text = (!old.is_empty()).then(|| {
                 let text = std::str::from_utf8(&written).expect("compact JSON text is UTF-8");
                 JsonText::from_written(text)
             });

@@ -743,20 +743,17 @@ pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
     }
     // Longer than `max` bytes: with the first `max` ASCII, it has more than `max` characters,
     // and the first `max - 1` are as many bytes.
-    if max > 0 && text.as_bytes()[..max].is_ascii() {
-        let mut cut = String::with_capacity(max - 1 + '…'.len_utf8());
-        cut.push_str(&text[..max - 1]);
-        cut.push('…');
-        return Cow::Owned(cut);
-    }
-    // Only the first `max` characters are looked at: a value can be a whole policy document.
-    if text.char_indices().nth(max).is_none() {
-        return Cow::Borrowed(text);
-    }
-    let end = text
-        .char_indices()
-        .nth(max.saturating_sub(1))
-        .map_or(text.len(), |(i, _)| i);
+    let end = if max > 0 && text.as_bytes()[..max].is_ascii() {
+        max - 1
+    } else {
+        // Only the first `max` characters are looked at: a value can be a whole policy document.
+        if text.char_indices().nth(max).is_none() {
+            return Cow::Borrowed(text);
+        }
+        text.char_indices()
+            .nth(max.saturating_sub(1))
+            .map_or(text.len(), |(i, _)| i)
+    };
     let mut cut = String::with_capacity(end + '…'.len_utf8());
     cut.push_str(&text[..end]);
     cut.push('…');

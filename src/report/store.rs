@@ -25,7 +25,6 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::diff::Unified;
 use super::StackReport;
 use crate::error::{Error, Result};
 
@@ -175,14 +174,7 @@ impl Store {
                     .unwrap_or_else(|e| panic!("reading back the review's temporary file: {e}"));
                 let text =
                     String::from_utf8(diff).expect("a spooled diff reads back as it was written");
-                let read = super::codec::decode(&bytes);
-                let mut report = read.report;
-                report.diff = Unified {
-                    text,
-                    added: read.diff_added,
-                    removed: read.diff_removed,
-                };
-                Cow::Owned(report)
+                Cow::Owned(super::codec::decode(&bytes, text))
             }
         }
     }
@@ -367,15 +359,13 @@ impl StoreBuilder {
     }
 
     /// Serializes a review to the spool.
-    fn spool(&self, mut report: StackReport) -> Result<Body> {
-        let diff = std::mem::take(&mut report.diff);
+    fn spool(&self, report: StackReport) -> Result<Body> {
         let mut bytes = Vec::new();
-        super::codec::encode(&report, diff.added, diff.removed, &mut bytes);
-        drop(report);
+        super::codec::encode(&report, &mut bytes);
         let fields = bytes.len();
-        bytes.reserve_exact(diff.text.len());
-        bytes.extend_from_slice(diff.text.as_bytes());
-        drop(diff);
+        bytes.reserve_exact(report.diff.text.len());
+        bytes.extend_from_slice(report.diff.text.as_bytes());
+        drop(report);
         let spool = {
             let mut spool = self.spool.lock().expect("the spool lock is not poisoned");
             match &*spool {
@@ -467,6 +457,7 @@ pub(crate) fn approximate_size(s: &StackReport) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::diff::Unified;
 
     fn review(name: &str) -> StackReport {
         StackReport {

@@ -39,6 +39,17 @@ pub enum Op {
 }
 
 impl Op {
+    /// Every operation, for tests over all of them.
+    #[cfg(test)]
+    pub(crate) const ALL: [Op; 6] = [
+        Op::SetIfAbsent,
+        Op::Enforce,
+        Op::Merge,
+        Op::AppendUnique,
+        Op::AddResource,
+        Op::Upgrade,
+    ];
+
     /// The name the config, documents and reports use (`set-if-absent`…).
     pub fn name(self) -> &'static str {
         match self {
@@ -522,14 +533,7 @@ mod tests {
     /// The names the review prints are the names the config, documents and JSON report use.
     #[test]
     fn op_names_are_their_serialized_names() {
-        for op in [
-            Op::SetIfAbsent,
-            Op::Enforce,
-            Op::Merge,
-            Op::AppendUnique,
-            Op::AddResource,
-            Op::Upgrade,
-        ] {
+        for op in Op::ALL {
             assert_eq!(serde_json::to_value(op).unwrap(), op.name());
         }
     }
