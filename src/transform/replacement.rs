@@ -63,11 +63,13 @@ fn read_data(data: &'static str) -> HashMap<&'static str, &'static str> {
         .collect()
 }
 
-/// The pointers of a list as the data writes it.
+/// The pointers of a list as the data writes it. Cut at each comma (no pointer holds one; a
+/// test checks the lists against the JSON), which finds them with a byte search where cutting
+/// at `", "` first builds a substring searcher, on every change checked.
 fn pointers(list: &'static str) -> impl Iterator<Item = &'static str> {
-    list.split(", ")
+    list.split(',')
+        .map(|p| p.trim_matches([' ', '"']))
         .filter(|p| !p.is_empty())
-        .map(|p| p.trim_matches('"'))
 }
 
 /// The create-only properties of a resource type (pointers relative to `Properties`).

@@ -205,14 +205,24 @@ pub struct Access {
 }
 
 pub fn access(statement: &Value, kind: Kind) -> Access {
+    access_by(&action_patterns(statement), kind)
+}
+
+/// [`access`] by a statement's patterns, read once for all the kinds asked about.
+fn access_by(patterns: &Patterns, kind: Kind) -> Access {
     let Some(service) = service(kind) else {
         return Access::default();
     };
-    let patterns = action_patterns(statement);
-    let any = |names: &[&str]| {
-        names
-            .iter()
-            .any(|a| covers(&patterns, &format!("{}:{a}", service.prefix)))
+    // Each action spelled `prefix:name` in one buffer, not a string apiece.
+    let mut action = String::with_capacity(64);
+    let mut any = |names: &[&str]| {
+        names.iter().any(|a| {
+            action.clear();
+            action.push_str(service.prefix);
+            action.push(':');
+            action.push_str(a);
+            covers(patterns, &action)
+        })
     };
     Access {
         read: any(service.reads),
@@ -397,11 +407,23 @@ fn propose(
             } else {
                 cfn::referenced_ids(resource)
             };
+            // The statement's patterns read once, and its access found once a kind: a
+            // wildcard statement names every encrypted resource of the template.
+            let mut patterns = None;
+            let mut masks: Vec<(Kind, u8)> = Vec::new();
             for id in ids {
                 let Some(kind) = grant.kind(&id) else {
                     continue;
                 };
-                let mask = identity_mask(access(statement, kind), kind);
+                let mask = match masks.iter().find(|(k, _)| *k == kind) {
+                    Some(&(_, mask)) => mask,
+                    None => {
+                        let patterns = patterns.get_or_insert_with(|| action_patterns(statement));
+                        let mask = identity_mask(access_by(patterns, kind), kind);
+                        masks.push((kind, mask));
+                        mask
+                    }
+                };
                 if mask != 0 {
                     need.add(mask, format!("`{id}`"));
                 }
