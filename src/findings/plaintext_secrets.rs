@@ -134,8 +134,15 @@ impl Variable<'_> {
 }
 
 /// Whether `needle` occurs in `haystack` (short texts, looked at once each).
+/// Whether `needle` occurs in `haystack`: tried where its first byte is, which for a
+/// variable's name or value, a few dozen bytes, costs less than building a substring
+/// searcher once per name and needle.
 fn has(haystack: &str, needle: &str) -> bool {
-    memchr::memmem::find(haystack.as_bytes(), needle.as_bytes()).is_some()
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let Some(&first) = n.first() else {
+        return true;
+    };
+    memchr::memchr_iter(first, h).any(|i| h[i..].starts_with(n))
 }
 
 fn lambda_variables(resource: &Value) -> Vec<Variable<'_>> {
@@ -288,28 +295,39 @@ fn find_access_key_id(value: &str) -> Option<usize> {
     })
 }
 
-/// Tokens whose format alone says what they are.
+/// Tokens whose format alone says what they are: a prefix, and how many token characters
+/// at least follow it.
+const PREFIXES: &[(&str, usize)] = &[
+    ("ghp_", 30),
+    ("gho_", 30),
+    ("ghu_", 30),
+    ("ghs_", 30),
+    ("ghr_", 30),
+    ("github_pat_", 30),
+    ("glpat-", 20),
+    ("xoxb-", 20),
+    ("xoxp-", 20),
+    ("xoxa-", 20),
+    ("xoxr-", 20),
+    ("npm_", 36),
+];
+
+/// Whether `value` holds one of the [`PREFIXES`] tokens.
 fn has_known_token(value: &str) -> bool {
-    const PREFIXES: &[(&str, usize)] = &[
-        ("ghp_", 30),
-        ("gho_", 30),
-        ("ghu_", 30),
-        ("ghs_", 30),
-        ("ghr_", 30),
-        ("github_pat_", 30),
-        ("glpat-", 20),
-        ("xoxb-", 20),
-        ("xoxp-", 20),
-        ("xoxa-", 20),
-        ("xoxr-", 20),
-        ("npm_", 36),
-    ];
-    PREFIXES.iter().any(|(prefix, min)| {
-        value.match_indices(prefix).any(|(i, _)| {
-            let boundary = i == 0 || !value.as_bytes()[i - 1].is_ascii_alphanumeric();
-            let rest = value[i + prefix.len()..]
-                .bytes()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+    // Each position tried against each prefix: a value is short, and no prefix can overlap
+    // itself, so these are the places a search for it finds. A test checks that every prefix
+    // starts with `g`, `x` or `n`.
+    // Every prefix starts with one of these.
+    let b = value.as_bytes();
+    memchr::memchr3_iter(b'g', b'x', b'n', b).any(|i| {
+        PREFIXES.iter().any(|(prefix, min)| {
+            if !b[i..].starts_with(prefix.as_bytes()) {
+                return false;
+            }
+            let boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+            let rest = b[i + prefix.len()..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_' || **c == b'-')
                 .count();
             boundary && rest >= *min
         })
@@ -339,6 +357,38 @@ fn mask(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The position-by-position searches find what substring searches find: values made
+        /// of the prefixes' own characters, so that near misses and repeats are common.
+        #[test]
+        fn issue_8_token_and_name_searches_agree_with_substring_search(
+            value in "[ghpousrtbxanml_i-]{0,60}",
+            name in "[A-Z_]{0,12}",
+        ) {
+            let by_search = |value: &str| {
+                PREFIXES.iter().any(|(prefix, min)| {
+                    value.match_indices(prefix).any(|(i, _)| {
+                        let boundary = i == 0 || !value.as_bytes()[i - 1].is_ascii_alphanumeric();
+                        let rest = value[i + prefix.len()..]
+                            .bytes()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+                            .count();
+                        boundary && rest >= *min
+                    })
+                })
+            };
+            // Long enough runs to pass the length checks, too.
+            let long = format!("{value}{}", "a".repeat(40));
+            proptest::prop_assert!(PREFIXES.iter().all(|(p, _)| p.starts_with(['g', 'x', 'n'])));
+            proptest::prop_assert_eq!(has_known_token(&value), by_search(&value));
+            proptest::prop_assert_eq!(has_known_token(&long), by_search(&long));
+            for needle in ["SECRET", "KEY", "API_KEY", "_", "{{resolve:"] {
+                proptest::prop_assert_eq!(has(&name, needle), name.contains(needle));
+                proptest::prop_assert_eq!(has(&value, needle), value.contains(needle));
+            }
+        }
+    }
 
     #[test]
     fn access_key_ids_are_whole_words() {
