@@ -376,7 +376,7 @@ fn myers(
     ops: &mut Vec<DiffOp>,
 ) {
     let (a, b) = numbered(&old.lines[o.clone()], &new.lines[n.clone()]);
-    for op in similar::capture_diff_slices(Algorithm::Myers, &a, &b) {
+    for op in super::myers::diff(&a, &b) {
         push(ops, op.shifted(o.start, n.start));
     }
 }

@@ -22,6 +22,7 @@ pub mod diff;
 pub mod iam;
 pub mod json;
 pub mod markdown;
+mod myers;
 pub(crate) mod outline;
 pub mod sarif;
 pub mod store;
