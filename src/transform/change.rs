@@ -323,12 +323,13 @@ pub(crate) struct Sampled;
 impl std::hash::BuildHasher for Sampled {
     type Hasher = SampledHasher;
     fn build_hasher(&self) -> SampledHasher {
-        SampledHasher(std::hash::DefaultHasher::new())
+        SampledHasher(foldhash::fast::FixedState::default().build_hasher())
     }
 }
 
-/// The standard hasher, over what [`Sampled`] reads.
-pub(crate) struct SampledHasher(std::hash::DefaultHasher);
+/// foldhash's fast hasher (the set is never iterated, so no order depends on it), over what
+/// [`Sampled`] reads.
+pub(crate) struct SampledHasher(foldhash::fast::FoldHasher<'static>);
 
 impl std::hash::Hasher for SampledHasher {
     fn write(&mut self, bytes: &[u8]) {
