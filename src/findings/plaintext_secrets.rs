@@ -133,7 +133,6 @@ impl Variable<'_> {
     }
 }
 
-/// Whether `needle` occurs in `haystack` (short texts, looked at once each).
 /// Whether `needle` occurs in `haystack`: tried where its first byte is, which for a
 /// variable's name or value, a few dozen bytes, costs less than building a substring
 /// searcher once per name and needle.
@@ -314,10 +313,9 @@ const PREFIXES: &[(&str, usize)] = &[
 
 /// Whether `value` holds one of the [`PREFIXES`] tokens.
 fn has_known_token(value: &str) -> bool {
-    // Each position tried against each prefix: a value is short, and no prefix can overlap
-    // itself, so these are the places a search for it finds. A test checks that every prefix
-    // starts with `g`, `x` or `n`.
-    // Every prefix starts with one of these.
+    // Each place a prefix could start (every prefix starts with `g`, `x` or `n`, which a test
+    // checks) tried against each prefix: a value is short, and no prefix can overlap itself,
+    // so these are the places a search for each prefix finds.
     let b = value.as_bytes();
     memchr::memchr3_iter(b'g', b'x', b'n', b).any(|i| {
         PREFIXES.iter().any(|(prefix, min)| {

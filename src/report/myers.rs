@@ -8,6 +8,10 @@
 //! same hooks, so the operations are the ones `similar::capture_diff_slices` returns (a
 //! property test compares them on random inputs where lines repeat). It must not change what
 //! a diff says: a review diff that moved from one release to the next would be noise.
+//!
+//! The algorithm is Eugene W. Myers' ("An O(ND) Difference Algorithm and Its Variations",
+//! 1986) in the linear-space form similar implements (Apache-2.0, after Brandon Williams'
+//! implementation); the steps and their order follow similar's `myers.rs`.
 
 use std::ops::Range;
 
