@@ -118,15 +118,8 @@ pub(super) fn encode(report: &StackReport, out: &mut Vec<u8>) {
     w.num(lines.len());
     for (pointer, [before, after]) in lines {
         w.str(pointer);
-        for line in [before, after] {
-            match line {
-                None => w.byte(0),
-                Some(n) => {
-                    w.byte(1);
-                    w.num(*n);
-                }
-            }
-        }
+        w.opt_num(*before);
+        w.opt_num(*after);
     }
 }
 
@@ -182,12 +175,7 @@ pub(super) fn decode(bytes: &[u8], diff_text: String) -> StackReport {
     let construct_paths: BTreeMap<String, String> =
         (0..r.num()).map(|_| (r.string(), r.string())).collect();
     let lines = (0..r.num())
-        .map(|_| {
-            let pointer = r.string();
-            let mut line = || (r.byte() == 1).then(|| r.num());
-            let before = line();
-            (pointer, [before, line()])
-        })
+        .map(|_| (r.string(), [r.opt_num(), r.opt_num()]))
         .collect();
     assert_eq!(r.at, bytes.len(), "a spooled review is read to its end");
     StackReport {
@@ -287,6 +275,16 @@ impl Writer<'_> {
         }
     }
 
+    fn opt_num(&mut self, n: Option<usize>) {
+        match n {
+            None => self.byte(0),
+            Some(n) => {
+                self.byte(1);
+                self.num(n);
+            }
+        }
+    }
+
     fn strs(&mut self, list: &[String]) {
         self.num(list.len());
         list.iter().for_each(|s| self.str(s));
@@ -334,6 +332,10 @@ impl<'a> Reader<'a> {
 
     fn opt_str(&mut self) -> Option<&'a str> {
         (self.byte() == 1).then(|| self.str())
+    }
+
+    fn opt_num(&mut self) -> Option<usize> {
+        (self.byte() == 1).then(|| self.num())
     }
 
     fn opt_string(&mut self) -> Option<String> {

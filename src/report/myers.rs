@@ -123,11 +123,7 @@ fn middle_snake(
         let mut k = d;
         while k >= -d {
             let i = (k + offset) as usize;
-            let mut x = if k == -d || (k != d && forward[i - 1] < forward[i + 1]) {
-                forward[i + 1]
-            } else {
-                forward[i - 1] + 1
-            };
+            let mut x = furthest(forward, i, k, d);
             let mut y = (x as isize - k) as usize;
             let start = (x, y);
             while x < len_o && y < len_n && old[x] == new[y] {
@@ -147,11 +143,7 @@ fn middle_snake(
         let mut k = d;
         while k >= -d {
             let i = (k + offset) as usize;
-            let mut x = if k == -d || (k != d && backward[i - 1] < backward[i + 1]) {
-                backward[i + 1]
-            } else {
-                backward[i - 1] + 1
-            };
+            let mut x = furthest(backward, i, k, d);
             let mut y = (x as isize - k) as usize;
             while x < len_o && y < len_n && old[len_o - 1 - x] == new[len_n - 1 - y] {
                 x += 1;
@@ -168,6 +160,18 @@ fn middle_snake(
         }
     }
     None
+}
+
+/// Where a path of `d` edits on diagonal `k` (at index `i` of `v`) starts its snake: one
+/// step on from the further of its neighbours' paths of `d - 1` edits, down from `k + 1`
+/// or right from `k - 1`.
+#[inline]
+fn furthest(v: &[usize], i: usize, k: isize, d: isize) -> usize {
+    if k == -d || (k != d && v[i - 1] < v[i + 1]) {
+        v[i + 1]
+    } else {
+        v[i - 1] + 1
+    }
 }
 
 #[cfg(test)]
