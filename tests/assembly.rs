@@ -396,6 +396,40 @@ fn issue_2_invalid_json_names_line_and_column() {
     refused(&root, &[&name, "invalid JSON at line 3, column"]);
 }
 
+/// A key given twice in one object of a template is refused at its second place, not at the
+/// end of the object (a stack's `Resources` ends hundreds of lines later), with the first's
+/// line.
+#[test]
+fn issue_2_a_repeated_key_is_named_where_it_is_repeated() {
+    let (_dir, root) = copy_fixture("pipelines");
+    let path = std::fs::read_dir(root.join("assembly-PipelineStack-UAT"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.to_string_lossy().ends_with(".template.json")
+                && !p.to_string_lossy().contains("nested")
+        })
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    // A resource's `Type` line, given again right after it.
+    let first = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("\"Type\": \"") && l.ends_with(','))
+        .expect("a resource type followed by its properties");
+    let again = lines[first];
+    lines.insert(first + 1, again);
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let column = again.len() - again.trim_start().len() + 1;
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let expected = format!(
+        "invalid JSON at line {}, column {column}: key `Type` appears twice in one object (first at line {})",
+        first + 2,
+        first + 1
+    );
+    refused(&root, &[&name, &expected]);
+}
+
 /// serde_json gives two keys a meaning of its own; a template that uses one is refused at its
 /// place (once it read `{"$serde_json::private::RawValue": "nope"}` as raw JSON and panicked
 /// rendering the JSON report), in every format, and nothing is written.

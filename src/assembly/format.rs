@@ -18,8 +18,9 @@ use serde_json::{Map, Number, Value};
 /// ([`RESERVED_KEYS`]) is an error, with its line and column: serde_json would read
 /// `{"$serde_json::private::Number": "1"}` as the number `1`, so the template would change
 /// where no transform touched it, and its raw-value key would not read back at all. So is a
-/// key given twice in one object (at the end of that object): serde_json keeps the last value,
-/// so the rewritten template would silently lose the first.
+/// key given twice in one object (at the end of that object; [`duplicate_key`] finds where the
+/// second is): serde_json keeps the last value, so the rewritten template would silently lose
+/// the first.
 pub fn parse(text: &str) -> serde_json::Result<Value> {
     // From text already checked to be UTF-8 as a whole: the parser then does not check each
     // string again.
@@ -32,6 +33,87 @@ pub fn parse(text: &str) -> serde_json::Result<Value> {
     let value = Exact(&mut scratch).deserialize(&mut de)?;
     de.end()?;
     Ok(value)
+}
+
+/// The end of [`parse`]'s message for a key given twice in one object.
+const TWICE: &str = "appears twice in the object that ends here";
+
+/// A key given twice in one object of a JSON text: the key, and where its second and first
+/// places are (1-based line and column, in bytes, of the key's opening quote).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Duplicate {
+    pub key: String,
+    pub line: usize,
+    pub column: usize,
+    pub first_line: usize,
+}
+
+/// Where the first key given twice in one object of `text` is, in the text's order, for an
+/// error from [`parse`] that is about one (`None` for any other error). `parse` finds the
+/// repeat only when the object closes, and serde_json then knows only that place; this second
+/// pass, made only for the error, names the key's own line. Keys are compared as decoded, so
+/// `"A"` and `"\u0041"` are the same key.
+pub(crate) fn duplicate_key(text: &str, error: &serde_json::Error) -> Option<Duplicate> {
+    if !(error.is_data() && error.to_string().contains(TWICE)) {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    // Each open container: for an object, its keys so far (decoded, with their offsets), and
+    // whether the next string is a key.
+    let mut open: Vec<Option<(std::collections::HashMap<String, usize>, bool)>> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' => open.push(Some((Default::default(), true))),
+            b'[' => open.push(None),
+            b'}' | b']' => {
+                open.pop();
+            }
+            b',' => {
+                if let Some(Some((_, next_is_key))) = open.last_mut() {
+                    *next_is_key = true;
+                }
+            }
+            b':' => {
+                if let Some(Some((_, next_is_key))) = open.last_mut() {
+                    *next_is_key = false;
+                }
+            }
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                if let Some(Some((keys, true))) = open.last_mut() {
+                    let key: String = serde_json::from_str(text.get(start..=i)?).ok()?;
+                    if let Some(&first) = keys.get(&key) {
+                        let (line, column) = line_column(bytes, start);
+                        return Some(Duplicate {
+                            key,
+                            line,
+                            column,
+                            first_line: line_column(bytes, first).0,
+                        });
+                    }
+                    keys.insert(key, start);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The 1-based line and column (in bytes) of byte `at` of `bytes`.
+fn line_column(bytes: &[u8], at: usize) -> (usize, usize) {
+    let before = &bytes[..at];
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    (
+        before.iter().filter(|&&b| b == b'\n').count() + 1,
+        at - line_start + 1,
+    )
 }
 
 /// The items and entries of the arrays and objects being parsed, innermost last; each is moved
@@ -191,7 +273,7 @@ impl<'de> Visitor<'de> for Exact<'_> {
                 // would drop the first; cfn-lint refuses such a template too.
                 serde_json::map::Entry::Occupied(e) => {
                     return Err(serde::de::Error::custom(format_args!(
-                        "key `{}` appears twice in the object that ends here",
+                        "key `{}` {TWICE}",
                         e.key()
                     )));
                 }
@@ -363,12 +445,40 @@ mod tests {
             (5, true),
             "{err}"
         );
+        assert_eq!(
+            duplicate_key(text, &err),
+            Some(Duplicate {
+                key: "A".into(),
+                line: 4,
+                column: 3,
+                first_line: 3
+            })
+        );
         let nested = r#"{"a": [{"k": 1, "j": 2, "k": 3}]}"#;
         assert!(parse(nested)
             .unwrap_err()
             .to_string()
             .contains("key `k` appears twice"));
         assert!(parse(r#"{"a": {"k": 1}, "b": {"k": 1}}"#).is_ok());
+    }
+
+    /// The second place of a repeated key is found in the text, not the end of its object:
+    /// keys compare decoded, strings that look like keys inside values and arrays are not
+    /// keys, and the same key in two objects is no repeat.
+    #[test]
+    fn issue_2_a_key_given_twice_is_found_where_it_is_given_again() {
+        let at = |text: &str| {
+            let err = parse(text).unwrap_err();
+            duplicate_key(text, &err).map(|d| (d.key, d.line, d.column, d.first_line))
+        };
+        let text = "{\n \"a\": {\"k\": \"k\", \"s\": [\"k\", {\"k\": 1}]},\n \"\\u0061\": 2\n}";
+        assert_eq!(at(text), Some(("a".into(), 3, 2, 2)));
+        let escaped = "{\"x\\\"y\": 1, \"x\\\"y\": 2}";
+        assert_eq!(at(escaped), Some(("x\"y".into(), 1, 13, 1)));
+        // Any other error is not about a repeated key.
+        let other = "{\"a\": 1, \"a\": }";
+        let err = parse(other).unwrap_err();
+        assert_eq!(duplicate_key(other, &err), None);
     }
 
     proptest! {

@@ -163,8 +163,20 @@ pub(crate) fn parse_template(file: &Path, bytes: Vec<u8>) -> Result<Template> {
 
 /// [`read_template`] on the text of `file`, read before.
 pub(crate) fn parse_template_text(file: &Path, text: String) -> Result<Template> {
-    let value =
-        super::format::parse(&text).map_err(|e| Error::json_in(file, text.as_bytes(), &e))?;
+    let value = super::format::parse(&text).map_err(|e| {
+        match super::format::duplicate_key(&text, &e) {
+            Some(twice) => Error::Json {
+                path: file.to_path_buf(),
+                line: twice.line,
+                column: twice.column,
+                message: format!(
+                    "key `{}` appears twice in one object (first at line {}); JSON would keep only the last",
+                    twice.key, twice.first_line
+                ),
+            },
+            None => Error::json_in(file, text.as_bytes(), &e),
+        }
+    })?;
     if !value.is_object() {
         return Err(Error::Shape {
             path: file.to_path_buf(),
@@ -1152,7 +1164,7 @@ mod tests {
             assert_eq!(ids, expected, "{text}");
             light_matches_full(&file, &found);
         }
-        // A repeated id is refused, at the end of its object.
+        // A repeated id is refused, at its second place.
         let file = dir.path().join("t.template.json");
         let text = r#"{"Resources": {"A": {"Type": "AWS::SQS::Queue"}, "B": N_B, "A": N_A}}"#
             .replace("N_A", &nested("A", "a.json").to_string())
@@ -1160,7 +1172,11 @@ mod tests {
         std::fs::write(&file, &text).unwrap();
         let err =
             read_nested_stacks(&file, std::fs::read(&file).unwrap(), &Ids::default()).unwrap_err();
-        assert!(err.to_string().contains("key `A` appears twice"), "{err}");
+        let column = text.rfind(r#""A":"#).unwrap() + 1;
+        let expected = format!(
+            "line 1, column {column}: key `A` appears twice in one object (first at line 1)"
+        );
+        assert!(err.to_string().contains(&expected), "{err}");
         // Refused by the full read, with its pointer: the light read must not let it through.
         // A template that spells no nested stack is not parsed at load at all; the full read
         // that hardens it refuses it the same way.
