@@ -376,14 +376,3 @@ fn stdout_failed(e: std::io::Error) -> Result<()> {
         _ => Err(Error::Stdout { source: e }),
     }
 }
-
-/// An error and its causes on one line, most specific last.
-pub fn error_chain(error: &Error) -> String {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    message
-}

@@ -204,6 +204,19 @@ impl Stamp {
 }
 
 impl Error {
+    /// The error and every cause below it, each after a colon: what the binary prints.
+    /// (`Display` gives the error alone: for [`Error::Io`], the path without the system's
+    /// reason, which is its source.)
+    pub fn chain(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        message
+    }
+
     /// Reads a file, naming it on failure.
     pub(crate) fn read(path: &std::path::Path) -> Result<Vec<u8>> {
         Error::read_file(path).map(|file| file.bytes)

@@ -39,6 +39,7 @@
 //! ```
 
 pub mod assembly;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -48,6 +49,11 @@ pub mod transform;
 mod waves;
 
 use std::path::PathBuf;
+
+/// The README's Rust examples, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
 
 pub use assembly::{Assembly, Writer};
 pub use config::{Config, LoadedConfig};

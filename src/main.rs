@@ -23,10 +23,7 @@ fn main() -> ExitCode {
     match cdk_harden::cli::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!(
-                "cdk-harden: error: {}",
-                cdk_harden::cli::error_chain(&error)
-            );
+            eprintln!("cdk-harden: error: {}", error.chain());
             ExitCode::from(2)
         }
     }

@@ -18,7 +18,7 @@ use serde_json::{Map, Number, Value};
 /// ([`RESERVED_KEYS`]) is an error, with its line and column: serde_json would read
 /// `{"$serde_json::private::Number": "1"}` as the number `1`, so the template would change
 /// where no transform touched it, and its raw-value key would not read back at all. So is a
-/// key given twice in one object (at the end of that object; [`duplicate_key`] finds where the
+/// key given twice in one object (at the end of that object; `duplicate_key` finds where the
 /// second is): serde_json keeps the last value, so the rewritten template would silently lose
 /// the first.
 pub fn parse(text: &str) -> serde_json::Result<Value> {

@@ -649,7 +649,7 @@ mod tests {
         else {
             panic!("staged over a directory");
         };
-        let message = crate::cli::error_chain(&err);
+        let message = err.chain();
         assert!(
             message.starts_with(&format!(
                 "{}: writing its hardened version beside it as `.Stack.template.json.cdk-harden-",
