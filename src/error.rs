@@ -82,8 +82,15 @@ pub enum Error {
         value: String,
     },
 
-    #[error("{}: `{pointer}` names `{value}`, which does not exist", path.display())]
+    #[error("{}: `{pointer}` names `{value}`, which does not exist or is not a regular file", path.display())]
     MissingFile {
+        path: PathBuf,
+        pointer: String,
+        value: String,
+    },
+
+    #[error("{}: `{pointer}` names `{value}`, a template this one is nested in (or itself): nested stacks cannot form a cycle", path.display())]
+    NestedCycle {
         path: PathBuf,
         pointer: String,
         value: String,

@@ -396,6 +396,28 @@ fn issue_2_invalid_json_names_line_and_column() {
     refused(&root, &[&name, "invalid JSON at line 3, column"]);
 }
 
+/// A nested stack that names a template it is nested in (here, its own) is refused, naming
+/// the resource, instead of being followed until the thread's stack overflows.
+#[test]
+fn issue_2_a_nested_stack_cycle_is_refused() {
+    let (_dir, root) = copy_fixture("pipelines");
+    let path = root.join("PipelineStack.template.json");
+    let mut template: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    template["Resources"]["Loop"] = serde_json::json!({
+        "Type": "AWS::CloudFormation::Stack",
+        "Metadata": {"aws:asset:path": "PipelineStack.template.json"}
+    });
+    std::fs::write(&path, serde_json::to_string(&template).unwrap()).unwrap();
+    refused(
+        &root,
+        &[
+            "PipelineStack.template.json: `/Resources/Loop/Metadata/aws:asset:path` names `PipelineStack.template.json`",
+            "nested stacks cannot form a cycle",
+        ],
+    );
+}
+
 /// A key given twice in one object of a template is refused at its second place, not at the
 /// end of the object (a stack's `Resources` ends hundreds of lines later), with the first's
 /// line.

@@ -406,17 +406,18 @@ impl Reader<'_> {
             .into_par_iter()
             .map(|job| {
                 let mut out = Vec::new();
-                let (file, pointer, written) = &job.named_by;
-                let named_by = (file.as_path(), pointer.clone(), written.clone());
+                let first = Pending {
+                    name: job.name.clone(),
+                    display_name: job.display_name.clone(),
+                    template_path: job.template_path.clone(),
+                    nested: None,
+                    named_by: job.named_by.clone(),
+                };
                 read_stack(
                     resolver,
                     index,
                     &job,
-                    job.name.clone(),
-                    job.display_name.clone(),
-                    job.template_path.clone(),
-                    None,
-                    named_by,
+                    first,
                     &mut out,
                 )?;
                 Ok(out)
@@ -505,99 +506,122 @@ impl Reader<'_> {
     }
 }
 
-/// Reads one template and, depth-first after it, its nested templates into `out`. Nested
-/// links point at indices within `out`.
-#[allow(clippy::too_many_arguments)]
-fn read_stack(
-    resolver: &paths::Resolver,
-    index: &AssetIndex,
-    job: &StackJob,
+/// A template still to be read: its stack's names, where it is, the nested-stack resource that
+/// names it (none for a top-level stack), and the file, pointer and value that name it.
+struct Pending {
     name: String,
     display_name: String,
     template_path: RelPath,
     nested: Option<NestedLink>,
-    named_by: (&Path, String, String),
+    named_by: (std::path::PathBuf, String, String),
+}
+
+/// Reads one template and, depth-first after it, its nested templates into `out`. Nested
+/// links point at indices within `out`. The walk keeps its own stack, so a deep chain of nested
+/// stacks costs memory, not the thread's stack; a nested template that names a template on
+/// its own way down (itself, or a parent) is an error, not an endless walk.
+fn read_stack(
+    resolver: &paths::Resolver,
+    index: &AssetIndex,
+    job: &StackJob,
+    first: Pending,
     out: &mut Vec<Stack>,
 ) -> Result<()> {
     let root = resolver.root();
-    let file = template_path.under(root);
-    // Anything but a regular file (nothing, a directory, a named pipe) is a missing template.
-    let Some(read) = Error::read_regular(&file)? else {
-        return Err(Error::MissingFile {
-            path: named_by.0.to_path_buf(),
-            pointer: named_by.1,
-            value: named_by.2,
-        });
-    };
-    let permissions = Some(read.permissions);
-    let (text, nested_stacks) = read_nested_stacks(&file, read.bytes, &index.ids)?;
-    let position = out.len();
-    let base = template_path.parent();
-    let mut children = Vec::new();
-    for (logical_id, found, cdk_path) in nested_stacks {
-        let at = |key: &str| format!("/Resources/{}/{key}", escape_pointer(&logical_id));
-        let (child, pointer, written) = match found {
-            NestedTemplate::AssetPath(asset_path) => {
-                let pointer = at("Metadata/aws:asset:path");
-                let child = resolver.resolve(&base, &asset_path, &file, &pointer)?;
-                (child, pointer, asset_path)
-            }
-            NestedTemplate::Assets(ids) => {
-                let pointer = at("Properties/TemplateURL");
-                match ids.iter().find_map(|id| index.sources.get(id.as_str())) {
-                    Some(&source) => (source.clone(), pointer, source.to_string()),
-                    // Published by no file asset of this assembly: not a template it holds.
-                    None => continue,
-                }
-            }
-        };
-        let child_display = cdk_path
-            .as_deref()
-            .and_then(nested_display_name)
-            .unwrap_or_else(|| format!("{display_name}/{logical_id}"));
-        children.push((logical_id, child, child_display, pointer, written));
-    }
-    out.push(Stack {
-        name: name.clone(),
+    let mut todo = vec![first];
+    while let Some(Pending {
+        name,
         display_name,
-        dir: job.dir,
         template_path,
-        environment: job.environment.clone(),
-        stage: job.stage.clone(),
-        // A nested stack's template is always deployed from its asset (`TemplateURL`).
-        published: nested.is_some() || job.published,
         nested,
-        assets: Vec::new(),
-        mentions: index.ids.named_in(&text),
-        size: text.len(),
-        permissions,
-        source: {
-            let size = text.len();
-            let read = index
-                .read
-                .fetch_add(size, std::sync::atomic::Ordering::Relaxed)
-                + size;
-            match read <= KEEP_TEXTS {
-                true => Source::Memory(text),
-                false => Source::File,
+        named_by,
+    }) = todo.pop()
+    {
+        let file = template_path.under(root);
+        let mut up = nested.as_ref().map(|link| link.parent);
+        while let Some(i) = up {
+            if out[i].template_path == template_path {
+                return Err(Error::NestedCycle {
+                    path: named_by.0,
+                    pointer: named_by.1,
+                    value: named_by.2,
+                });
             }
-        },
-    });
-    for (logical_id, child, child_display, pointer, written) in children {
-        read_stack(
-            resolver,
-            index,
-            job,
-            format!("{name}/{logical_id}"),
-            child_display,
-            child,
-            Some(NestedLink {
-                parent: position,
-                logical_id,
-            }),
-            (&file, pointer, written),
-            out,
-        )?;
+            up = out[i].nested.as_ref().map(|link| link.parent);
+        }
+        // Anything but a regular file (nothing, a directory, a named pipe) is a missing template.
+        let Some(read) = Error::read_regular(&file)? else {
+            return Err(Error::MissingFile {
+                path: named_by.0,
+                pointer: named_by.1,
+                value: named_by.2,
+            });
+        };
+        let permissions = Some(read.permissions);
+        let (text, nested_stacks) = read_nested_stacks(&file, read.bytes, &index.ids)?;
+        let position = out.len();
+        let base = template_path.parent();
+        let mut children = Vec::new();
+        for (logical_id, found, cdk_path) in nested_stacks {
+            let at = |key: &str| format!("/Resources/{}/{key}", escape_pointer(&logical_id));
+            let (child, pointer, written) = match found {
+                NestedTemplate::AssetPath(asset_path) => {
+                    let pointer = at("Metadata/aws:asset:path");
+                    let child = resolver.resolve(&base, &asset_path, &file, &pointer)?;
+                    (child, pointer, asset_path)
+                }
+                NestedTemplate::Assets(ids) => {
+                    let pointer = at("Properties/TemplateURL");
+                    match ids.iter().find_map(|id| index.sources.get(id.as_str())) {
+                        Some(&source) => (source.clone(), pointer, source.to_string()),
+                        // Published by no file asset of this assembly: not a template it holds.
+                        None => continue,
+                    }
+                }
+            };
+            let child_display = cdk_path
+                .as_deref()
+                .and_then(nested_display_name)
+                .unwrap_or_else(|| format!("{display_name}/{logical_id}"));
+            children.push(Pending {
+                name: format!("{name}/{logical_id}"),
+                display_name: child_display,
+                template_path: child,
+                nested: Some(NestedLink {
+                    parent: position,
+                    logical_id,
+                }),
+                named_by: (file.clone(), pointer, written),
+            });
+        }
+        out.push(Stack {
+            name,
+            display_name,
+            dir: job.dir,
+            template_path,
+            environment: job.environment.clone(),
+            stage: job.stage.clone(),
+            // A nested stack's template is always deployed from its asset (`TemplateURL`).
+            published: nested.is_some() || job.published,
+            nested,
+            assets: Vec::new(),
+            mentions: index.ids.named_in(&text),
+            size: text.len(),
+            permissions,
+            source: {
+                let size = text.len();
+                let read = index
+                    .read
+                    .fetch_add(size, std::sync::atomic::Ordering::Relaxed)
+                    + size;
+                match read <= KEEP_TEXTS {
+                    true => Source::Memory(text),
+                    false => Source::File,
+                }
+            },
+        });
+        // Taken from the end: the first child is read next, as a recursive walk would.
+        todo.extend(children.into_iter().rev());
     }
     Ok(())
 }

@@ -123,23 +123,41 @@ enum Wave {
     Known(usize),
 }
 
-/// Depth-first; a cycle (which a real assembly cannot have: each id hashes the bytes that name
-/// the other) is cut where it closes.
+/// Depth-first, with a stack of its own (a chain of nested stacks may be deep); a cycle (which
+/// a real assembly cannot have: each id hashes the bytes that name the other) is cut where it
+/// closes.
 fn wave_of(i: usize, named: &[Vec<usize>], wave: &mut [Wave]) -> usize {
-    match wave[i] {
-        Wave::Known(w) => return w,
-        Wave::Visiting => return 0,
-        Wave::Unknown => {}
+    if let Wave::Known(w) = wave[i] {
+        return w;
     }
+    // Each template being visited, and how many of the templates it names are done.
+    let mut path: Vec<(usize, usize)> = vec![(i, 0)];
     wave[i] = Wave::Visiting;
-    let mut w = 0;
-    for &n in &named[i] {
-        if !matches!(wave[n], Wave::Visiting) {
-            w = w.max(wave_of(n, named, wave) + 1);
+    while let Some(&mut (at, ref mut next)) = path.last_mut() {
+        if let Some(&n) = named[at].get(*next) {
+            *next += 1;
+            if let Wave::Unknown = wave[n] {
+                wave[n] = Wave::Visiting;
+                path.push((n, 0));
+            }
+            continue;
         }
+        // Every template `at` names is known now, but those on the path (a cycle).
+        let w = named[at]
+            .iter()
+            .filter_map(|&n| match wave[n] {
+                Wave::Known(w) => Some(w + 1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        wave[at] = Wave::Known(w);
+        path.pop();
     }
-    wave[i] = Wave::Known(w);
-    w
+    match wave[i] {
+        Wave::Known(w) => w,
+        _ => unreachable!("the walk ends with its first template known"),
+    }
 }
 
 /// The ids replaced so far, and the templates they belong to.
@@ -459,6 +477,28 @@ mod tests {
 
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    /// Waves put every template after those it names; a cycle is cut where it closes, and a
+    /// chain far deeper than a thread's stack would allow a recursive walk is fine.
+    #[test]
+    fn issue_2_waves_follow_what_templates_name_without_recursion() {
+        let waves_of = |named: &[Vec<usize>]| {
+            let mut wave = vec![Wave::Unknown; named.len()];
+            (0..named.len())
+                .map(|i| wave_of(i, named, &mut wave))
+                .collect::<Vec<_>>()
+        };
+        // 0 names 1 and 2; 2 names 1: leaves first.
+        assert_eq!(waves_of(&[vec![1, 2], vec![], vec![1]]), [2, 0, 1]);
+        // 0 → 1 → 0: the cycle is cut where it closes, at 0.
+        assert_eq!(waves_of(&[vec![1], vec![0]]), [1, 0]);
+        let deep = 200_000;
+        let chain: Vec<Vec<usize>> = (0..deep)
+            .map(|i| if i + 1 < deep { vec![i + 1] } else { vec![] })
+            .collect();
+        let waves = waves_of(&chain);
+        assert_eq!((waves[0], waves[deep - 1]), (deep - 1, 0));
+    }
 
     #[test]
     fn sha256_of_empty_input() {
