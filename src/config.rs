@@ -233,7 +233,7 @@ impl LoadedConfig {
                 default
             }
         };
-        let bytes = Error::read(&path)?;
+        let bytes = Error::read_any(&path)?;
         let config = Self::parse(&path, &bytes)?;
         Ok(LoadedConfig {
             config,

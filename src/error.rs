@@ -89,6 +89,9 @@ pub enum Error {
         value: String,
     },
 
+    #[error("{}: not a regular file (a directory, a named pipe or a device); the files of a cloud assembly are regular files", path.display())]
+    NotRegular { path: PathBuf },
+
     #[error("{}: `{pointer}` names `{value}`, a template this one is nested in (or itself): nested stacks cannot form a cycle", path.display())]
     NestedCycle {
         path: PathBuf,
@@ -224,32 +227,52 @@ impl Error {
         message
     }
 
-    /// Reads a file, naming it on failure.
+    /// Reads a file of the assembly, naming it on failure; see [`Error::read_file`].
     pub(crate) fn read(path: &std::path::Path) -> Result<Vec<u8>> {
         Error::read_file(path).map(|file| file.bytes)
     }
 
-    /// Reads a file and its permissions, naming it on failure: one open, one `fstat` and, for
-    /// a regular file, one read of the size it had when it was opened (`fs::read` reads once
-    /// more to see its end; an assembly being read is not being written). Anything else (a
-    /// pipe given as the config) is read to its end.
+    /// Reads a file the user names (the config, a transform document), which may also be a
+    /// pipe (`--config <(…)`), read to its end.
+    pub(crate) fn read_any(path: &std::path::Path) -> Result<Vec<u8>> {
+        Error::read_opened(path, false).map(|file| file.bytes)
+    }
+
+    /// Reads a file of the assembly and its permissions, naming it on failure: one open, one
+    /// `fstat` and one read of the size it had when it was opened (`fs::read` reads once more
+    /// to see its end; an assembly being read is not being written). Anything but a regular
+    /// file is an error: a named pipe is opened without waiting for a writer, and refused.
     pub(crate) fn read_file(path: &std::path::Path) -> Result<FileBytes> {
+        Error::read_opened(path, true)
+    }
+
+    fn read_opened(path: &std::path::Path, regular: bool) -> Result<FileBytes> {
         #[cfg(unix)]
         let (file, link) = {
             use std::os::unix::fs::OpenOptionsExt;
+            let nonblock = if regular { libc::O_NONBLOCK } else { 0 };
             let mut options = std::fs::OpenOptions::new();
-            options.read(true).custom_flags(libc::O_NOFOLLOW);
+            options.read(true).custom_flags(libc::O_NOFOLLOW | nonblock);
             match options.open(path) {
                 Ok(file) => (file, false),
                 // Refused without following: a symbolic link (`ELOOP`; FreeBSD says `EMLINK`,
                 // NetBSD `EFTYPE`), or something else the plain open reports. Read it, never
                 // edit it.
-                Err(_) => (std::fs::File::open(path).map_err(Error::io(path))?, true),
+                Err(_) => {
+                    let mut options = std::fs::OpenOptions::new();
+                    options.read(true).custom_flags(nonblock);
+                    (options.open(path).map_err(Error::io(path))?, true)
+                }
             }
         };
         #[cfg(not(unix))]
         let (file, link) = (std::fs::File::open(path).map_err(Error::io(path))?, true);
         let metadata = file.metadata().map_err(Error::io(path))?;
+        if regular && !metadata.is_file() {
+            return Err(Error::NotRegular {
+                path: path.to_path_buf(),
+            });
+        }
         let read = read_open(path, file, &metadata)?;
         Ok(FileBytes {
             editable: !link && editable(&metadata),

@@ -396,6 +396,55 @@ fn issue_2_invalid_json_names_line_and_column() {
     refused(&root, &[&name, "invalid JSON at line 3, column"]);
 }
 
+/// Files of the assembly that are named pipes (an asset manifest, the construct tree, any file
+/// a `--out` copy takes along) are refused as not regular files, without waiting for a writer
+/// and without leaving staged files behind.
+#[cfg(unix)]
+#[test]
+fn issue_2_named_pipes_in_the_assembly_are_refused_without_waiting() {
+    let mkfifo = |path: &Path| {
+        let _ = std::fs::remove_file(path);
+        let name = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0);
+    };
+    let config = config("pipelines");
+    let config = config.to_str().unwrap();
+    for (file, out) in [
+        ("PipelineStack.assets.json", None),
+        ("tree.json", None),
+        ("stray", Some("copy")),
+    ] {
+        let (dir, root) = copy_fixture("pipelines");
+        mkfifo(&root.join(file));
+        let mut args = vec!["apply", "cdk.out", "--config", config];
+        if let Some(out) = out {
+            args.extend(["--out", out]);
+        }
+        let o = run(dir.path(), &args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{file}: {err}");
+        assert!(
+            err.contains(&format!("{file}: not a regular file")),
+            "{file}: {err}"
+        );
+        let mut left = Vec::new();
+        let mut dirs = vec![dir.path().to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for entry in std::fs::read_dir(d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.to_string_lossy().contains(".cdk-harden-") {
+                    left.push(path.clone());
+                }
+                if path.is_dir() && !path.is_symlink() {
+                    dirs.push(path);
+                }
+            }
+        }
+        assert!(left.is_empty(), "{file}: left behind {left:?}");
+    }
+}
+
 /// A nested stack that names a template it is nested in (here, its own) is refused, naming
 /// the resource, instead of being followed until the thread's stack overflows.
 #[test]

@@ -625,8 +625,11 @@ fn copy_dir(root: &Path, from: &Path, to: &Path, within: &Path) -> Result<()> {
             }
         } else if kind.is_dir() {
             copy_dir(root, &src, &dst, &within.join(&name))?;
-        } else {
+        } else if kind.is_file() {
             fs::copy(&src, &dst).map_err(Error::io(&dst))?;
+        } else {
+            // A named pipe would block the copy until something wrote to it.
+            return Err(Error::NotRegular { path: src });
         }
     }
     Ok(())

@@ -89,7 +89,7 @@ impl Registry {
                 .collect();
             files.sort();
             for file in files {
-                let text = Error::read(&file)?;
+                let text = Error::read_any(&file)?;
                 registry.add(Compiled::parse(&file, &text)?, false)?;
             }
         }
