@@ -445,6 +445,21 @@ fn issue_2_named_pipes_in_the_assembly_are_refused_without_waiting() {
     }
 }
 
+/// A link at the marker's name, even one leading nowhere, means an interrupted run as a file
+/// there does; and nothing is ever written through it.
+#[cfg(unix)]
+#[test]
+fn issue_2_a_link_at_the_marker_is_refused_and_not_followed() {
+    let (dir, root) = copy_fixture("pipelines");
+    let victim = dir.path().join("victim");
+    std::os::unix::fs::symlink(&victim, root.join(".cdk-harden-incomplete")).unwrap();
+    let config = config("pipelines");
+    let o = run(&root, &["apply", ".", "--config", config.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("was interrupted"), "{}", stderr(&o));
+    assert!(!victim.exists(), "written through the link");
+}
+
 /// A nested stack that names a template it is nested in (here, its own) is refused, naming
 /// the resource, instead of being followed until the thread's stack overflows.
 #[test]

@@ -35,7 +35,8 @@ pub fn load(root: &Path) -> Result<Assembly> {
             path: root.to_path_buf(),
         });
     }
-    if root.join(INCOMPLETE_MARKER).exists() {
+    // Anything at the marker's name, a link (even one leading nowhere) as well.
+    if std::fs::symlink_metadata(root.join(INCOMPLETE_MARKER)).is_ok() {
         return Err(Error::Interrupted {
             path: root.to_path_buf(),
         });

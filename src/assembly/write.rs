@@ -285,7 +285,12 @@ impl Writer {
                 }
                 self.sync()?;
                 let marker = self.base.join(INCOMPLETE_MARKER);
-                fs::write(&marker, b"cdk-harden apply in progress\n")
+                // A new file, never through a link left at its name (`O_EXCL`).
+                fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&marker)
+                    .and_then(|mut f| f.write_all(b"cdk-harden apply in progress\n"))
                     .map_err(Error::io(&marker))?;
                 self.volatile.sync_dir(&self.base);
                 self.replace_all()?;
@@ -303,25 +308,40 @@ impl Writer {
                 self.staged.clear();
             }
             Some(copy) => {
-                self.replace_all()?;
-                self.staged.clear();
-                self.volatile.sync_dir(&self.base);
-                let CopyTarget {
-                    out, parent, name, ..
-                } = &copy;
-                if out.exists() {
-                    let old = parent.join(format!(".{name}.cdk-harden-old-{}", std::process::id()));
-                    fs::rename(out, &old).map_err(Error::io(out))?;
-                    fs::rename(&self.base, out).map_err(Error::io(out))?;
-                    fs::remove_dir_all(&old).map_err(Error::io(&old))?;
-                } else {
-                    fs::rename(&self.base, out).map_err(Error::io(out))?;
+                let placed = self.place_copy(&copy);
+                if placed.is_err() {
+                    // Still the writer's to remove, as a copy that failed.
+                    self.copy = Some(copy);
                 }
+                placed?;
                 // The copy is written even when no file in it changed.
                 return Ok(true);
             }
         }
         Ok(wrote)
+    }
+
+    /// Finishes the copy under construction and puts it at `copy.out`, in place of what was
+    /// there: that is moved aside first, and back if the copy cannot take its place.
+    fn place_copy(&mut self, copy: &CopyTarget) -> Result<()> {
+        self.replace_all()?;
+        self.staged.clear();
+        self.volatile.sync_dir(&self.base);
+        let CopyTarget {
+            out, parent, name, ..
+        } = copy;
+        if fs::symlink_metadata(out).is_ok() {
+            let old = parent.join(format!(".{name}.cdk-harden-old-{}", std::process::id()));
+            fs::rename(out, &old).map_err(Error::io(out))?;
+            if let Err(e) = fs::rename(&self.base, out) {
+                let _ = fs::rename(&old, out);
+                return Err(Error::io(out)(e));
+            }
+            fs::remove_dir_all(&old).map_err(Error::io(&old))?;
+        } else {
+            fs::rename(&self.base, out).map_err(Error::io(out))?;
+        }
+        Ok(())
     }
 
     /// Renames every staged file over its target, then makes every patch. The marker (in
@@ -638,6 +658,34 @@ fn copy_dir(root: &Path, from: &Path, to: &Path, within: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A copy that cannot take its place at commit is removed, and what was at `--out` is put
+    /// back: nothing of the failed run is left.
+    #[test]
+    fn issue_2_a_copy_that_cannot_take_its_place_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("cdk.out");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("manifest.json"), "{}").unwrap();
+        let out = dir.path().join("hardened");
+        std::fs::create_dir(&out).unwrap();
+        std::fs::write(out.join("manifest.json"), "old").unwrap();
+        let writer = Writer::copy(&root, &out).unwrap();
+        // Where the old copy is moved aside: taken, by a directory that is not empty.
+        let aside = dir
+            .path()
+            .join(format!(".hardened.cdk-harden-old-{}", std::process::id()));
+        std::fs::create_dir_all(aside.join("full")).unwrap();
+        assert!(writer.commit().is_err());
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let aside_name = aside.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(names, [aside_name, "cdk.out".into(), "hardened".into()]);
+        assert_eq!(std::fs::read_to_string(out.join("manifest.json")).unwrap(), "old");
+    }
 
     /// A file that cannot be staged is named in the error by the file it would replace, with
     /// the temporary name beside it.
