@@ -138,8 +138,15 @@ pub enum Error {
     #[error("{}: {problem}", path.display())]
     Document { path: PathBuf, problem: String },
 
-    #[error("{}: the file changed while cdk-harden was hardening it; nothing was written, run again", path.display())]
+    #[error("{}: the file changed while cdk-harden was hardening it; run again", path.display())]
     Changed { path: PathBuf },
+
+    #[error("{}: writing the hardened files stopped part way, so the assembly is left marked incomplete; delete it and run `cdk synth` again, then `cdk-harden apply`", path.display())]
+    PartlyWritten {
+        path: PathBuf,
+        #[source]
+        source: Box<Error>,
+    },
 
     #[error("stack `{stack}` ({template})")]
     Stack {

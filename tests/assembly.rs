@@ -1285,7 +1285,7 @@ fn issue_8_leftovers_at_the_temporary_names_are_not_used() {
 }
 
 /// A manifest changed between being read and being edited is not edited at the offsets read:
-/// commit stops with an error naming it, and leaves the marker for the next run to refuse.
+/// commit stops with an error naming it before it writes anything.
 #[cfg(unix)]
 #[test]
 fn issue_8_a_manifest_changed_before_commit_is_not_edited() {
@@ -1297,6 +1297,13 @@ fn issue_8_a_manifest_changed_before_commit_is_not_edited() {
     let text = std::fs::read_to_string(&manifest).unwrap();
     let moved = format!("{{\n \"moved\": true,{}", &text[1..]);
     std::fs::write(&manifest, &moved).unwrap();
+    let files = |root: &Path| -> Vec<(String, Vec<u8>)> {
+        snapshot(root)
+            .into_iter()
+            .filter(|(name, _)| !name.contains(".cdk-harden-"))
+            .collect()
+    };
+    let before = files(&root);
     let error = writer
         .commit()
         .expect_err("the manifest changed")
@@ -1305,8 +1312,11 @@ fn issue_8_a_manifest_changed_before_commit_is_not_edited() {
         error.contains("assembly-PipelineStack-Prod/manifest.json"),
         "{error}"
     );
-    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), moved);
-    assert!(root.join(cdk_harden::assembly::INCOMPLETE_MARKER).exists());
+    // Found before anything is written: no template replaced, no marker, nothing staged left.
+    let after = snapshot(&root);
+    assert!(after.iter().all(|(name, _)| !name.contains(".cdk-harden-")));
+    assert!(files(&root) == before, "the assembly was modified");
+    assert!(!root.join(cdk_harden::assembly::INCOMPLETE_MARKER).exists());
 }
 
 /// `--out` leaves the input untouched even when a Stage's directory is an absolute symbolic

@@ -284,6 +284,10 @@ impl Writer {
                     return Ok(false);
                 }
                 self.sync()?;
+                // Every file to patch is as it was read, and may be written, before anything
+                // is: a file changed by something else while the run went on stops it here,
+                // with nothing written. (The patches check again as they are made.)
+                self.patches.iter().try_for_each(Patch::check)?;
                 let marker = self.base.join(INCOMPLETE_MARKER);
                 // A new file, never through a link left at its name (`O_EXCL`).
                 fs::OpenOptions::new()
@@ -293,11 +297,16 @@ impl Writer {
                     .and_then(|mut f| f.write_all(b"cdk-harden apply in progress\n"))
                     .map_err(Error::io(&marker))?;
                 self.volatile.sync_dir(&self.base);
-                self.replace_all()?;
+                let base = self.base.clone();
+                let partly = |source| Error::PartlyWritten {
+                    path: base.clone(),
+                    source: Box::new(source),
+                };
+                self.replace_all().map_err(partly)?;
                 // Durable before the marker goes: an overwrite in place is not ordered with
                 // the journal as renames and the marker's removal are.
                 let patched = self.patches.iter().map(|p| p.target.as_path());
-                sync_files(patched, &mut self.volatile)?;
+                sync_files(patched, &mut self.volatile).map_err(partly)?;
                 let dirs: std::collections::BTreeSet<&Path> =
                     self.staged.iter().filter_map(|(_, t)| t.parent()).collect();
                 for dir in dirs {
@@ -401,22 +410,44 @@ impl Drop for Writer {
 }
 
 impl Patch {
+    /// Whether the file is still as it was read, and may be written.
+    fn check(&self) -> Result<()> {
+        self.open().map(drop)
+    }
+
+    /// The file opened to be written (never through a symbolic link put in its place), if it
+    /// is still as it was read.
+    #[cfg(unix)]
+    fn open(&self) -> Result<fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&self.target)
+            .map_err(Error::io(&self.target))?;
+        let now = file.metadata().map_err(Error::io(&self.target))?;
+        if Stamp::of(&now) != Some(self.stamp) {
+            return Err(Error::Changed {
+                path: self.target.clone(),
+            });
+        }
+        Ok(file)
+    }
+
+    #[cfg(not(unix))]
+    fn open(&self) -> Result<fs::File> {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&self.target)
+            .map_err(Error::io(&self.target))
+    }
+
     /// Overwrites the ids, in the file itself (never through a symbolic link put in its place).
     fn make(&self) -> Result<()> {
-        let failed = Error::io(&self.target);
-        let mut options = fs::OpenOptions::new();
-        options.write(true);
         #[cfg(unix)]
         {
-            use std::os::unix::fs::{FileExt, OpenOptionsExt};
-            options.custom_flags(libc::O_NOFOLLOW);
-            let file = options.open(&self.target).map_err(failed)?;
-            let now = file.metadata().map_err(Error::io(&self.target))?;
-            if Stamp::of(&now) != Some(self.stamp) {
-                return Err(Error::Changed {
-                    path: self.target.clone(),
-                });
-            }
+            use std::os::unix::fs::FileExt;
+            let file = self.open()?;
             for (at, id) in &self.edits {
                 file.write_all_at(id.as_bytes(), *at)
                     .map_err(Error::io(&self.target))?;
@@ -425,7 +456,7 @@ impl Patch {
         #[cfg(not(unix))]
         {
             use std::io::{Seek, SeekFrom};
-            let mut file = options.open(&self.target).map_err(failed)?;
+            let mut file = self.open()?;
             for (at, id) in &self.edits {
                 file.seek(SeekFrom::Start(*at))
                     .and_then(|_| file.write_all(id.as_bytes()))
@@ -658,6 +689,68 @@ fn copy_dir(root: &Path, from: &Path, to: &Path, within: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An in-place writer with `a.json` staged and `b.json` (holding `b`) to patch.
+    fn staged_and_patched() -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.json"), "a").unwrap();
+        std::fs::write(dir.path().join("b.json"), "b").unwrap();
+        let mut writer = Writer::in_place(dir.path());
+        let staged = writer
+            .stage(&RelPath::root().join("a.json"), "A", None)
+            .unwrap();
+        writer.add(staged);
+        let stamp = crate::error::Stamp::of(&fs::metadata(dir.path().join("b.json")).unwrap());
+        let patch = writer.patch(
+            &RelPath::root().join("b.json"),
+            vec![(0, "B".into())],
+            stamp.unwrap(),
+        );
+        writer.add_pending(Pending::Patch(patch));
+        (dir, writer)
+    }
+
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A file to patch that changed after it was read stops the commit before anything is
+    /// written: no rename, no marker, no temporary file left.
+    #[cfg(unix)]
+    #[test]
+    fn issue_2_a_changed_file_stops_the_commit_before_anything_is_written() {
+        let (dir, writer) = staged_and_patched();
+        std::fs::write(dir.path().join("b.json"), "bb").unwrap();
+        let err = writer.commit().unwrap_err();
+        assert!(matches!(err, Error::Changed { .. }), "{err}");
+        assert_eq!(names(dir.path()), ["a.json", "b.json"]);
+        assert_eq!(fs::read_to_string(dir.path().join("a.json")).unwrap(), "a");
+        // Unchanged, the same writer's commit would have made both.
+        let (dir, writer) = staged_and_patched();
+        assert!(writer.commit().unwrap());
+        assert_eq!(fs::read_to_string(dir.path().join("a.json")).unwrap(), "A");
+        assert_eq!(fs::read_to_string(dir.path().join("b.json")).unwrap(), "B");
+    }
+
+    /// A rename that fails once others may have been made says that the assembly is left
+    /// incomplete, and leaves the marker that makes the next run refuse it.
+    #[test]
+    fn issue_2_a_commit_that_stops_part_way_says_so_and_leaves_the_marker() {
+        let (dir, writer) = staged_and_patched();
+        // A directory that is not empty where `a.json` was: the rename over it fails.
+        fs::remove_file(dir.path().join("a.json")).unwrap();
+        fs::create_dir_all(dir.path().join("a.json").join("full")).unwrap();
+        let err = writer.commit().unwrap_err();
+        assert!(matches!(err, Error::PartlyWritten { .. }), "{err}");
+        assert!(err.chain().contains("marked incomplete"), "{}", err.chain());
+        assert!(dir.path().join(INCOMPLETE_MARKER).exists());
+    }
 
     /// A copy that cannot take its place at commit is removed, and what was at `--out` is put
     /// back: nothing of the failed run is left.
