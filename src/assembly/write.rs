@@ -287,7 +287,13 @@ impl Writer {
                 // Every file to patch is as it was read, and may be written, before anything
                 // is: a file changed by something else while the run went on stops it here,
                 // with nothing written. (The patches check again as they are made.)
-                self.patches.iter().try_for_each(Patch::check)?;
+                {
+                    use rayon::prelude::*;
+                    // On every core; the first file in order that fails is the one named.
+                    let checked: Vec<Result<()>> =
+                        self.patches.par_iter().map(Patch::check).collect();
+                    checked.into_iter().collect::<Result<()>>()?;
+                }
                 let marker = self.base.join(INCOMPLETE_MARKER);
                 // A new file, never through a link left at its name (`O_EXCL`).
                 fs::OpenOptions::new()
