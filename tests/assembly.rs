@@ -445,6 +445,46 @@ fn issue_2_named_pipes_in_the_assembly_are_refused_without_waiting() {
     }
 }
 
+/// A setting whose value cannot be what it names (an S3 bucket name, an SNS topic ARN) is an
+/// error naming the environment and the key, not a value written into templates that
+/// CloudFormation would then refuse.
+#[test]
+fn issue_7_settings_that_cannot_be_what_they_name_are_refused() {
+    for (env, pointer, value, needle) in [
+        (
+            "444444444444/*",
+            "/accessLogs/bucket",
+            "",
+            "`accessLogs.bucket` is ``, which is not an S3 bucket name",
+        ),
+        (
+            "444444444444/*",
+            "/accessLogs/bucket",
+            "Bad_Bucket..",
+            "is not an S3 bucket name",
+        ),
+        (
+            "111111111111/eu-west-1",
+            "/approval/notificationArn",
+            "nope",
+            "`approval.notificationArn` is `nope`, which is not an SNS topic ARN",
+        ),
+    ] {
+        let (dir, out) = copy_fixture("pipelines");
+        let mut config = read_json(&config("pipelines"));
+        *config["environments"][env].pointer_mut(pointer).unwrap() = value.into();
+        let path = dir.path().join("bad.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        let args = [
+            "apply",
+            out.to_str().unwrap(),
+            "--config",
+            path.to_str().unwrap(),
+        ];
+        assert_refused(dir.path(), &args, &[needle], &out);
+    }
+}
+
 /// A link at the marker's name, even one leading nowhere, means an interrupted run as a file
 /// there does; and nothing is ever written through it.
 #[cfg(unix)]

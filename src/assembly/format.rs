@@ -109,7 +109,10 @@ pub(crate) fn duplicate_key(text: &str, error: &serde_json::Error) -> Option<Dup
 /// The 1-based line and column (in bytes) of byte `at` of `bytes`.
 fn line_column(bytes: &[u8], at: usize) -> (usize, usize) {
     let before = &bytes[..at];
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     (
         before.iter().filter(|&&b| b == b'\n').count() + 1,
         at - line_start + 1,

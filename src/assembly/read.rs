@@ -414,13 +414,7 @@ impl Reader<'_> {
                     nested: None,
                     named_by: job.named_by.clone(),
                 };
-                read_stack(
-                    resolver,
-                    index,
-                    &job,
-                    first,
-                    &mut out,
-                )?;
+                read_stack(resolver, index, &job, first, &mut out)?;
                 Ok(out)
             })
             .collect();

@@ -783,7 +783,10 @@ mod tests {
         names.sort();
         let aside_name = aside.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(names, [aside_name, "cdk.out".into(), "hardened".into()]);
-        assert_eq!(std::fs::read_to_string(out.join("manifest.json")).unwrap(), "old");
+        assert_eq!(
+            std::fs::read_to_string(out.join("manifest.json")).unwrap(),
+            "old"
+        );
     }
 
     /// A file that cannot be staged is named in the error by the file it would replace, with

@@ -57,6 +57,14 @@ impl Context<'_> {
     }
 
     /// An error naming the environment, for settings it lacks.
+    /// A setting of this environment that is set, but not to something it can be.
+    pub fn invalid_setting(&self, problem: String) -> Error {
+        Error::Environment {
+            environment: self.environment(),
+            problem,
+        }
+    }
+
     pub fn missing_setting(&self, setting: &str) -> Error {
         Error::Environment {
             environment: self.environment(),

@@ -29,6 +29,11 @@ impl Action for BucketLogging {
         }
         let settings = ctx.env.access_logs.clone().unwrap_or_default();
         let central = settings.bucket.clone();
+        if let Some(bucket) = central.as_deref().filter(|b| !is_bucket_name(b)) {
+            return Err(ctx.invalid_setting(format!(
+                "`accessLogs.bucket` is `{bucket}`, which is not an S3 bucket name (3 to 63 lowercase letters, digits, `.` and `-`, starting and ending with a letter or digit)"
+            )));
+        }
         let create = settings.create.unwrap_or(false) && central.is_none();
         if central.is_none() && !create {
             return Err(ctx.missing_setting("accessLogs.bucket` or `accessLogs.create"));
@@ -172,4 +177,47 @@ fn add_created_bucket(template: &Value, sources: &[String], proposal: &mut Propo
         }),
         "let S3 log delivery write to the access-log bucket, for this account's buckets only",
     ));
+}
+/// Whether `name` follows S3's rules for a bucket name: 3 to 63 characters of lowercase
+/// letters, digits, `.` and `-`, starting and ending with a letter or digit, no `..`, and not
+/// an IPv4 address.
+fn is_bucket_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let edge = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (3..=63).contains(&b.len())
+        && b.iter().all(|&c| edge(c) || c == b'.' || c == b'-')
+        && edge(b[0])
+        && edge(b[b.len() - 1])
+        && !name.contains("..")
+        && name.parse::<std::net::Ipv4Addr>().is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_3_bucket_names_follow_s3s_rules() {
+        for good in [
+            "abc",
+            "org-access-logs-444444444444",
+            "a.b-c",
+            &"a".repeat(63),
+        ] {
+            assert!(is_bucket_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "ab",
+            "Bad_Bucket",
+            "a..b",
+            "-abc",
+            "abc-",
+            ".abc",
+            "192.168.5.4",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_bucket_name(bad), "{bad}");
+        }
+    }
 }

@@ -86,6 +86,13 @@ impl Action for ProdApproval {
                 continue;
             }
             let approval = ctx.env.approval.clone().unwrap_or_default();
+            if let Some(arn) = approval.notification_arn.as_deref() {
+                if !is_topic_arn(arn) {
+                    return Err(ctx.invalid_setting(format!(
+                        "`approval.notificationArn` is `{arn}`, which is not an SNS topic ARN (`arn:PARTITION:sns:REGION:ACCOUNT:TOPIC`)"
+                    )));
+                }
+            }
             let configuration = approval_configuration(&approval);
             for stage in &stages {
                 let here: Vec<&Insertion> = insertions
@@ -624,8 +631,50 @@ fn publish_grant(
     })
 }
 
+/// Whether `arn` is an SNS topic's ARN: `arn:PARTITION:sns:REGION:ACCOUNT:TOPIC`, the account
+/// 12 digits and the topic a name SNS allows (letters, digits, `-`, `_`, at most 256; `.fifo`
+/// at the end of a FIFO topic).
+fn is_topic_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    let [arn_, partition, service, region, account, topic] = parts.as_slice() else {
+        return false;
+    };
+    let name = topic.strip_suffix(".fifo").unwrap_or(topic);
+    *arn_ == "arn"
+        && partition.starts_with("aws")
+        && *service == "sns"
+        && !region.is_empty()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && (1..=256).contains(&topic.len())
+        && !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn issue_6_notification_arns_are_sns_topic_arns() {
+        for good in [
+            "arn:aws:sns:eu-west-1:111111111111:production-approvals",
+            "arn:aws-cn:sns:cn-north-1:111111111111:t_1.fifo",
+        ] {
+            assert!(is_topic_arn(good), "{good}");
+        }
+        for bad in [
+            "nope",
+            "arn:aws:sqs:eu-west-1:111111111111:q",
+            "arn:aws:sns:eu-west-1:1111:t",
+            "arn:aws:sns:eu-west-1:111111111111:",
+            "arn:aws:sns:eu-west-1:111111111111:a:b",
+            "arn:aws:sns:eu-west-1:111111111111:bad name",
+        ] {
+            assert!(!is_topic_arn(bad), "{bad}");
+        }
+    }
+
     use super::*;
     use crate::config::Production;
 

@@ -49,10 +49,7 @@ impl Source {
         let Some(settings) = &ctx.env.kms else {
             return Ok(None);
         };
-        let invalid = |problem: String| Error::Environment {
-            environment: ctx.environment(),
-            problem,
-        };
+        let invalid = |problem: String| ctx.invalid_setting(problem);
         if let Some(arn) = &settings.key_arn {
             let region = key_arn_region(arn).ok_or_else(|| {
                 invalid(format!(
