@@ -410,10 +410,20 @@ fn issue_2_named_pipes_in_the_assembly_are_refused_without_waiting() {
     };
     let config = config("pipelines");
     let config = config.to_str().unwrap();
-    for (file, out) in [
-        ("PipelineStack.assets.json", None),
-        ("tree.json", None),
-        ("stray", Some("copy")),
+    let named =
+        |file: &str| format!("names `{file}`, which does not exist or is not a regular file");
+    for (file, out, needle) in [
+        (
+            "PipelineStack.assets.json",
+            None,
+            named("PipelineStack.assets.json"),
+        ),
+        ("tree.json", None, named("tree.json")),
+        (
+            "stray",
+            Some("copy"),
+            "stray: not a regular file".to_string(),
+        ),
     ] {
         let (dir, root) = copy_fixture("pipelines");
         mkfifo(&root.join(file));
@@ -424,10 +434,7 @@ fn issue_2_named_pipes_in_the_assembly_are_refused_without_waiting() {
         let o = run(dir.path(), &args);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{file}: {err}");
-        assert!(
-            err.contains(&format!("{file}: not a regular file")),
-            "{file}: {err}"
-        );
+        assert!(err.contains(&needle), "{file}: {err}");
         let mut left = Vec::new();
         let mut dirs = vec![dir.path().to_path_buf()];
         while let Some(d) = dirs.pop() {
@@ -482,6 +489,34 @@ fn issue_7_settings_that_cannot_be_what_they_name_are_refused() {
             path.to_str().unwrap(),
         ];
         assert_refused(dir.path(), &args, &[needle], &out);
+    }
+}
+
+/// An asset manifest or construct tree the manifest names but that is missing (or not a
+/// regular file) is named by the manifest's entry, as a missing template is.
+#[test]
+fn issue_2_a_missing_asset_manifest_or_tree_is_named_by_its_manifest_entry() {
+    for ((file, pointer), directory) in [
+        (
+            "PipelineStack.assets.json",
+            "/artifacts/PipelineStack.assets/properties/file",
+        ),
+        ("tree.json", "/artifacts/Tree/properties/file"),
+    ]
+    .into_iter()
+    .flat_map(|named| [(named, false), (named, true)])
+    {
+        let (_dir, root) = copy_fixture("pipelines");
+        std::fs::remove_file(root.join(file)).unwrap();
+        if directory {
+            std::fs::create_dir(root.join(file)).unwrap();
+        }
+        refused(
+            &root,
+            &[&format!(
+                "manifest.json: `{pointer}` names `{file}`, which does not exist or is not a regular file"
+            )],
+        );
     }
 }
 

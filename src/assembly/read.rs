@@ -8,6 +8,7 @@
 
 use crate::transform::change::Pointer;
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
 use std::path::Path;
 
 use serde_json::Value;
@@ -274,6 +275,12 @@ impl Reader<'_> {
                 }
             }
             let resolver = self.resolver;
+            // The error for a file the manifest names that is not there as a regular file.
+            let missing = |name: &str, written: &str| Error::MissingFile {
+                path: manifest_file.clone(),
+                pointer: format!("{at}/properties/{name}"),
+                value: written.to_string(),
+            };
             // A path-valued property: its text, and the path checked to stay in the assembly.
             let path_property = |name: &str| -> Result<(&str, RelPath)> {
                 let pointer = format!("{at}/properties/{name}");
@@ -323,8 +330,14 @@ impl Reader<'_> {
                     }));
                 }
                 "cdk:asset-manifest" => {
-                    let (_, path) = path_property("file")?;
-                    let manifest = self.read_asset_manifest(path)?;
+                    let (written, path) = path_property("file")?;
+                    let manifest = self.read_asset_manifest(path).map_err(|e| match e {
+                        Error::Io { source, .. } if source.kind() == ErrorKind::NotFound => {
+                            missing("file", written)
+                        }
+                        Error::NotRegular { .. } => missing("file", written),
+                        e => e,
+                    })?;
                     scan.items.push(Item::AssetManifest(manifest));
                 }
                 "cdk:cloud-assembly" => {
@@ -343,7 +356,11 @@ impl Reader<'_> {
                         .push(Item::Nested(Box::new(Nested::Named(nested, display))));
                 }
                 "cdk:tree" if str_at(artifact, "/properties/file").is_some() => {
-                    let (_, path) = path_property("file")?;
+                    let (written, path) = path_property("file")?;
+                    // Read at the end, if an id it names is replaced: known to be there now.
+                    if !path.under(self.root).is_file() {
+                        return Err(missing("file", written));
+                    }
                     scan.items.push(Item::Reference(path));
                 }
                 // Feature-flag reports, metadata files and kinds not known today are kept as
