@@ -390,7 +390,8 @@ impl Error {
         Error::Json {
             path: path.to_path_buf(),
             line: e.line(),
-            column: e.column(),
+            // serde_json counts an empty text's end as column 0; every other place is 1-based.
+            column: e.column().max(1),
             message: strip_position(&e.to_string()),
         }
     }

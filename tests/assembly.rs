@@ -520,6 +520,17 @@ fn issue_2_a_missing_asset_manifest_or_tree_is_named_by_its_manifest_entry() {
     }
 }
 
+/// An empty template is an error at line 1, column 1: columns count from 1 everywhere.
+#[test]
+fn issue_2_an_empty_template_is_an_error_at_its_first_column() {
+    let (_dir, root) = copy_fixture("pipelines");
+    std::fs::write(root.join("PipelineStack.template.json"), "").unwrap();
+    refused(
+        &root,
+        &["PipelineStack.template.json: invalid JSON at line 1, column 1:"],
+    );
+}
+
 /// A link at the marker's name, even one leading nowhere, means an interrupted run as a file
 /// there does; and nothing is ever written through it.
 #[cfg(unix)]
