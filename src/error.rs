@@ -89,6 +89,9 @@ pub enum Error {
         value: String,
     },
 
+    #[error("{}: a symbolic link that leads outside the assembly directory (or nowhere); refusing to read or write outside it", path.display())]
+    LinkOut { path: PathBuf },
+
     #[error("{}: not a regular file (a directory, a named pipe or a device); the files of a cloud assembly are regular files", path.display())]
     NotRegular { path: PathBuf },
 

@@ -531,6 +531,29 @@ fn issue_2_an_empty_template_is_an_error_at_its_first_column() {
     );
 }
 
+/// A manifest (the root's or a Stage's) that is a symbolic link to a file outside the
+/// assembly is refused, as templates and asset manifests are, rather than read.
+#[cfg(unix)]
+#[test]
+fn issue_2_a_manifest_linked_from_outside_is_refused() {
+    for manifest in ["manifest.json", "assembly-PipelineStack-Dev/manifest.json"] {
+        let (dir, root) = copy_fixture("pipelines");
+        let outside = dir.path().join("outside.json");
+        std::fs::rename(root.join(manifest), &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join(manifest)).unwrap();
+        let config = config("pipelines");
+        let o = run(&root, &["diff", ".", "--config", config.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{manifest}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{manifest}: a symbolic link that leads outside the assembly directory"
+            )),
+            "{manifest}: {err}"
+        );
+    }
+}
+
 /// A link at the marker's name, even one leading nowhere, means an interrupted run as a file
 /// there does; and nothing is ever written through it.
 #[cfg(unix)]

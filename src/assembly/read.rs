@@ -247,6 +247,15 @@ impl Reader<'_> {
     fn scan_manifest(&self, scan: &mut Scan) -> Result<()> {
         let (dir, manifest_path) = (&scan.dir, &scan.manifest_path);
         let manifest_file = manifest_path.under(self.root);
+        // A manifest, too, may be a link only to a file inside the assembly.
+        if let Err(Error::PathEscape { .. }) =
+            self.resolver
+                .resolve(dir, manifest_path.file_name(), &manifest_file, "")
+        {
+            return Err(Error::LinkOut {
+                path: manifest_file,
+            });
+        }
         let manifest = read_manifest(self.root, manifest_path)?;
         let version = str_at(&manifest, "/version")
             .ok_or_else(|| self.shape(manifest_path, "/version".into(), "a version string"))?;
