@@ -452,34 +452,40 @@ fn issue_2_named_pipes_in_the_assembly_are_refused_without_waiting() {
     }
 }
 
-/// A setting whose value cannot be what it names (an S3 bucket name, an SNS topic ARN) is an
-/// error naming the environment and the key, not a value written into templates that
-/// CloudFormation would then refuse.
+/// A setting whose value cannot be what it names (an S3 bucket name, an SNS topic ARN, an SSM
+/// parameter name) is an error naming the environment and the key, not a value written into
+/// templates that CloudFormation would then refuse.
 #[test]
 fn issue_7_settings_that_cannot_be_what_they_name_are_refused() {
     for (env, pointer, value, needle) in [
         (
             "444444444444/*",
             "/accessLogs/bucket",
-            "",
+            serde_json::json!(""),
             "`accessLogs.bucket` is ``, which is not an S3 bucket name",
         ),
         (
             "444444444444/*",
             "/accessLogs/bucket",
-            "Bad_Bucket..",
+            serde_json::json!("Bad_Bucket.."),
             "is not an S3 bucket name",
         ),
         (
             "111111111111/eu-west-1",
             "/approval/notificationArn",
-            "nope",
+            serde_json::json!("nope"),
             "`approval.notificationArn` is `nope`, which is not an SNS topic ARN",
+        ),
+        (
+            "111111111111/eu-west-1",
+            "/vpc/vpcId",
+            serde_json::json!({"ssm": "/network/vpc id"}),
+            "`/network/vpc id` is not an SSM parameter name",
         ),
     ] {
         let (dir, out) = copy_fixture("pipelines");
         let mut config = read_json(&config("pipelines"));
-        *config["environments"][env].pointer_mut(pointer).unwrap() = value.into();
+        *config["environments"][env].pointer_mut(pointer).unwrap() = value;
         let path = dir.path().join("bad.json");
         std::fs::write(&path, config.to_string()).unwrap();
         let args = [

@@ -241,6 +241,14 @@ pub fn free_id(template: &Value, base: &str) -> String {
         .expect("some id is free")
 }
 
+/// Whether `name` can be an SSM parameter's name: 1 to 2,048 letters, digits and `_.-/`.
+pub fn is_ssm_parameter_name(name: &str) -> bool {
+    (1..=2048).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,12 +62,7 @@ impl Source {
             }));
         }
         if let Some(name) = &settings.ssm {
-            let valid = !name.is_empty()
-                && name.len() <= 2048
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c));
-            if !valid {
+            if !crate::transform::cfn::is_ssm_parameter_name(name) {
                 return Err(invalid(format!(
                     "`kms.ssm` is `{name}`, which is not an SSM parameter name (letters, digits, `_.-/`)"
                 )));

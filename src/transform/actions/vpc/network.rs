@@ -83,6 +83,11 @@ impl<'a> Network<'a> {
         let ssm_ok = |part: Part, name: &str| {
             if name.trim().is_empty() {
                 Err(bad(part, "the SSM parameter name is empty".into()))
+            } else if !crate::transform::cfn::is_ssm_parameter_name(name) {
+                Err(bad(
+                    part,
+                    format!("`{name}` is not an SSM parameter name (1 to 2,048 letters, digits and `_.-/`)"),
+                ))
             } else {
                 Ok(())
             }
