@@ -301,25 +301,19 @@ impl Error {
         if !path.is_file() {
             return Ok(None);
         }
-        let mut options = std::fs::OpenOptions::new();
-        options.read(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.custom_flags(libc::O_NONBLOCK);
-        }
-        let file = match options.open(path) {
-            Ok(file) => file,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-                return Ok(None)
+        match Error::read_opened(path, true) {
+            Ok(file) => Ok(Some(file)),
+            Err(Error::NotRegular { .. }) => Ok(None),
+            Err(Error::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    ErrorKind::NotFound | ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
             }
-            Err(e) => return Err(Error::io(path)(e)),
-        };
-        let metadata = file.metadata().map_err(Error::io(path))?;
-        if !metadata.is_file() {
-            return Ok(None);
+            Err(e) => Err(e),
         }
-        read_open(path, file, &metadata).map(Some)
     }
 
     /// Wraps an I/O error with the path it concerns.

@@ -483,18 +483,11 @@ fn issue_7_settings_that_cannot_be_what_they_name_are_refused() {
             "`/network/vpc id` is not an SSM parameter name",
         ),
     ] {
-        let (dir, out) = copy_fixture("pipelines");
-        let mut config = read_json(&config("pipelines"));
-        *config["environments"][env].pointer_mut(pointer).unwrap() = value;
-        let path = dir.path().join("bad.json");
-        std::fs::write(&path, config.to_string()).unwrap();
-        let args = [
-            "apply",
-            out.to_str().unwrap(),
-            "--config",
-            path.to_str().unwrap(),
-        ];
-        assert_refused(dir.path(), &args, &[needle], &out);
+        assert_refused_with(
+            "pipelines",
+            |config| *config["environments"][env].pointer_mut(pointer).unwrap() = value,
+            &[needle],
+        );
     }
 }
 

@@ -433,7 +433,7 @@ impl Reader<'_> {
             .into_par_iter()
             .map(|job| {
                 let mut out = Vec::new();
-                let first = Pending {
+                let first = ToRead {
                     name: job.name.clone(),
                     display_name: job.display_name.clone(),
                     template_path: job.template_path.clone(),
@@ -529,7 +529,7 @@ impl Reader<'_> {
 
 /// A template still to be read: its stack's names, where it is, the nested-stack resource that
 /// names it (none for a top-level stack), and the file, pointer and value that name it.
-struct Pending {
+struct ToRead {
     name: String,
     display_name: String,
     template_path: RelPath,
@@ -545,12 +545,12 @@ fn read_stack(
     resolver: &paths::Resolver,
     index: &AssetIndex,
     job: &StackJob,
-    first: Pending,
+    first: ToRead,
     out: &mut Vec<Stack>,
 ) -> Result<()> {
     let root = resolver.root();
     let mut todo = vec![first];
-    while let Some(Pending {
+    while let Some(ToRead {
         name,
         display_name,
         template_path,
@@ -604,7 +604,7 @@ fn read_stack(
                 .as_deref()
                 .and_then(nested_display_name)
                 .unwrap_or_else(|| format!("{display_name}/{logical_id}"));
-            children.push(Pending {
+            children.push(ToRead {
                 name: format!("{name}/{logical_id}"),
                 display_name: child_display,
                 template_path: child,

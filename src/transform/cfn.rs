@@ -241,6 +241,41 @@ pub fn free_id(template: &Value, base: &str) -> String {
         .expect("some id is free")
 }
 
+/// The parts of an ARN in one account and region,
+/// `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE` (the resource may hold `:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arn<'a> {
+    pub partition: &'a str,
+    pub service: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub resource: &'a str,
+}
+
+impl<'a> Arn<'a> {
+    /// `arn`'s parts, when it has all six, a partition, a region and a 12-digit account.
+    pub fn regional(arn: &'a str) -> Option<Arn<'a>> {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        match parts.as_slice() {
+            ["arn", partition, service, region, account, resource]
+                if !partition.is_empty()
+                    && !region.is_empty()
+                    && account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Some(Arn {
+                    partition,
+                    service,
+                    region,
+                    account,
+                    resource,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Whether `name` can be an SSM parameter's name: 1 to 2,048 letters, digits and `_.-/`.
 pub fn is_ssm_parameter_name(name: &str) -> bool {
     (1..=2048).contains(&name.len())

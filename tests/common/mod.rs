@@ -216,16 +216,28 @@ pub fn file_in<'a>(snapshot: &'a [(String, Vec<u8>)], name: &str) -> &'a Vec<u8>
 /// Applies the example's config with `setting` removed from its `environments[env]` entry, and
 /// asserts the run is refused (exit 2, every needle in stderr, nothing written).
 pub fn assert_refused_without(app: &str, env: &str, setting: &str, needles: &[&str]) {
+    assert_refused_with(
+        app,
+        |config| {
+            let removed = config["environments"][env]
+                .as_object_mut()
+                .and_then(|e| e.remove(setting));
+            assert!(
+                removed.is_some(),
+                "the {app} config sets `{setting}` for `{env}`"
+            );
+        },
+        needles,
+    );
+}
+
+/// Applies the example's config as `edit` changes it, and asserts the run is refused (exit 2,
+/// every needle in stderr, nothing written).
+pub fn assert_refused_with(app: &str, edit: impl FnOnce(&mut Value), needles: &[&str]) {
     let (dir, out) = copy_fixture(app);
     let mut config = read_json(&config(app));
-    let removed = config["environments"][env]
-        .as_object_mut()
-        .and_then(|e| e.remove(setting));
-    assert!(
-        removed.is_some(),
-        "the {app} config sets `{setting}` for `{env}`"
-    );
-    let path = dir.path().join("reduced.json");
+    edit(&mut config);
+    let path = dir.path().join("edited.json");
     std::fs::write(&path, config.to_string()).unwrap();
     let args = [
         "apply",

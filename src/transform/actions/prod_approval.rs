@@ -635,17 +635,13 @@ fn publish_grant(
 /// 12 digits and the topic a name SNS allows (letters, digits, `-`, `_`, at most 256; `.fifo`
 /// at the end of a FIFO topic).
 fn is_topic_arn(arn: &str) -> bool {
-    let parts: Vec<&str> = arn.split(':').collect();
-    let [arn_, partition, service, region, account, topic] = parts.as_slice() else {
+    let Some(arn) = crate::transform::cfn::Arn::regional(arn) else {
         return false;
     };
+    let topic = arn.resource;
     let name = topic.strip_suffix(".fifo").unwrap_or(topic);
-    *arn_ == "arn"
-        && partition.starts_with("aws")
-        && *service == "sns"
-        && !region.is_empty()
-        && account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
+    arn.partition.starts_with("aws")
+        && arn.service == "sns"
         && (1..=256).contains(&topic.len())
         && !name.is_empty()
         && name

@@ -147,21 +147,14 @@ fn exported_notes(
 
 /// The region of `arn:PARTITION:kms:REGION:ACCOUNT:key/ID`.
 fn key_arn_region(arn: &str) -> Option<&str> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    match parts.as_slice() {
-        ["arn", partition, "kms", region, account, resource]
-            if !partition.is_empty()
-                && !region.is_empty()
-                && account.len() == 12
-                && account.bytes().all(|b| b.is_ascii_digit())
-                && resource
+    crate::transform::cfn::Arn::regional(arn)
+        .filter(|a| {
+            a.service == "kms"
+                && a.resource
                     .strip_prefix("key/")
-                    .is_some_and(|id| !id.is_empty() && !id.contains('/')) =>
-        {
-            Some(region)
-        }
-        _ => None,
-    }
+                    .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        })
+        .map(|a| a.region)
 }
 
 impl Action for Kms {
